@@ -1,0 +1,142 @@
+//! Patch gradients of a fitted predictor and the patch-AGOP.
+//!
+//! For `f_o(z) = sum_n alpha[n][o] K(x_n, z)`, the gradient with respect to
+//! each patch `P_p(z)` of the untransformed image, every patch position its
+//! own variable (weight sharing), and
+//! `AGOP = 1/|Z| sum_z sum_o sum_p g g^T`.
+
+use std::collections::HashMap;
+
+use indicatif::ProgressBar;
+use rayon::prelude::*;
+
+use crate::kernel::{Gradient, LANES, Lanes, Pixel, Tape, Workspace};
+use crate::real::Real;
+use crate::train_set::TrainSet;
+
+impl<R: Real> TrainSet<'_, R> {
+    /// Patch gradients of one query image: `classes x positions x d`, where
+    /// `alpha` is `n x classes` row-major. `same` lists the training images
+    /// equal to the query (self-pair convention: their `r` is exactly 0).
+    pub fn patch_gradients<P: Pixel>(
+        &self,
+        alpha: &[f64],
+        classes: usize,
+        query: &[P],
+        same: &[usize],
+    ) -> Vec<f64> {
+        let kernel = self.kernel();
+        let shape = kernel.shape();
+        assert_eq!(
+            alpha.len(),
+            self.len() * classes,
+            "alpha is not n x classes"
+        );
+        let a = kernel.image_maps::<R, P>(query);
+        let mut work = Workspace::new(&shape);
+        let mut tape = Tape::new(&shape);
+        let mut grad = Gradient::new(&shape, classes);
+        let mut weights = vec![[R::ZERO; LANES]; classes];
+        for (bi, block) in self.blocks().iter().enumerate() {
+            for (o, w) in weights.iter_mut().enumerate() {
+                *w = lane_weights(alpha, classes, o, bi * LANES, block.len());
+            }
+            let mut same_lanes = [false; LANES];
+            for &j in same.iter().filter(|&&j| j / LANES == bi) {
+                same_lanes[j % LANES] = true;
+            }
+            kernel.forward(&a, block, &same_lanes, &mut work, Some(&mut tape));
+            kernel.backward(block, &weights, &tape, &mut work, &mut grad);
+        }
+        grad.finish(kernel, &a)
+    }
+
+    /// The patch-AGOP (`d x d`, row-major) over the query images (flat),
+    /// averaged over queries. `train_images` are the images this set was
+    /// prepared from: a query equal to one of them gets the self-pair
+    /// convention for that pair. `progress` advances by one per query.
+    pub fn agop<P: Pixel>(
+        &self,
+        alpha: &[f64],
+        classes: usize,
+        train_images: &[P],
+        queries: &[P],
+        progress: &ProgressBar,
+    ) -> Vec<f64> {
+        let d = self.kernel().shape().patch_dim();
+        let per = self.kernel().shape().pixels();
+        let index = ImageIndex::new(train_images, per);
+        let m = queries.len() / per;
+        let mut g = queries
+            .par_chunks(per)
+            .map(|query| {
+                let same = index.find(query);
+                let grads = self.patch_gradients(alpha, classes, query, &same);
+                let mut outer = vec![0.0; d * d];
+                for gp in grads.chunks_exact(d) {
+                    for (row, &gi) in outer.chunks_exact_mut(d).zip(gp) {
+                        for (o, &gj) in row.iter_mut().zip(gp) {
+                            *o += gi * gj;
+                        }
+                    }
+                }
+                progress.inc(1);
+                outer
+            })
+            .reduce(
+                || vec![0.0; d * d],
+                |mut acc, part| {
+                    for (a, p) in acc.iter_mut().zip(part) {
+                        *a += p;
+                    }
+                    acc
+                },
+            );
+        let inv = 1.0 / m.max(1) as f64;
+        for v in &mut g {
+            *v *= inv;
+        }
+        g
+    }
+}
+
+/// The weights of class `o` for the lanes of the block starting at image `start`.
+fn lane_weights<R: Real>(
+    alpha: &[f64],
+    classes: usize,
+    o: usize,
+    start: usize,
+    len: usize,
+) -> Lanes<R> {
+    let mut w = [R::ZERO; LANES];
+    for (lane, wv) in w.iter_mut().enumerate().take(len) {
+        *wv = R::from_f64(alpha[(start + lane) * classes + o]);
+    }
+    w
+}
+
+/// Finds the training images bit-identical to a query.
+struct ImageIndex {
+    by_bits: HashMap<Vec<u64>, Vec<usize>>,
+}
+
+impl ImageIndex {
+    fn new<P: Pixel>(images: &[P], per: usize) -> Self {
+        let mut by_bits: HashMap<Vec<u64>, Vec<usize>> = HashMap::new();
+        for (i, im) in images.chunks_exact(per).enumerate() {
+            by_bits.entry(bits(im)).or_default().push(i);
+        }
+        Self { by_bits }
+    }
+
+    fn find<P: Pixel>(&self, query: &[P]) -> Vec<usize> {
+        self.by_bits.get(&bits(query)).cloned().unwrap_or_default()
+    }
+}
+
+fn bits<P: Pixel>(image: &[P]) -> Vec<u64> {
+    image
+        .iter()
+        .map(|&v| Into::<f64>::into(v).to_bits())
+        .collect()
+}

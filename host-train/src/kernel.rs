@@ -1,0 +1,756 @@
+//! The convolutional NTK / NNGP of a ReLU CNN on metric-transformed patches,
+//! and its gradient with respect to the query image's patches.
+//!
+//! This module is the single implementation of the kernel recursion (see
+//! `docs/kernel.md`, or the golden vectors' README) used by training, AGOP
+//! and export. Per pair of images `(a, b)`:
+//!
+//! - layer 1: `K1_p = <u_p(a), u_p(b)> / c` with `u_p = P_p S` (patch row
+//!   vector times the metric `S`), `Theta1 = K1`;
+//! - ReLU step, in the `rho = K / sqrt(q_a q_b)` form:
+//!   `Khat = sqrt(q_a q_b) (sqrt(1 - rho^2) / pi + Kdot rho)`,
+//!   `Kdot = (pi - arccos rho) / pi`, `Thetahat = Theta Kdot`;
+//! - layers 2..L: 3x3 VALID window sums of `Khat`, `Thetahat` (plus `K`);
+//! - readout: `NTK = mean(Thetahat^L + Khat^L)`, `NNGP = mean(Khat^L)`.
+//!
+//! `q^l` of an image depends on that image alone, so `sqrt(q)` and
+//! `1/sqrt(q)` maps are computed once per image ([`ImageMaps`]). Pairs are
+//! evaluated one query image against a [`Block`] of [`LANES`] training
+//! images at once, lane-interleaved, so every inner loop is a straight
+//! element-wise loop over lanes that the compiler vectorises.
+//!
+//! Degenerate corners follow the reference: where `q = 0` (an all-zero patch
+//! window), `rho = 0`, `Kdot = 1/2`, `Khat = 0`; an image paired with itself
+//! gets `rho = 1` exactly (the self-pair convention), not a rounding residue.
+
+use convrfm_core::{PATCH, Shape};
+use serde::{Deserialize, Serialize};
+
+use crate::real::Real;
+
+/// A pixel value: images are `f32` in training; the exact `f64` path and
+/// its reference checks may feed `f64` pixels.
+pub trait Pixel: Copy + Into<f64> + Send + Sync {}
+impl Pixel for f32 {}
+impl Pixel for f64 {}
+
+/// Images per block: the SIMD lane count of every inner loop.
+pub const LANES: usize = 16;
+
+/// One SIMD-friendly group of per-lane values.
+pub type Lanes<R> = [R; LANES];
+
+const INV_PI: f64 = 1.0 / std::f64::consts::PI;
+
+/// Which kernel the readout gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum KernelKind {
+    /// Neural tangent kernel (what ConvRFM uses).
+    Ntk,
+    /// Gaussian-process kernel of the same network.
+    Nngp,
+}
+
+/// The patch metric `S = M^{1/2}` (`d x d`, row-major): each patch row
+/// vector `P` is mapped to `u = P S`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Metric {
+    dim: usize,
+    rows: Vec<f64>,
+}
+
+/// Why a metric cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum MetricError {
+    /// The entry count is not `dim * dim`.
+    #[error("metric has {found} entries, a {dim}x{dim} matrix needs {}", dim * dim)]
+    WrongSize {
+        /// Patch dimension.
+        dim: usize,
+        /// Entries given.
+        found: usize,
+    },
+    /// An entry is NaN or infinite.
+    #[error("metric entry ({row}, {col}) is not finite")]
+    NotFinite {
+        /// Row of the entry.
+        row: usize,
+        /// Column of the entry.
+        col: usize,
+    },
+}
+
+impl Metric {
+    /// `S = I`: the plain convolutional kernel (ConvRFM iteration 0).
+    pub fn identity(dim: usize) -> Self {
+        let mut rows = vec![0.0; dim * dim];
+        for i in 0..dim {
+            rows[i * dim + i] = 1.0;
+        }
+        Self { dim, rows }
+    }
+
+    /// A metric from its rows; checks size and finiteness.
+    pub fn from_rows(dim: usize, rows: Vec<f64>) -> Result<Self, MetricError> {
+        if rows.len() != dim * dim {
+            return Err(MetricError::WrongSize {
+                dim,
+                found: rows.len(),
+            });
+        }
+        if let Some(i) = rows.iter().position(|v| !v.is_finite()) {
+            return Err(MetricError::NotFinite {
+                row: i / dim,
+                col: i % dim,
+            });
+        }
+        Ok(Self { dim, rows })
+    }
+
+    /// Patch dimension `d`.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The `d x d` entries, row-major.
+    pub fn rows(&self) -> &[f64] {
+        &self.rows
+    }
+}
+
+/// What a kernel evaluation needs besides the images.
+#[derive(Clone, Debug)]
+pub struct Kernel {
+    shape: Shape,
+    kind: KernelKind,
+    metric: Metric,
+}
+
+impl Kernel {
+    /// A kernel on images of `shape` (whose depth is the kernel depth).
+    ///
+    /// # Panics
+    /// If the metric's dimension is not the shape's patch dimension (a
+    /// programming error: models and trainers build both from one shape).
+    pub fn new(shape: Shape, kind: KernelKind, metric: Metric) -> Self {
+        assert_eq!(
+            metric.dim(),
+            shape.patch_dim(),
+            "metric dimension does not match the patch dimension"
+        );
+        Self {
+            shape,
+            kind,
+            metric,
+        }
+    }
+
+    /// Image shape and depth.
+    pub fn shape(&self) -> Shape {
+        self.shape
+    }
+
+    /// NTK or NNGP.
+    pub fn kind(&self) -> KernelKind {
+        self.kind
+    }
+
+    /// The patch metric `S`.
+    pub fn metric(&self) -> &Metric {
+        &self.metric
+    }
+
+    /// Per-image maps of one image (`c*H*W` values, channel-major).
+    pub fn image_maps<R: Real, P: Pixel>(&self, image: &[P]) -> ImageMaps<R> {
+        let s = &self.shape;
+        let d = s.patch_dim();
+        let (rows, cols) = s.grid(1);
+        let metric: Vec<R> = self.metric.rows.iter().map(|&v| R::from_f64(v)).collect();
+        let mut patch = vec![R::ZERO; d];
+        let mut u = vec![R::ZERO; rows * cols * d];
+        for i in 0..rows {
+            for j in 0..cols {
+                extract_patch(s, image, i, j, &mut patch);
+                let out = &mut u[(i * cols + j) * d..][..d];
+                for (k, &pk) in patch.iter().enumerate() {
+                    let srow = &metric[k * d..][..d];
+                    for (o, &sv) in out.iter_mut().zip(srow) {
+                        *o += pk * sv;
+                    }
+                }
+            }
+        }
+        let inv_c = R::from_f64(1.0 / s.channels() as f64);
+        let mut q = vec![
+            u.chunks_exact(d)
+                .map(|up| up.iter().map(|&v| v * v).sum::<R>() * inv_c)
+                .collect::<Vec<R>>(),
+        ];
+        for layer in 2..=s.depth() {
+            let (r, c) = s.grid(layer - 1);
+            let prev = &q[q.len() - 1];
+            let mut next = vec![R::ZERO; s.positions(layer)];
+            let mut horizontal = vec![R::ZERO; r * c];
+            window_sum(prev, r, c, &mut next, &mut horizontal, |acc, v| *acc += *v);
+            q.push(next);
+        }
+        let sqrt_q = q
+            .iter()
+            .map(|m| m.iter().map(|&v| v.sqrt()).collect())
+            .collect::<Vec<Vec<R>>>();
+        let inv_sqrt_q = sqrt_q
+            .iter()
+            .map(|m| m.iter().map(|&v| inv_or_zero(v)).collect())
+            .collect();
+        ImageMaps {
+            u,
+            q,
+            sqrt_q,
+            inv_sqrt_q,
+        }
+    }
+
+    /// Lane-interleaved maps of up to [`LANES`] images; missing lanes are
+    /// all-zero images, whose kernel values are exactly 0.
+    pub fn block<R: Real, P: Pixel>(&self, images: &[&[P]]) -> Block<R> {
+        assert!(images.len() <= LANES);
+        let maps: Vec<ImageMaps<R>> = images.iter().map(|im| self.image_maps(im)).collect();
+        let interleave = |get: &dyn Fn(&ImageMaps<R>) -> &[R], len: usize| -> Vec<Lanes<R>> {
+            let mut out = vec![[R::ZERO; LANES]; len];
+            for (lane, m) in maps.iter().enumerate() {
+                for (o, &v) in out.iter_mut().zip(get(m)) {
+                    o[lane] = v;
+                }
+            }
+            out
+        };
+        let s = &self.shape;
+        let u = interleave(&|m| &m.u, s.positions(1) * s.patch_dim());
+        let per_layer = |get: &dyn Fn(&ImageMaps<R>, usize) -> &[R]| -> Vec<Vec<Lanes<R>>> {
+            (0..s.depth())
+                .map(|l| interleave(&|m| get(m, l), s.positions(l + 1)))
+                .collect()
+        };
+        let q = per_layer(&|m, l| &m.q[l]);
+        let sqrt_q = per_layer(&|m, l| &m.sqrt_q[l]);
+        let inv_sqrt_q = per_layer(&|m, l| &m.inv_sqrt_q[l]);
+        Block {
+            len: images.len(),
+            u,
+            q,
+            sqrt_q,
+            inv_sqrt_q,
+        }
+    }
+
+    /// Kernel values between image `a` and every lane of `b`: `(NTK, NNGP)`.
+    ///
+    /// `same[lane]` marks lanes holding an image equal to `a` (self-pair
+    /// convention).
+    /// With a `tape`, also records what [`Kernel::backward`] needs.
+    pub fn forward<R: Real>(
+        &self,
+        a: &ImageMaps<R>,
+        b: &Block<R>,
+        same: &[bool; LANES],
+        work: &mut Workspace<R>,
+        mut tape: Option<&mut Tape<R>>,
+    ) -> (Lanes<R>, Lanes<R>) {
+        let s = &self.shape;
+        let d = s.patch_dim();
+        let inv_c = R::from_f64(1.0 / s.channels() as f64);
+        let Workspace {
+            k,
+            theta,
+            tmp,
+            horizontal,
+        } = work;
+        // Layer 1: same-position patch products.
+        let n1 = s.positions(1);
+        for (p, (kp, tp)) in k[..n1].iter_mut().zip(&mut theta[..n1]).enumerate() {
+            let mut acc = [R::ZERO; LANES];
+            for (&ua, ub) in a.u[p * d..][..d].iter().zip(&b.u[p * d..][..d]) {
+                for (acc, &ub) in acc.iter_mut().zip(ub) {
+                    *acc += ua * ub;
+                }
+            }
+            for (kv, acc) in kp.iter_mut().zip(acc) {
+                *kv = acc * inv_c;
+            }
+            *tp = *kp;
+        }
+        for layer in 1..=s.depth() {
+            let n = s.positions(layer);
+            let l = layer - 1;
+            relu_step(
+                &mut k[..n],
+                &mut theta[..n],
+                Variances {
+                    q: &a.q[l],
+                    sqrt: &a.sqrt_q[l],
+                    inv_sqrt: &a.inv_sqrt_q[l],
+                },
+                Variances {
+                    q: &b.q[l],
+                    sqrt: &b.sqrt_q[l],
+                    inv_sqrt: &b.inv_sqrt_q[l],
+                },
+                same,
+                tape.as_deref_mut().map(|t| &mut t.layers[l]),
+            );
+            if layer < s.depth() {
+                let (r, c) = s.grid(layer);
+                let m = s.positions(layer + 1);
+                // Theta^{l+1} = wsum(Thetahat) + K^{l+1}, K^{l+1} = wsum(Khat).
+                window_sum(&theta[..n], r, c, tmp, horizontal, add_lanes);
+                theta[..m].copy_from_slice(&tmp[..m]);
+                window_sum(&k[..n], r, c, tmp, horizontal, add_lanes);
+                k[..m].copy_from_slice(&tmp[..m]);
+                for (t, kv) in theta[..m].iter_mut().zip(&k[..m]) {
+                    add_lanes(t, kv);
+                }
+            }
+        }
+        let n = s.positions(s.depth());
+        let inv_n = R::from_f64(1.0 / n as f64);
+        let mut khat_sum = [R::ZERO; LANES];
+        let mut theta_sum = [R::ZERO; LANES];
+        for (kv, tv) in k[..n].iter().zip(&theta[..n]) {
+            add_lanes(&mut khat_sum, kv);
+            add_lanes(&mut theta_sum, tv);
+        }
+        let mut ntk = [R::ZERO; LANES];
+        let mut nngp = [R::ZERO; LANES];
+        for lane in 0..LANES {
+            nngp[lane] = khat_sum[lane] * inv_n;
+            ntk[lane] = theta_sum[lane] * inv_n + nngp[lane];
+        }
+        (ntk, nngp)
+    }
+
+    /// Adds, for each class `o`, the gradient of
+    /// `f_o(a) = sum_lanes weights[o][lane] * kernel(a, lane)` with respect to
+    /// the transformed patches `u_p(a)` and maps `q^l(a)` into `grad`.
+    ///
+    /// `tape` must come from [`Kernel::forward`] on the same pair.
+    /// Call [`Gradient::finish`] after the last block to get patch gradients.
+    pub fn backward<R: Real>(
+        &self,
+        b: &Block<R>,
+        weights: &[Lanes<R>],
+        tape: &Tape<R>,
+        work: &mut Workspace<R>,
+        grad: &mut Gradient<R>,
+    ) {
+        let s = &self.shape;
+        let d = s.patch_dim();
+        let depth = s.depth();
+        let last = s.positions(depth);
+        let inv_n = R::from_f64(1.0 / last as f64);
+        let Workspace {
+            k: dk,
+            theta: dth,
+            tmp,
+            ..
+        } = work;
+        for (o, w) in weights.iter().enumerate() {
+            let mut seed = [R::ZERO; LANES];
+            for (sv, &wv) in seed.iter_mut().zip(w) {
+                *sv = wv * inv_n;
+            }
+            dk[..last].fill(seed);
+            let theta_seed = match self.kind {
+                KernelKind::Ntk => seed,
+                KernelKind::Nngp => [R::ZERO; LANES],
+            };
+            dth[..last].fill(theta_seed);
+            for layer in (1..=depth).rev() {
+                let n = s.positions(layer);
+                let t = &tape.layers[layer - 1];
+                let dq = &mut grad.dq[o][layer - 1];
+                for p in 0..n {
+                    let (kd, tk) = (&mut dk[p], &mut dth[p]);
+                    for lane in 0..LANES {
+                        let (dkh, dthh) = (kd[lane], tk[lane]);
+                        let kdot = t.kdot[p][lane];
+                        let dtheta = dthh * kdot;
+                        // dK (+ dTheta: Theta of every layer contains + K).
+                        kd[lane] = dkh * kdot + dthh * t.dkdot_dk[p][lane] + dtheta;
+                        tk[lane] = dtheta;
+                        dq[p][lane] += dkh * t.dkhat_dq[p][lane] + dthh * t.dkdot_dq[p][lane];
+                    }
+                }
+                if layer > 1 {
+                    let (r, c) = s.grid(layer - 1);
+                    let zero = [R::ZERO; LANES];
+                    window_adjoint(&dk[..n], r, c, tmp, zero, add_lanes);
+                    dk[..r * c].copy_from_slice(&tmp[..r * c]);
+                    window_adjoint(&dth[..n], r, c, tmp, zero, add_lanes);
+                    dth[..r * c].copy_from_slice(&tmp[..r * c]);
+                }
+            }
+            // dK1 -> d u(a): sum over lanes of dK1 * u(b) (the 1/c comes in `finish`).
+            let du = &mut grad.du[o];
+            for p in 0..s.positions(1) {
+                let g = dk[p];
+                for (acc, ub) in du[p * d..][..d].iter_mut().zip(&b.u[p * d..][..d]) {
+                    for lane in 0..LANES {
+                        acc[lane] += g[lane] * ub[lane];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Copies the patch at grid position `(i, j)` in the reference order:
+/// channel slowest, then row offset, then column offset.
+fn extract_patch<R: Real, P: Pixel>(s: &Shape, image: &[P], i: usize, j: usize, patch: &mut [R]) {
+    let (h, w) = (s.height(), s.width());
+    let mut k = 0;
+    for ch in 0..s.channels() {
+        for a in 0..PATCH {
+            let row = &image[ch * h * w + (i + a) * w + j..][..PATCH];
+            for &v in row {
+                patch[k] = R::from_f64(v.into());
+                k += 1;
+            }
+        }
+    }
+}
+
+fn inv_or_zero<R: Real>(v: R) -> R {
+    if v > R::ZERO { R::ONE / v } else { R::ZERO }
+}
+
+fn add_lanes<R: Real>(acc: &mut Lanes<R>, v: &Lanes<R>) {
+    for (a, &b) in acc.iter_mut().zip(v) {
+        *a += b;
+    }
+}
+
+/// `dst[i][j] = sum of src over the 3x3 window at (i, j)` (VALID), done as
+/// a row pass into `horizontal` then a column pass. `src` is `rows x cols`;
+/// `horizontal` holds at least `rows * (cols - 2)` values.
+fn window_sum<T: Copy>(
+    src: &[T],
+    rows: usize,
+    cols: usize,
+    dst: &mut [T],
+    horizontal: &mut [T],
+    add: impl Fn(&mut T, &T),
+) {
+    let (orows, ocols) = (rows - 2, cols - 2);
+    for i in 0..rows {
+        let row = &src[i * cols..][..cols];
+        for (j, h) in horizontal[i * ocols..][..ocols].iter_mut().enumerate() {
+            *h = row[j];
+            add(h, &row[j + 1]);
+            add(h, &row[j + 2]);
+        }
+    }
+    for i in 0..orows {
+        for (j, o) in dst[i * ocols..][..ocols].iter_mut().enumerate() {
+            *o = horizontal[i * ocols + j];
+            add(o, &horizontal[(i + 1) * ocols + j]);
+            add(o, &horizontal[(i + 2) * ocols + j]);
+        }
+    }
+}
+
+/// Adjoint of [`window_sum`]: every output's value is added back to its
+/// 3x3 window. `dst` is the `rows x cols` input grid; it is overwritten.
+fn window_adjoint<T: Copy>(
+    src: &[T],
+    rows: usize,
+    cols: usize,
+    dst: &mut [T],
+    zero: T,
+    add: impl Fn(&mut T, &T),
+) {
+    let ocols = cols - 2;
+    dst[..rows * cols].fill(zero);
+    for (idx, v) in src.iter().enumerate() {
+        let (i, j) = (idx / ocols, idx % ocols);
+        for a in 0..PATCH {
+            for o in &mut dst[(i + a) * cols + j..][..PATCH] {
+                add(o, v);
+            }
+        }
+    }
+}
+
+/// One side's variance maps on one layer: `q`, `sqrt(q)`, `1/sqrt(q)` (0
+/// where `q = 0`).
+struct Variances<'a, T> {
+    q: &'a [T],
+    sqrt: &'a [T],
+    inv_sqrt: &'a [T],
+}
+
+/// The ReLU step on one layer, in place: `K -> Khat`, `Theta -> Thetahat`.
+fn relu_step<R: Real>(
+    k: &mut [Lanes<R>],
+    theta: &mut [Lanes<R>],
+    a: Variances<'_, R>,
+    b: Variances<'_, Lanes<R>>,
+    force: &[bool; LANES],
+    mut tape: Option<&mut LayerTape<R>>,
+) {
+    let inv_pi = R::from_f64(INV_PI);
+    let half_inv_pi = R::from_f64(0.5 * INV_PI);
+    let live_min = R::from_f64(1e-30);
+    for p in 0..k.len() {
+        let (sa, ia) = (a.sqrt[p], a.inv_sqrt[p]);
+        let mut kdot_l = [R::ZERO; LANES];
+        let mut kpre = [R::ZERO; LANES];
+        let mut theta_pre = [R::ZERO; LANES];
+        for lane in 0..LANES {
+            let kv = k[p][lane];
+            let rho = (kv * ia * b.inv_sqrt[p][lane]).max(-R::ONE).min(R::ONE);
+            let rho = if force[lane] && rho > R::ZERO {
+                R::ONE
+            } else {
+                rho
+            };
+            let kdot = R::ONE - rho.arccos() * inv_pi;
+            let sin = (R::ONE - rho * rho).max(R::ZERO).sqrt();
+            let scale = sa * b.sqrt[p][lane];
+            k[p][lane] = scale * (sin * inv_pi + kdot * rho);
+            let th = theta[p][lane];
+            theta[p][lane] = th * kdot;
+            kdot_l[lane] = kdot;
+            kpre[lane] = kv;
+            theta_pre[lane] = th;
+        }
+        if let Some(t) = tape.as_deref_mut() {
+            // Partials of the reference, with its r = sqrt(q_a q_b - K^2)
+            // (the gradient is 1/r-sensitive near collinear patches, so r is
+            // formed exactly as there). All r-terms are 0 where r = 0 ("not
+            // live", or a self-pair): then dKhat/dK = Kdot only.
+            let qa = a.q[p];
+            let qa_inv = ia * ia;
+            for lane in 0..LANES {
+                let (kv, th) = (kpre[lane], theta_pre[lane]);
+                let r2 = qa * b.q[p][lane] - kv * kv;
+                let live = r2 > live_min && !force[lane];
+                let r = r2.max(R::ZERO).sqrt();
+                let rinv = if live { R::ONE / r } else { R::ZERO };
+                let r = if live { r } else { R::ZERO };
+                t.k_pre[p][lane] = kv;
+                t.theta_pre[p][lane] = th;
+                t.k_post[p][lane] = k[p][lane];
+                t.kdot[p][lane] = kdot_l[lane];
+                t.dkdot_dk[p][lane] = th * inv_pi * rinv;
+                t.dkhat_dq[p][lane] = r * half_inv_pi * qa_inv;
+                t.dkdot_dq[p][lane] = -th * kv * half_inv_pi * rinv * qa_inv;
+            }
+        }
+    }
+}
+
+/// Per-image maps of the query side: transformed patches and `q` maps.
+#[derive(Clone, Debug)]
+pub struct ImageMaps<R> {
+    /// `u_p = P_p S`, positions x d.
+    u: Vec<R>,
+    /// `q^l` per layer.
+    q: Vec<Vec<R>>,
+    /// `sqrt(q^l)` per layer.
+    sqrt_q: Vec<Vec<R>>,
+    /// `1/sqrt(q^l)` per layer, 0 where `q = 0`.
+    inv_sqrt_q: Vec<Vec<R>>,
+}
+
+impl<R: Real> ImageMaps<R> {
+    /// `q^l` of this image (layer 1-based), the variance map of that layer.
+    pub fn q(&self, layer: usize) -> Vec<f64> {
+        self.q[layer - 1].iter().map(|v| v.to_f64()).collect()
+    }
+}
+
+/// Up to [`LANES`] training-side images, lane-interleaved.
+#[derive(Clone, Debug)]
+pub struct Block<R> {
+    len: usize,
+    u: Vec<Lanes<R>>,
+    q: Vec<Vec<Lanes<R>>>,
+    sqrt_q: Vec<Vec<Lanes<R>>>,
+    inv_sqrt_q: Vec<Vec<Lanes<R>>>,
+}
+
+impl<R> Block<R> {
+    /// Number of real images (the remaining lanes are padding).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the block holds no image.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Reusable per-thread buffers for [`Kernel::forward`] / [`Kernel::backward`].
+pub struct Workspace<R> {
+    k: Vec<Lanes<R>>,
+    theta: Vec<Lanes<R>>,
+    tmp: Vec<Lanes<R>>,
+    horizontal: Vec<Lanes<R>>,
+}
+
+impl<R: Real> Workspace<R> {
+    /// Buffers sized for `shape`.
+    pub fn new(shape: &Shape) -> Self {
+        let n = shape.positions(1);
+        Self {
+            k: vec![[R::ZERO; LANES]; n],
+            theta: vec![[R::ZERO; LANES]; n],
+            tmp: vec![[R::ZERO; LANES]; n],
+            horizontal: vec![[R::ZERO; LANES]; n],
+        }
+    }
+}
+
+/// Per-layer maps and partial derivatives recorded by a forward pass.
+struct LayerTape<R> {
+    k_pre: Vec<Lanes<R>>,
+    theta_pre: Vec<Lanes<R>>,
+    k_post: Vec<Lanes<R>>,
+    kdot: Vec<Lanes<R>>,
+    /// `Theta * dKdot/dK`.
+    dkdot_dk: Vec<Lanes<R>>,
+    /// `dKhat/dq_a`.
+    dkhat_dq: Vec<Lanes<R>>,
+    /// `Theta * dKdot/dq_a`.
+    dkdot_dq: Vec<Lanes<R>>,
+}
+
+/// What [`Kernel::backward`] needs from the forward pass of one block.
+pub struct Tape<R> {
+    layers: Vec<LayerTape<R>>,
+}
+
+impl<R: Real> Tape<R> {
+    /// Tape sized for `shape`.
+    pub fn new(shape: &Shape) -> Self {
+        let layers = (1..=shape.depth())
+            .map(|l| {
+                let n = shape.positions(l);
+                let z = || vec![[R::ZERO; LANES]; n];
+                LayerTape {
+                    k_pre: z(),
+                    theta_pre: z(),
+                    k_post: z(),
+                    kdot: z(),
+                    dkdot_dk: z(),
+                    dkhat_dq: z(),
+                    dkdot_dq: z(),
+                }
+            })
+            .collect();
+        Self { layers }
+    }
+
+    /// The recorded maps of one lane, layer by layer (for inspection and
+    /// for checking the recursion against reference traces).
+    pub fn trace(&self, lane: usize) -> Vec<LayerTrace> {
+        let pick = |m: &[Lanes<R>]| m.iter().map(|v| v[lane].to_f64()).collect::<Vec<f64>>();
+        self.layers
+            .iter()
+            .map(|t| {
+                let kdot = pick(&t.kdot);
+                let theta_pre = pick(&t.theta_pre);
+                LayerTrace {
+                    k_pre: pick(&t.k_pre),
+                    k_post: pick(&t.k_post),
+                    theta_post: theta_pre.iter().zip(&kdot).map(|(t, k)| t * k).collect(),
+                    theta_pre,
+                    kdot,
+                }
+            })
+            .collect()
+    }
+}
+
+/// One layer's maps for one image pair, row-major over that layer's grid.
+#[derive(Clone, Debug)]
+pub struct LayerTrace {
+    /// `K` before the ReLU step.
+    pub k_pre: Vec<f64>,
+    /// `Theta` before the ReLU step.
+    pub theta_pre: Vec<f64>,
+    /// `Khat`.
+    pub k_post: Vec<f64>,
+    /// `Kdot`.
+    pub kdot: Vec<f64>,
+    /// `Thetahat`.
+    pub theta_post: Vec<f64>,
+}
+
+/// Gradient accumulators of one query image, per class.
+pub struct Gradient<R> {
+    /// `d f_o / d u(a)` from the `K1` terms, per lane; positions x d.
+    du: Vec<Vec<Lanes<R>>>,
+    /// `d f_o / d q^l(a)`, per lane and layer.
+    dq: Vec<Vec<Vec<Lanes<R>>>>,
+}
+
+impl<R: Real> Gradient<R> {
+    /// Zeroed accumulators for `classes` outputs.
+    pub fn new(shape: &Shape, classes: usize) -> Self {
+        let d = shape.patch_dim();
+        Self {
+            du: vec![vec![[R::ZERO; LANES]; shape.positions(1) * d]; classes],
+            dq: vec![
+                (1..=shape.depth())
+                    .map(|l| vec![[R::ZERO; LANES]; shape.positions(l)])
+                    .collect();
+                classes
+            ],
+        }
+    }
+
+    /// Patch gradients `g[o][p] = d f_o / d P_p(a)` (classes x positions x d,
+    /// in f64), chaining the `q` maps down to layer 1 and `u = P S` back to
+    /// the untransformed patches.
+    pub fn finish(&self, kernel: &Kernel, a: &ImageMaps<R>) -> Vec<f64> {
+        let s = &kernel.shape;
+        let d = s.patch_dim();
+        let n1 = s.positions(1);
+        let inv_c = 1.0 / s.channels() as f64;
+        let metric = kernel.metric.rows();
+        let mut out = Vec::with_capacity(self.du.len() * n1 * d);
+        let mut dup = vec![0.0; d];
+        for (du_o, dq_o) in self.du.iter().zip(&self.dq) {
+            // Reduce lanes, then chain dq^l -> dq^{l-1} (q^l = wsum q^{l-1}).
+            let mut dq: Vec<f64> = lane_sums(&dq_o[s.depth() - 1]);
+            for layer in (1..s.depth()).rev() {
+                let (r, c) = s.grid(layer);
+                let mut below = vec![0.0; r * c];
+                window_adjoint(&dq, r, c, &mut below, 0.0, |acc, v| *acc += *v);
+                for (b, own) in below.iter_mut().zip(lane_sums(&dq_o[layer - 1])) {
+                    *b += own;
+                }
+                dq = below;
+            }
+            let du = lane_sums(du_o);
+            for p in 0..n1 {
+                for (k, v) in dup.iter_mut().enumerate() {
+                    *v = (du[p * d + k] + 2.0 * dq[p] * a.u[p * d + k].to_f64()) * inv_c;
+                }
+                // g = du S^T: g[m] = sum_k du[k] S[m][k].
+                for srow in metric.chunks_exact(d) {
+                    out.push(dup.iter().zip(srow).map(|(x, y)| x * y).sum());
+                }
+            }
+        }
+        out
+    }
+}
+
+fn lane_sums<R: Real>(v: &[Lanes<R>]) -> Vec<f64> {
+    v.iter()
+        .map(|l| l.iter().map(|x| x.to_f64()).sum())
+        .collect()
+}

@@ -1,0 +1,138 @@
+//! Kernel matrices over sets of images: `K(X, X)` and `K(Z, X)`.
+//!
+//! The training images `X` are prepared once into lane-interleaved
+//! [`Block`]s; a query image is prepared on the fly (its cost is one patch
+//! transform, negligible next to a row of pairs). Rows run in parallel on
+//! rayon's pool, so `--threads` (the pool size) sets the cores used.
+
+use indicatif::ProgressBar;
+use rayon::prelude::*;
+
+use crate::kernel::{Block, Kernel, LANES, Pixel, Workspace};
+use crate::real::Real;
+
+/// Training images prepared for kernel evaluation in precision `R`.
+pub struct TrainSet<'k, R> {
+    kernel: &'k Kernel,
+    blocks: Vec<Block<R>>,
+    len: usize,
+}
+
+impl<'k, R: Real> TrainSet<'k, R> {
+    /// Prepares `images` (flat, `n * c*H*W` values, channel-major).
+    ///
+    /// # Panics
+    /// If `images.len()` is not a multiple of the image size.
+    pub fn new<P: Pixel>(kernel: &'k Kernel, images: &[P]) -> Self {
+        let per = kernel.shape().pixels();
+        assert_eq!(images.len() % per, 0, "image data is not whole images");
+        let len = images.len() / per;
+        let blocks = images
+            .par_chunks(per * LANES)
+            .map(|chunk| {
+                let ims: Vec<&[P]> = chunk.chunks_exact(per).collect();
+                kernel.block(&ims)
+            })
+            .collect();
+        Self {
+            kernel,
+            blocks,
+            len,
+        }
+    }
+
+    /// Number of training images.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when there is no training image.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The kernel these images were prepared for.
+    pub fn kernel(&self) -> &'k Kernel {
+        self.kernel
+    }
+
+    /// The lane blocks, in image order.
+    pub fn blocks(&self) -> &[Block<R>] {
+        &self.blocks
+    }
+
+    /// `K(X, X)` (`n x n`, row-major, symmetric) for the images this set was
+    /// prepared from. Each unordered pair is evaluated once; the diagonal
+    /// uses the self-pair convention. `progress` advances by one per pair
+    /// evaluated (`n (n + 1) / 2` in all, up to block padding).
+    pub fn gram<P: Pixel>(&self, images: &[P], progress: &ProgressBar) -> Vec<f64> {
+        let n = self.len;
+        let per = self.kernel.shape().pixels();
+        let mut out = vec![0.0; n * n];
+        out.par_chunks_mut(n.max(1)).enumerate().for_each_init(
+            || Workspace::new(&self.kernel.shape()),
+            |work, (i, row)| {
+                let a = self.kernel.image_maps::<R, P>(&images[i * per..][..per]);
+                let first = i / LANES;
+                for (bi, block) in self.blocks.iter().enumerate().skip(first) {
+                    let mut same = [false; LANES];
+                    if bi == first {
+                        same[i % LANES] = true;
+                    }
+                    let (ntk, nngp) = self.kernel.forward(&a, block, &same, work, None);
+                    let vals = self.pick(&ntk, &nngp);
+                    for (lane, v) in vals.iter().enumerate().take(block.len()) {
+                        let j = bi * LANES + lane;
+                        if j >= i {
+                            row[j] = v.to_f64();
+                        }
+                    }
+                }
+                progress.inc((n - i) as u64);
+            },
+        );
+        for i in 0..n {
+            for j in 0..i {
+                out[i * n + j] = out[j * n + i];
+            }
+        }
+        out
+    }
+
+    /// `K(Z, X)` (`m x n`, row-major) for `m` query images (flat).
+    /// `progress` advances by `n` per query.
+    pub fn cross<P: Pixel>(&self, queries: &[P], progress: &ProgressBar) -> Vec<f64> {
+        let n = self.len;
+        let per = self.kernel.shape().pixels();
+        assert_eq!(queries.len() % per, 0, "query data is not whole images");
+        let m = queries.len() / per;
+        let mut out = vec![0.0; m * n];
+        if n == 0 {
+            return out;
+        }
+        out.par_chunks_mut(n)
+            .zip(queries.par_chunks(per))
+            .for_each_init(
+                || Workspace::new(&self.kernel.shape()),
+                |work, (row, query)| {
+                    let a = self.kernel.image_maps::<R, P>(query);
+                    for (block, dst) in self.blocks.iter().zip(row.chunks_mut(LANES)) {
+                        let (ntk, nngp) =
+                            self.kernel.forward(&a, block, &[false; LANES], work, None);
+                        for (d, v) in dst.iter_mut().zip(self.pick(&ntk, &nngp)) {
+                            *d = v.to_f64();
+                        }
+                    }
+                    progress.inc(n as u64);
+                },
+            );
+        out
+    }
+
+    fn pick<'a>(&self, ntk: &'a [R; LANES], nngp: &'a [R; LANES]) -> &'a [R; LANES] {
+        match self.kernel.kind() {
+            crate::kernel::KernelKind::Ntk => ntk,
+            crate::kernel::KernelKind::Nngp => nngp,
+        }
+    }
+}
