@@ -1,0 +1,202 @@
+//! Dense linear algebra on the host, via faer: the regularised kernel solve
+//! and the PSD square root that turns an AGOP into the next metric.
+
+use faer::prelude::*;
+use faer::{Mat, MatRef, Side};
+
+/// Why a solve or a square root failed.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum LinalgError {
+    /// The matrix has a NaN or infinite entry.
+    #[error("{what} has a non-finite entry at ({row}, {col})")]
+    NotFinite {
+        /// Which matrix.
+        what: &'static str,
+        /// Row of the first bad entry.
+        row: usize,
+        /// Column of the first bad entry.
+        col: usize,
+    },
+    /// Cholesky failed even with the largest jitter tried.
+    #[error(
+        "K + lambda I is not positive definite (lambda = {lambda:e}), even with jitter up to {max_jitter:e}"
+    )]
+    NotPositiveDefinite {
+        /// Requested ridge.
+        lambda: f64,
+        /// Largest jitter tried.
+        max_jitter: f64,
+    },
+    /// The eigendecomposition did not converge.
+    #[error("eigendecomposition of the AGOP did not converge")]
+    EigenFailed,
+    /// The AGOP is zero: the predictor's gradients vanish, so there is no
+    /// metric to learn.
+    #[error("the AGOP is zero (all patch gradients vanish); cannot update the metric")]
+    ZeroAgop,
+}
+
+/// `alpha = (K + lambda I)^{-1} Y` and what it took.
+#[derive(Clone, Debug)]
+pub struct Solution {
+    /// `n x classes`, row-major.
+    pub alpha: Vec<f64>,
+    /// Extra diagonal added beyond `lambda` to make Cholesky succeed
+    /// (0 when none was needed).
+    pub jitter: f64,
+}
+
+/// Largest jitter (relative to the unit diagonal scale of a max-normalised
+/// kernel) tried before giving up.
+const MAX_JITTER: f64 = 1e-2;
+
+/// Solves `(K + lambda I) alpha = Y` by Cholesky. `k` is `n x n` symmetric
+/// (row-major; only its values matter), `y` is `n x classes` row-major.
+///
+/// If the factorisation fails (f32 kernels carry ~1e-7 relative noise, so a
+/// tiny lambda can leave the matrix indefinite at rounding level), the
+/// diagonal is raised by a jitter of 1e-10, 1e-9, ... up to 1e-2 and the
+/// jitter used is returned, so callers can report it.
+pub fn solve_ridge(k: &[f64], n: usize, y: &[f64], lambda: f64) -> Result<Solution, LinalgError> {
+    check_finite("kernel matrix", k, n)?;
+    let classes = y.len() / n.max(1);
+    let base = MatRef::from_row_major_slice(k, n, n);
+    let rhs = MatRef::from_row_major_slice(y, n, classes);
+    let mut jitter = 0.0;
+    loop {
+        let shift = lambda + jitter;
+        let a = Mat::from_fn(n, n, |i, j| base[(i, j)] + if i == j { shift } else { 0.0 });
+        if let Ok(llt) = a.llt(Side::Lower) {
+            let sol = llt.solve(rhs);
+            let mut alpha = vec![0.0; n * classes];
+            for i in 0..n {
+                for c in 0..classes {
+                    alpha[i * classes + c] = sol[(i, c)];
+                }
+            }
+            check_finite("solution alpha", &alpha, classes)?;
+            return Ok(Solution { alpha, jitter });
+        }
+        jitter = if jitter == 0.0 { 1e-10 } else { jitter * 10.0 };
+        if jitter > MAX_JITTER {
+            return Err(LinalgError::NotPositiveDefinite {
+                lambda,
+                max_jitter: MAX_JITTER,
+            });
+        }
+    }
+}
+
+/// The next metric from an AGOP `g` (`d x d`, row-major):
+/// `S = V diag(sqrt(max(l, 0))) V^T / ||.||_F` (negative eigenvalues from
+/// rounding are clipped; Frobenius normalisation as in the reference).
+pub fn psd_sqrt_normalised(g: &[f64], d: usize) -> Result<Vec<f64>, LinalgError> {
+    check_finite("AGOP", g, d)?;
+    let m = Mat::from_fn(d, d, |i, j| 0.5 * (g[i * d + j] + g[j * d + i]));
+    let eig = m
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(|_| LinalgError::EigenFailed)?;
+    let (u, s) = (eig.U(), eig.S());
+    let roots: Vec<f64> = (0..d).map(|i| s[i].max(0.0).sqrt()).collect();
+    let mut out = vec![0.0; d * d];
+    for i in 0..d {
+        for j in 0..d {
+            out[i * d + j] = (0..d).map(|k| u[(i, k)] * roots[k] * u[(j, k)]).sum();
+        }
+    }
+    let norm = out.iter().map(|v| v * v).sum::<f64>().sqrt();
+    if norm == 0.0 || !norm.is_finite() {
+        return Err(LinalgError::ZeroAgop);
+    }
+    for v in &mut out {
+        *v /= norm;
+    }
+    Ok(out)
+}
+
+fn check_finite(what: &'static str, m: &[f64], cols: usize) -> Result<(), LinalgError> {
+    match m.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(LinalgError::NotFinite {
+            what,
+            row: i / cols.max(1),
+            col: i % cols.max(1),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ridge_solve_solves() {
+        let k = [4.0, 1.0, 1.0, 3.0];
+        let y = [1.0, 0.0, 0.0, 1.0];
+        let sol = solve_ridge(&k, 2, &y, 0.0).unwrap();
+        // inverse of [[4,1],[1,3]] = [[3,-1],[-1,4]] / 11
+        let want = [3.0 / 11.0, -1.0 / 11.0, -1.0 / 11.0, 4.0 / 11.0];
+        for (a, b) in sol.alpha.iter().zip(want) {
+            assert!((a - b).abs() < 1e-14);
+        }
+        assert_eq!(sol.jitter, 0.0);
+    }
+
+    #[test]
+    fn indefinite_matrix_gets_reported_jitter_or_error() {
+        // Rank-deficient PSD matrix with a rounding-level negative eigenvalue.
+        let k = [1.0, 1.0, 1.0, 1.0 - 1e-12];
+        let sol = solve_ridge(&k, 2, &[1.0, 0.0], 0.0).unwrap();
+        assert!(sol.jitter > 0.0);
+        let k = [1.0, 2.0, 2.0, 1.0]; // eigenvalues 3 and -1
+        assert_eq!(
+            solve_ridge(&k, 2, &[1.0, 0.0], 1e-3).unwrap_err(),
+            LinalgError::NotPositiveDefinite {
+                lambda: 1e-3,
+                max_jitter: MAX_JITTER
+            }
+        );
+    }
+
+    #[test]
+    fn non_finite_kernel_is_named() {
+        let k = [1.0, f64::NAN, 0.0, 1.0];
+        let err = solve_ridge(&k, 2, &[1.0, 0.0], 1e-3).unwrap_err();
+        assert_eq!(
+            err,
+            LinalgError::NotFinite {
+                what: "kernel matrix",
+                row: 0,
+                col: 1
+            }
+        );
+    }
+
+    #[test]
+    fn sqrt_of_agop_squares_back_and_is_normalised() {
+        // G = A A^T for a random-ish A.
+        let a = [1.0, 2.0, 0.5, -1.0, 0.3, 2.0, 0.0, 1.0, 1.5];
+        let d = 3;
+        let mut g = vec![0.0; 9];
+        for i in 0..d {
+            for j in 0..d {
+                g[i * d + j] = (0..d).map(|k| a[i * d + k] * a[j * d + k]).sum();
+            }
+        }
+        let s = psd_sqrt_normalised(&g, d).unwrap();
+        let fro: f64 = s.iter().map(|v| v * v).sum::<f64>().sqrt();
+        assert!((fro - 1.0).abs() < 1e-12);
+        // S^2 is proportional to G.
+        let s2: Vec<f64> = (0..9)
+            .map(|t| (0..d).map(|k| s[(t / d) * d + k] * s[k * d + t % d]).sum())
+            .collect();
+        let ratio = g[0] / s2[0];
+        for (x, y) in g.iter().zip(&s2) {
+            assert!((x - ratio * y).abs() < 1e-10 * ratio);
+        }
+        assert_eq!(
+            psd_sqrt_normalised(&[0.0; 4], 2),
+            Err(LinalgError::ZeroAgop)
+        );
+    }
+}
