@@ -1,0 +1,128 @@
+//! The `convrfm` command line: a full train -> eval run on IDX files, and
+//! bad input giving one clear error line (no panic, no backtrace, no
+//! half-written output).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use convrfm_train::data::{Split, vendored_fashion_mnist};
+use convrfm_train::idx::{IdxArray, IdxData, write_idx};
+
+fn convrfm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_convrfm"))
+        .arg("--quiet")
+        .args(args)
+        .output()
+        .expect("run convrfm")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Writes the first `n` vendored images of `split` as IDX files in `dir`.
+fn write_subset(dir: &Path, split: Split, n: usize) -> (String, String) {
+    let set = vendored_fashion_mnist(split).take(n);
+    let pixels = set.images.pixels.iter().map(|v| (v * 255.0).round() as u8).collect();
+    let images = dir.join(format!("{split}-images.gz"));
+    let labels = dir.join(format!("{split}-labels"));
+    write_idx(
+        &images,
+        &IdxArray {
+            dims: vec![n, 28, 28],
+            data: IdxData::U8(pixels),
+        },
+        true,
+    )
+    .unwrap();
+    write_idx(
+        &labels,
+        &IdxArray {
+            dims: vec![n],
+            data: IdxData::U8(set.labels.clone()),
+        },
+        false,
+    )
+    .unwrap();
+    (images.display().to_string(), labels.display().to_string())
+}
+
+fn assert_clean_error(o: &Output, needles: &[&str]) {
+    let (_, err) = text(o);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(err.starts_with("error: "), "stderr: {err}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "stderr: {err}");
+    for n in needles {
+        assert!(err.contains(n), "{n:?} missing from: {err}");
+    }
+}
+
+#[test]
+fn train_then_eval_on_idx_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ti, tl) = write_subset(dir.path(), Split::Train, 300);
+    let (vi, vl) = write_subset(dir.path(), Split::Test, 200);
+    let model = dir.path().join("m.convrfm").display().to_string();
+    let o = convrfm(&[
+        "train", "--train-images", &ti, "--train-labels", &tl, "--test-images", &vi, "--test-labels", &vl,
+        "--iterations", "2", "--depth", "2", "--agop-images", "20", "--out", &model,
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("iter  lambda"), "{out}");
+    let line = out.lines().find(|l| l.starts_with("test accuracy of the saved model")).unwrap();
+    let trained: f64 = line.split_whitespace().nth(6).unwrap().parse().unwrap();
+    assert!(trained >= 65.0, "accuracy {trained} % below the floor for n = 300");
+
+    let o = convrfm(&["eval", "--model", &model, "--images", &vi, "--labels", &vl]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let evaluated: f64 = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert_eq!(evaluated, trained, "eval disagrees with training: {out}");
+}
+
+#[test]
+fn missing_and_truncated_inputs_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.gz").display().to_string();
+    let o = convrfm(&["train", "--train-images", &missing, "--train-labels", &missing]);
+    assert_clean_error(&o, &["nope.gz"]);
+
+    let (ti, tl) = write_subset(dir.path(), Split::Train, 20);
+    let bytes = std::fs::read(&tl).unwrap();
+    std::fs::write(&tl, &bytes[..bytes.len() - 5]).unwrap();
+    let o = convrfm(&["train", "--train-images", &ti, "--train-labels", &tl]);
+    assert_clean_error(&o, &["train-labels", "truncated"]);
+}
+
+#[test]
+fn bad_model_and_bad_parameters_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("bogus.convrfm");
+    std::fs::write(&bogus, b"definitely not a model").unwrap();
+    let o = convrfm(&["eval", "--model", &bogus.display().to_string()]);
+    assert_clean_error(&o, &["bogus.convrfm", "not a convrfm model file"]);
+
+    let o = convrfm(&["train", "--depth", "0"]);
+    assert_clean_error(&o, &["depth must be at least 1"]);
+    let o = convrfm(&["train", "--val-fraction", "1.5"]);
+    assert_clean_error(&o, &["validation fraction"]);
+}
+
+#[test]
+fn failed_train_leaves_no_model_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ti, tl) = write_subset(dir.path(), Split::Train, 20);
+    // An output path inside a missing directory: the run fails at the end
+    // and nothing is written anywhere.
+    let out = dir.path().join("missing/m.convrfm").display().to_string();
+    let o = convrfm(&[
+        "train", "--train-images", &ti, "--train-labels", &tl, "--iterations", "1", "--depth", "1", "--out", &out,
+    ]);
+    assert_clean_error(&o, &["m.convrfm"]);
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 2, "unexpected files: {names:?}");
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every check convrfm has, on a bare machine: installs what it needs
+# (Rust targets and components), then formatting, lints, all tests, and the
+# no_std build of convrfm-core for the microcontroller targets.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "toolchain: targets and components"
+rustup target add thumbv7em-none-eabihf thumbv6m-none-eabi
+rustup component add rustfmt clippy
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test (workspace)"
+cargo test --workspace
+
+step "convrfm-core builds no_std for Cortex-M4F and Cortex-M0"
+cargo build -p convrfm-core --target thumbv7em-none-eabihf
+cargo build -p convrfm-core --target thumbv6m-none-eabi
+
+step "all checks passed"

@@ -1,0 +1,86 @@
+//! End to end through the library: data -> ConvRFM training -> model file
+//! -> loaded model -> predictions, on the vendored Fashion-MNIST subset.
+
+use convrfm_train::data::{Split, vendored_fashion_mnist};
+use convrfm_train::model::Model;
+use convrfm_train::progress::Progress;
+use convrfm_train::rfm::{Precision, Protocol, TrainParams, train};
+
+const QUIET: Progress = Progress { quiet: true };
+
+#[test]
+fn trains_saves_loads_and_predicts_identically() {
+    let train_set = vendored_fashion_mnist(Split::Train).take(500);
+    let test_set = vendored_fashion_mnist(Split::Test).take(300);
+    let params = TrainParams {
+        iterations: 3,
+        agop_images: 40,
+        ..TrainParams::default()
+    }
+    .check()
+    .unwrap();
+    let mut seen = Vec::new();
+    let out = train(&params, &train_set, Some(&test_set), QUIET, &mut |r| seen.push(r.iteration)).unwrap();
+    assert_eq!(seen, [0, 1, 2]);
+    assert_eq!(out.model.history.len(), 3);
+    let acc = out.final_test_accuracy.unwrap();
+    assert!(acc >= 0.75, "test accuracy {acc} below the 75 % floor for n = 500");
+    // Every chosen lambda has the best validation accuracy of its iteration.
+    for r in &out.history {
+        let best = r.results.iter().filter_map(|l| l.val_accuracy).fold(0.0, f64::max);
+        assert_eq!(r.results[r.chosen].val_accuracy, Some(best));
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.convrfm");
+    out.model.save(&path).unwrap();
+    let loaded = Model::load(&path).unwrap();
+    let a = out.model.scores(&test_set.images, QUIET).unwrap();
+    let b = loaded.scores(&test_set.images, QUIET).unwrap();
+    assert_eq!(a, b, "a loaded model must predict bit-identically");
+    assert_eq!(loaded.accuracy(&test_set, QUIET).unwrap(), acc);
+}
+
+#[test]
+fn f32_and_f64_models_agree() {
+    let train_set = vendored_fashion_mnist(Split::Train).take(200);
+    let test_set = vendored_fashion_mnist(Split::Test).take(200);
+    let run = |precision| {
+        let params = TrainParams {
+            iterations: 2,
+            agop_images: 20,
+            precision,
+            ..TrainParams::default()
+        }
+        .check()
+        .unwrap();
+        train(&params, &train_set, None, QUIET, &mut |_| {}).unwrap().model
+    };
+    let (m32, m64) = (run(Precision::F32), run(Precision::F64));
+    let p32 = m32.predict(&test_set.images, QUIET).unwrap();
+    let p64 = m64.predict(&test_set.images, QUIET).unwrap();
+    let same = p32.iter().zip(&p64).filter(|(a, b)| a == b).count();
+    assert!(same >= 196, "f32 and f64 agree on only {same} of 200 images");
+}
+
+#[test]
+fn reference_protocol_reports_each_lambda_on_test() {
+    let train_set = vendored_fashion_mnist(Split::Train).take(100);
+    let test_set = vendored_fashion_mnist(Split::Test).take(100);
+    let params = TrainParams {
+        iterations: 2,
+        protocol: Protocol::Reference,
+        ..TrainParams::default()
+    }
+    .check()
+    .unwrap();
+    let out = train(&params, &train_set, Some(&test_set), QUIET, &mut |_| {}).unwrap();
+    for r in &out.history {
+        let lambdas: Vec<f64> = r.results.iter().map(|l| l.lambda).collect();
+        assert_eq!(lambdas, [1e-8, 1e-5, 1e-3]);
+        assert!(r.results.iter().all(|l| l.val_accuracy.is_none() && l.test_accuracy.is_some()));
+        assert_eq!(r.results[r.chosen].lambda, 1e-3);
+    }
+    // No validation split: the model holds all training images.
+    assert_eq!(out.model.train_labels.len(), 100);
+}
