@@ -264,10 +264,17 @@ impl Kernel {
             theta,
             tmp,
             horizontal,
+            ..
         } = work;
         // Layer 1: same-position patch products.
         let n1 = s.positions(1);
         for (p, (kp, tp)) in k[..n1].iter_mut().zip(&mut theta[..n1]).enumerate() {
+            if a.q[0][p] == R::ZERO {
+                // All-zero query patch: K1 = 0 for every lane.
+                *kp = [R::ZERO; LANES];
+                *tp = [R::ZERO; LANES];
+                continue;
+            }
             let mut acc = [R::ZERO; LANES];
             for (&ua, ub) in a.u[p * d..][..d].iter().zip(&b.u[p * d..][..d]) {
                 for (acc, &ub) in acc.iter_mut().zip(ub) {
@@ -351,48 +358,57 @@ impl Kernel {
             k: dk,
             theta: dth,
             tmp,
-            ..
+            horizontal,
+            dq,
         } = work;
-        for (o, w) in weights.iter().enumerate() {
-            let mut seed = [R::ZERO; LANES];
-            for (sv, &wv) in seed.iter_mut().zip(w) {
-                *sv = wv * inv_n;
+        // The backward pass is linear in its seed and all classes share the
+        // pair's Jacobian: propagate d kernel / d (u, q) once per pair, then
+        // weight it per class at the end.
+        dk[..last].fill([inv_n; LANES]);
+        let theta_seed = match self.kind {
+            KernelKind::Ntk => inv_n,
+            KernelKind::Nngp => R::ZERO,
+        };
+        dth[..last].fill([theta_seed; LANES]);
+        for layer in (1..=depth).rev() {
+            let n = s.positions(layer);
+            let t = &tape.layers[layer - 1];
+            let dq = &mut dq[layer - 1];
+            for p in 0..n {
+                let (kd, tk, dqp) = (&mut dk[p], &mut dth[p], &mut dq[p]);
+                for lane in 0..LANES {
+                    let (dkh, dthh) = (kd[lane], tk[lane]);
+                    let kdot = t.kdot[p][lane];
+                    let dtheta = dthh * kdot;
+                    // dK (+ dTheta: Theta of every layer contains + K).
+                    kd[lane] = dkh * kdot + dthh * t.dkdot_dk[p][lane] + dtheta;
+                    tk[lane] = dtheta;
+                    dqp[lane] = dkh * t.dkhat_dq[p][lane] + dthh * t.dkdot_dq[p][lane];
+                }
             }
-            dk[..last].fill(seed);
-            let theta_seed = match self.kind {
-                KernelKind::Ntk => seed,
-                KernelKind::Nngp => [R::ZERO; LANES],
-            };
-            dth[..last].fill(theta_seed);
-            for layer in (1..=depth).rev() {
-                let n = s.positions(layer);
-                let t = &tape.layers[layer - 1];
-                let dq = &mut grad.dq[o][layer - 1];
-                for p in 0..n {
-                    let (kd, tk) = (&mut dk[p], &mut dth[p]);
+            if layer > 1 {
+                let (r, c) = s.grid(layer - 1);
+                window_adjoint(&dk[..n], r, c, tmp, horizontal, add_lanes);
+                dk[..r * c].copy_from_slice(&tmp[..r * c]);
+                window_adjoint(&dth[..n], r, c, tmp, horizontal, add_lanes);
+                dth[..r * c].copy_from_slice(&tmp[..r * c]);
+            }
+        }
+        for (o, w) in weights.iter().enumerate() {
+            for (acc_l, dq_l) in grad.dq[o].iter_mut().zip(dq.iter()) {
+                for (acc, v) in acc_l.iter_mut().zip(dq_l) {
                     for lane in 0..LANES {
-                        let (dkh, dthh) = (kd[lane], tk[lane]);
-                        let kdot = t.kdot[p][lane];
-                        let dtheta = dthh * kdot;
-                        // dK (+ dTheta: Theta of every layer contains + K).
-                        kd[lane] = dkh * kdot + dthh * t.dkdot_dk[p][lane] + dtheta;
-                        tk[lane] = dtheta;
-                        dq[p][lane] += dkh * t.dkhat_dq[p][lane] + dthh * t.dkdot_dq[p][lane];
+                        acc[lane] += w[lane] * v[lane];
                     }
                 }
-                if layer > 1 {
-                    let (r, c) = s.grid(layer - 1);
-                    let zero = [R::ZERO; LANES];
-                    window_adjoint(&dk[..n], r, c, tmp, zero, add_lanes);
-                    dk[..r * c].copy_from_slice(&tmp[..r * c]);
-                    window_adjoint(&dth[..n], r, c, tmp, zero, add_lanes);
-                    dth[..r * c].copy_from_slice(&tmp[..r * c]);
-                }
             }
-            // dK1 -> d u(a): sum over lanes of dK1 * u(b) (the 1/c comes in `finish`).
+            // dK1 -> d u(a): sum over lanes of w dK1 u(b) (the 1/c comes in `finish`).
             let du = &mut grad.du[o];
             for p in 0..s.positions(1) {
-                let g = dk[p];
+                let mut g = dk[p];
+                for (gv, wv) in g.iter_mut().zip(w) {
+                    *gv *= *wv;
+                }
                 for (acc, ub) in du[p * d..][..d].iter_mut().zip(&b.u[p * d..][..d]) {
                     for lane in 0..LANES {
                         acc[lane] += g[lane] * ub[lane];
@@ -459,23 +475,41 @@ fn window_sum<T: Copy>(
 }
 
 /// Adjoint of [`window_sum`]: every output's value is added back to its
-/// 3x3 window. `dst` is the `rows x cols` input grid; it is overwritten.
+/// 3x3 window (column pass, then row pass, each the adjoint of the forward
+/// pass). `dst` is the `rows x cols` input grid; it is overwritten.
+/// `vertical` holds at least `rows * (cols - 2)` values.
 fn window_adjoint<T: Copy>(
     src: &[T],
     rows: usize,
     cols: usize,
     dst: &mut [T],
-    zero: T,
+    vertical: &mut [T],
     add: impl Fn(&mut T, &T),
 ) {
-    let ocols = cols - 2;
-    dst[..rows * cols].fill(zero);
-    for (idx, v) in src.iter().enumerate() {
-        let (i, j) = (idx / ocols, idx % ocols);
-        for a in 0..PATCH {
-            for o in &mut dst[(i + a) * cols + j..][..PATCH] {
-                add(o, v);
+    let (orows, ocols) = (rows - 2, cols - 2);
+    let vertical = &mut vertical[..rows * ocols];
+    for i in 0..rows {
+        for j in 0..ocols {
+            // Rows i-2..=i of the output that cover input row i.
+            let lo = i.saturating_sub(2);
+            let hi = i.min(orows - 1);
+            let mut acc = src[lo * ocols + j];
+            for ii in lo + 1..=hi {
+                add(&mut acc, &src[ii * ocols + j]);
             }
+            vertical[i * ocols + j] = acc;
+        }
+    }
+    for i in 0..rows {
+        let row = &vertical[i * ocols..][..ocols];
+        for (j, o) in dst[i * cols..][..cols].iter_mut().enumerate() {
+            let lo = j.saturating_sub(2);
+            let hi = j.min(ocols - 1);
+            let mut acc = row[lo];
+            for v in &row[lo + 1..=hi] {
+                add(&mut acc, v);
+            }
+            *o = acc;
         }
     }
 }
@@ -502,6 +536,14 @@ fn relu_step<R: Real>(
     let live_min = R::from_f64(1e-30);
     for p in 0..k.len() {
         let (sa, ia) = (a.sqrt[p], a.inv_sqrt[p]);
+        if sa == R::ZERO && tape.is_none() {
+            // q_a = 0 here: by induction over layers K = Theta = 0 (every
+            // window below is zero too), so Khat = Thetahat = 0. Skipping
+            // is exact; Fashion-MNIST backgrounds make this common.
+            k[p] = [R::ZERO; LANES];
+            theta[p] = [R::ZERO; LANES];
+            continue;
+        }
         let mut kdot_l = [R::ZERO; LANES];
         let mut kpre = [R::ZERO; LANES];
         let mut theta_pre = [R::ZERO; LANES];
@@ -597,6 +639,8 @@ pub struct Workspace<R> {
     theta: Vec<Lanes<R>>,
     tmp: Vec<Lanes<R>>,
     horizontal: Vec<Lanes<R>>,
+    /// Per-layer `d kernel / d q_a` of one pair (backward only).
+    dq: Vec<Vec<Lanes<R>>>,
 }
 
 impl<R: Real> Workspace<R> {
@@ -608,6 +652,9 @@ impl<R: Real> Workspace<R> {
             theta: vec![[R::ZERO; LANES]; n],
             tmp: vec![[R::ZERO; LANES]; n],
             horizontal: vec![[R::ZERO; LANES]; n],
+            dq: (1..=shape.depth())
+                .map(|l| vec![[R::ZERO; LANES]; shape.positions(l)])
+                .collect(),
         }
     }
 }
@@ -728,7 +775,8 @@ impl<R: Real> Gradient<R> {
             for layer in (1..s.depth()).rev() {
                 let (r, c) = s.grid(layer);
                 let mut below = vec![0.0; r * c];
-                window_adjoint(&dq, r, c, &mut below, 0.0, |acc, v| *acc += *v);
+                let mut vertical = vec![0.0; r * c];
+                window_adjoint(&dq, r, c, &mut below, &mut vertical, |acc, v| *acc += *v);
                 for (b, own) in below.iter_mut().zip(lane_sums(&dq_o[layer - 1])) {
                     *b += own;
                 }

@@ -2,11 +2,13 @@
 pub mod agop;
 pub mod atomic;
 pub mod bench;
+pub mod compact;
 pub mod data;
 pub mod idx;
 pub mod kernel;
 pub mod linalg;
 pub mod model;
+pub mod peak;
 pub mod progress;
 pub mod real;
 pub mod rfm;

@@ -136,3 +136,25 @@ impl<'k, R: Real> TrainSet<'k, R> {
         }
     }
 }
+
+impl<R: Real> TrainSet<'_, R> {
+    /// `K(x_i, x_i)` for every image this set was prepared from (self-pair
+    /// convention), without the rest of the Gram matrix.
+    pub fn diagonal<P: Pixel>(&self, images: &[P]) -> Vec<f64> {
+        let per = self.kernel.shape().pixels();
+        let mut out = vec![0.0; self.len];
+        out.par_iter_mut().enumerate().for_each_init(
+            || Workspace::new(&self.kernel.shape()),
+            |work, (i, v)| {
+                let a = self.kernel.image_maps::<R, P>(&images[i * per..][..per]);
+                let mut same = [false; LANES];
+                same[i % LANES] = true;
+                let (ntk, nngp) =
+                    self.kernel
+                        .forward(&a, &self.blocks[i / LANES], &same, work, None);
+                *v = self.pick(&ntk, &nngp)[i % LANES].to_f64();
+            },
+        );
+        out
+    }
+}

@@ -26,7 +26,12 @@ fn text(o: &Output) -> (String, String) {
 /// Writes the first `n` vendored images of `split` as IDX files in `dir`.
 fn write_subset(dir: &Path, split: Split, n: usize) -> (String, String) {
     let set = vendored_fashion_mnist(split).take(n);
-    let pixels = set.images.pixels.iter().map(|v| (v * 255.0).round() as u8).collect();
+    let pixels = set
+        .images
+        .pixels
+        .iter()
+        .map(|v| (v * 255.0).round() as u8)
+        .collect();
     let images = dir.join(format!("{split}-images.gz"));
     let labels = dir.join(format!("{split}-labels"));
     write_idx(
@@ -54,7 +59,10 @@ fn assert_clean_error(o: &Output, needles: &[&str]) {
     let (_, err) = text(o);
     assert_eq!(o.status.code(), Some(1), "stderr: {err}");
     assert!(err.starts_with("error: "), "stderr: {err}");
-    assert!(!err.contains("panicked") && !err.contains("backtrace"), "stderr: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "stderr: {err}"
+    );
     for n in needles {
         assert!(err.contains(n), "{n:?} missing from: {err}");
     }
@@ -67,15 +75,36 @@ fn train_then_eval_on_idx_files() {
     let (vi, vl) = write_subset(dir.path(), Split::Test, 200);
     let model = dir.path().join("m.convrfm").display().to_string();
     let o = convrfm(&[
-        "train", "--train-images", &ti, "--train-labels", &tl, "--test-images", &vi, "--test-labels", &vl,
-        "--iterations", "2", "--depth", "2", "--agop-images", "20", "--out", &model,
+        "train",
+        "--train-images",
+        &ti,
+        "--train-labels",
+        &tl,
+        "--test-images",
+        &vi,
+        "--test-labels",
+        &vl,
+        "--iterations",
+        "2",
+        "--depth",
+        "2",
+        "--agop-images",
+        "20",
+        "--out",
+        &model,
     ]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "stdout: {out}\nstderr: {err}");
     assert!(out.contains("iter  lambda"), "{out}");
-    let line = out.lines().find(|l| l.starts_with("test accuracy of the saved model")).unwrap();
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("test accuracy of the saved model"))
+        .unwrap();
     let trained: f64 = line.split_whitespace().nth(6).unwrap().parse().unwrap();
-    assert!(trained >= 65.0, "accuracy {trained} % below the floor for n = 300");
+    assert!(
+        trained >= 65.0,
+        "accuracy {trained} % below the floor for n = 300"
+    );
 
     let o = convrfm(&["eval", "--model", &model, "--images", &vi, "--labels", &vl]);
     let (out, err) = text(&o);
@@ -88,7 +117,13 @@ fn train_then_eval_on_idx_files() {
 fn missing_and_truncated_inputs_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.gz").display().to_string();
-    let o = convrfm(&["train", "--train-images", &missing, "--train-labels", &missing]);
+    let o = convrfm(&[
+        "train",
+        "--train-images",
+        &missing,
+        "--train-labels",
+        &missing,
+    ]);
     assert_clean_error(&o, &["nope.gz"]);
 
     let (ti, tl) = write_subset(dir.path(), Split::Train, 20);
@@ -120,9 +155,22 @@ fn failed_train_leaves_no_model_file() {
     // and nothing is written anywhere.
     let out = dir.path().join("missing/m.convrfm").display().to_string();
     let o = convrfm(&[
-        "train", "--train-images", &ti, "--train-labels", &tl, "--iterations", "1", "--depth", "1", "--out", &out,
+        "train",
+        "--train-images",
+        &ti,
+        "--train-labels",
+        &tl,
+        "--iterations",
+        "1",
+        "--depth",
+        "1",
+        "--out",
+        &out,
     ]);
     assert_clean_error(&o, &["m.convrfm"]);
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names.len(), 2, "unexpected files: {names:?}");
 }

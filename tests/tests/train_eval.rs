@@ -20,14 +20,24 @@ fn trains_saves_loads_and_predicts_identically() {
     .check()
     .unwrap();
     let mut seen = Vec::new();
-    let out = train(&params, &train_set, Some(&test_set), QUIET, &mut |r| seen.push(r.iteration)).unwrap();
+    let out = train(&params, &train_set, Some(&test_set), QUIET, &mut |r| {
+        seen.push(r.iteration)
+    })
+    .unwrap();
     assert_eq!(seen, [0, 1, 2]);
     assert_eq!(out.model.history.len(), 3);
     let acc = out.final_test_accuracy.unwrap();
-    assert!(acc >= 0.75, "test accuracy {acc} below the 75 % floor for n = 500");
+    assert!(
+        acc >= 0.75,
+        "test accuracy {acc} below the 75 % floor for n = 500"
+    );
     // Every chosen lambda has the best validation accuracy of its iteration.
     for r in &out.history {
-        let best = r.results.iter().filter_map(|l| l.val_accuracy).fold(0.0, f64::max);
+        let best = r
+            .results
+            .iter()
+            .filter_map(|l| l.val_accuracy)
+            .fold(0.0, f64::max);
         assert_eq!(r.results[r.chosen].val_accuracy, Some(best));
     }
 
@@ -54,13 +64,18 @@ fn f32_and_f64_models_agree() {
         }
         .check()
         .unwrap();
-        train(&params, &train_set, None, QUIET, &mut |_| {}).unwrap().model
+        train(&params, &train_set, None, QUIET, &mut |_| {})
+            .unwrap()
+            .model
     };
     let (m32, m64) = (run(Precision::F32), run(Precision::F64));
     let p32 = m32.predict(&test_set.images, QUIET).unwrap();
     let p64 = m64.predict(&test_set.images, QUIET).unwrap();
     let same = p32.iter().zip(&p64).filter(|(a, b)| a == b).count();
-    assert!(same >= 196, "f32 and f64 agree on only {same} of 200 images");
+    assert!(
+        same >= 196,
+        "f32 and f64 agree on only {same} of 200 images"
+    );
 }
 
 #[test]
@@ -78,7 +93,11 @@ fn reference_protocol_reports_each_lambda_on_test() {
     for r in &out.history {
         let lambdas: Vec<f64> = r.results.iter().map(|l| l.lambda).collect();
         assert_eq!(lambdas, [1e-8, 1e-5, 1e-3]);
-        assert!(r.results.iter().all(|l| l.val_accuracy.is_none() && l.test_accuracy.is_some()));
+        assert!(
+            r.results
+                .iter()
+                .all(|l| l.val_accuracy.is_none() && l.test_accuracy.is_some())
+        );
         assert_eq!(r.results[r.chosen].lambda, 1e-3);
     }
     // No validation split: the model holds all training images.

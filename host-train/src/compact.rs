@@ -1,0 +1,192 @@
+//! From a trained ConvRFM to a compact model that fits a microcontroller:
+//! a few training images kept as Nystroem centres, a low-rank patch metric,
+//! quantised pixels. This module is the float side (selection and fitting);
+//! `export` turns the result into a blob for `convrfm-core`.
+//!
+//! - **Centres**: greedy pivoted Cholesky on the kernel matrix (each step
+//!   takes the image the chosen ones explain worst, i.e. the largest
+//!   residual diagonal). Unlike uniform sampling it avoids near-duplicates
+//!   and covers the data; it needs only one kernel row per centre. The
+//!   order is nested, so the first `m` pivots are the `m`-centre choice.
+//! - **alpha**: re-fitted for the centres on all fit images by regularised
+//!   least squares, `(C^T C + n lambda W) alpha = C^T Y` (`C` = kernel
+//!   between fit images and centres, `W` = between centres).
+//! - **Low-rank metric**: the top-`r` eigenpairs of `S`: `W_r = V_r diag(s_r)`
+//!   (`d x r`), which keeps `<P W_r, P' W_r> = P S_r^2 P'^T` exactly.
+
+use anyhow::{Context, Result, ensure};
+use faer::prelude::*;
+use faer::{Mat, MatRef, Side};
+use indicatif::ProgressBar;
+
+use crate::kernel::{Kernel, Metric};
+use crate::real::Real;
+use crate::train_set::TrainSet;
+
+/// The first `m` pivots of a greedy pivoted Cholesky of `K(X, X)` over
+/// `images` (fewer if the kernel's numerical rank is exhausted first).
+pub fn select_centres<R: Real>(
+    kernel: &Kernel,
+    images: &[f32],
+    m: usize,
+    progress: &ProgressBar,
+) -> Vec<usize> {
+    let set = TrainSet::<R>::new(kernel, images);
+    let n = set.len();
+    let per = kernel.shape().pixels();
+    let mut resid = set.diagonal(images);
+    let floor = 1e-9 * resid.iter().fold(0.0f64, |a, v| a.max(*v));
+    let mut cols: Vec<Vec<f64>> = Vec::with_capacity(m);
+    let mut chosen = Vec::with_capacity(m);
+    let hidden = ProgressBar::hidden();
+    for _ in 0..m.min(n) {
+        let (piv, &best) = resid
+            .iter()
+            .enumerate()
+            .fold(
+                (0, &f64::NEG_INFINITY),
+                |b, (i, v)| if *v > *b.1 { (i, v) } else { b },
+            );
+        if best <= floor {
+            break;
+        }
+        let mut col = set.cross(&images[piv * per..][..per], &hidden);
+        for prev in &cols {
+            let f = prev[piv];
+            for (c, p) in col.iter_mut().zip(prev) {
+                *c -= f * p;
+            }
+        }
+        let inv = 1.0 / best.sqrt();
+        for (c, r) in col.iter_mut().zip(resid.iter_mut()) {
+            *c *= inv;
+            *r -= *c * *c;
+        }
+        resid[piv] = f64::NEG_INFINITY; // never again
+        cols.push(col);
+        chosen.push(piv);
+        progress.inc(1);
+    }
+    chosen
+}
+
+/// `W_r = V_r diag(s_r)` (`d x r`, row-major) from the top-`r` eigenpairs of
+/// the symmetric metric `S`, and the `d x d` metric `[W_r | 0]` that gives
+/// the float kernel exactly the inner products the device computes.
+pub fn low_rank(metric: &Metric, r: usize) -> Result<(Vec<f64>, Metric)> {
+    let d = metric.dim();
+    ensure!((1..=d).contains(&r), "rank {r} must be in 1..={d}");
+    let s = metric.rows();
+    let m = Mat::from_fn(d, d, |i, j| 0.5 * (s[i * d + j] + s[j * d + i]));
+    let eig = m
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(|_| anyhow::anyhow!("eigendecomposition of the metric failed"))?;
+    let (u, vals) = (eig.U(), eig.S());
+    // faer sorts eigenvalues ascending: the top r are the last r.
+    let mut w = vec![0.0; d * r];
+    for j in 0..r {
+        let k = d - 1 - j;
+        let scale = vals[k].max(0.0);
+        for i in 0..d {
+            w[i * r + j] = u[(i, k)] * scale;
+        }
+    }
+    Ok((w.clone(), padded_metric(&w, d, r)?))
+}
+
+/// The `d x d` metric whose first `r` columns are `w` (`d x r`) and the rest 0.
+pub fn padded_metric(w: &[f64], d: usize, r: usize) -> Result<Metric> {
+    let mut rows = vec![0.0; d * d];
+    for i in 0..d {
+        rows[i * d..i * d + r].copy_from_slice(&w[i * r..][..r]);
+    }
+    Ok(Metric::from_rows(d, rows)?)
+}
+
+/// Pixels in `[0, 1]` rounded to `bits` (4 or 8) bits, as the device stores
+/// them: 8-bit `round(255 v)`, 4-bit `round(15 v)` (expanded on the device
+/// to `17 round(15 v)` of 255, the same value).
+pub fn quantise_pixels(pixels: &[f32], bits: u8) -> Vec<f32> {
+    let levels = ((1u32 << bits) - 1) as f32;
+    pixels
+        .iter()
+        .map(|v| (v.clamp(0.0, 1.0) * levels).round() / levels)
+        .collect()
+}
+
+/// A Nystroem regularised least-squares problem: `C` (`n x m`, kernel
+/// between fit images and centres), `W` (`m x m`, between centres), `Y`
+/// (`n x classes` one-hot), all row-major.
+pub struct Nystrom<'a> {
+    /// `n x m`.
+    pub c: &'a [f64],
+    /// `m x m`.
+    pub w: &'a [f64],
+    /// `n x classes`.
+    pub y: &'a [f64],
+    /// Fit images.
+    pub n: usize,
+    /// Centres.
+    pub m: usize,
+}
+
+impl Nystrom<'_> {
+    /// `alpha` (`m x classes`) solving `(C^T C + n lambda W) alpha = C^T Y`.
+    /// A small diagonal jitter (relative to the matrix scale) is added if
+    /// Cholesky fails; `None` if even that fails.
+    pub fn solve(&self, lambda: f64) -> Option<Vec<f64>> {
+        let (n, m) = (self.n, self.m);
+        let classes = self.y.len() / n;
+        let cm = MatRef::from_row_major_slice(self.c, n, m);
+        let wm = MatRef::from_row_major_slice(self.w, m, m);
+        let ym = MatRef::from_row_major_slice(self.y, n, classes);
+        let ctc = cm.transpose() * cm;
+        let rhs = cm.transpose() * ym;
+        let scale = (0..m)
+            .map(|i| ctc[(i, i)])
+            .fold(0.0f64, f64::max)
+            .max(1e-300);
+        let mut jitter = 0.0;
+        loop {
+            let a = Mat::from_fn(m, m, |i, j| {
+                ctc[(i, j)]
+                    + n as f64 * lambda * wm[(i, j)]
+                    + if i == j { jitter * scale } else { 0.0 }
+            });
+            if let Ok(llt) = a.llt(Side::Lower) {
+                let sol = llt.solve(&rhs);
+                let alpha: Vec<f64> = (0..m)
+                    .flat_map(|i| (0..classes).map(move |c| (i, c)))
+                    .map(|(i, c)| sol[(i, c)])
+                    .collect();
+                return alpha.iter().all(|v| v.is_finite()).then_some(alpha);
+            }
+            jitter = if jitter == 0.0 { 1e-12 } else { jitter * 10.0 };
+            if jitter > 1e-4 {
+                return None;
+            }
+        }
+    }
+
+    /// The lambda with the best accuracy on validation (`c_val`: kernel
+    /// between validation images and centres): `(lambda, alpha, accuracy)`.
+    pub fn best_lambda(
+        &self,
+        c_val: &[f64],
+        val_labels: &[u8],
+        lambdas: &[f64],
+    ) -> Result<(f64, Vec<f64>, f64)> {
+        let classes = self.y.len() / self.n;
+        let mut best: Option<(f64, Vec<f64>, f64)> = None;
+        for &lambda in lambdas {
+            let Some(alpha) = self.solve(lambda) else {
+                continue;
+            };
+            let acc = crate::rfm::accuracy(c_val, &alpha, classes, val_labels);
+            if best.as_ref().is_none_or(|b| acc > b.2) {
+                best = Some((lambda, alpha, acc));
+            }
+        }
+        best.context("every Nystroem solve failed")
+    }
+}
