@@ -349,10 +349,21 @@ fn train_and_report(
     if let Some(acc) = outcome.final_test_accuracy {
         println!("test accuracy of the saved model: {:.2} %", 100.0 * acc);
     }
-    println!("total {:.1} s", t.elapsed().as_secs_f64());
+    match peak_rss_mib() {
+        Some(mib) => println!("total {:.1} s, peak memory (RSS) {mib:.0} MiB", t.elapsed().as_secs_f64()),
+        None => println!("total {:.1} s", t.elapsed().as_secs_f64()),
+    }
     if let Some(out) = out {
         outcome.model.save(out)?;
         println!("model written to {}", out.display());
     }
     Ok(())
+}
+
+/// Peak resident memory of this process (Linux `VmHWM`), if known.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
