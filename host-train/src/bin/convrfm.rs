@@ -350,7 +350,10 @@ fn train_and_report(
         println!("test accuracy of the saved model: {:.2} %", 100.0 * acc);
     }
     match peak_rss_mib() {
-        Some(mib) => println!("total {:.1} s, peak memory (RSS) {mib:.0} MiB", t.elapsed().as_secs_f64()),
+        Some(mib) => println!(
+            "total {:.1} s, peak memory (RSS) {mib:.0} MiB",
+            t.elapsed().as_secs_f64()
+        ),
         None => println!("total {:.1} s", t.elapsed().as_secs_f64()),
     }
     if let Some(out) = out {
