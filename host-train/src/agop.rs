@@ -67,7 +67,10 @@ impl<R: Real> TrainSet<'_, R> {
         let per = self.kernel().shape().pixels();
         let index = ImageIndex::new(train_images, per);
         let m = queries.len() / per;
-        let mut g = queries
+        // Per-query outer products, summed in query order afterwards so the
+        // AGOP (and every model trained from it) does not depend on how the
+        // work was split between threads.
+        let parts: Vec<Vec<f64>> = queries
             .par_chunks(per)
             .map(|query| {
                 let same = index.find(query);
@@ -83,15 +86,13 @@ impl<R: Real> TrainSet<'_, R> {
                 progress.inc(1);
                 outer
             })
-            .reduce(
-                || vec![0.0; d * d],
-                |mut acc, part| {
-                    for (a, p) in acc.iter_mut().zip(part) {
-                        *a += p;
-                    }
-                    acc
-                },
-            );
+            .collect();
+        let mut g = vec![0.0; d * d];
+        for part in parts {
+            for (a, p) in g.iter_mut().zip(part) {
+                *a += p;
+            }
+        }
         let inv = 1.0 / m.max(1) as f64;
         for v in &mut g {
             *v *= inv;

@@ -534,6 +534,7 @@ fn relu_step<R: Real>(
     let inv_pi = R::from_f64(INV_PI);
     let half_inv_pi = R::from_f64(0.5 * INV_PI);
     let live_min = R::from_f64(1e-30);
+    let any_forced = force.iter().any(|&f| f);
     for p in 0..k.len() {
         let (sa, ia) = (a.sqrt[p], a.inv_sqrt[p]);
         if sa == R::ZERO && tape.is_none() {
@@ -549,8 +550,10 @@ fn relu_step<R: Real>(
         let mut theta_pre = [R::ZERO; LANES];
         for lane in 0..LANES {
             let kv = k[p][lane];
-            let rho = (kv * ia * b.inv_sqrt[p][lane]).max(-R::ONE).min(R::ONE);
-            let rho = if force[lane] && rho > R::ZERO {
+            // No clamp to [-1, 1]: a rounding excess is harmless below
+            // (`arccos` saturates, `1 - rho^2` is floored at 0).
+            let rho = kv * ia * b.inv_sqrt[p][lane];
+            let rho = if any_forced && force[lane] && rho > R::ZERO {
                 R::ONE
             } else {
                 rho

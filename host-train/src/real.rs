@@ -40,7 +40,8 @@ pub trait Real:
     fn to_f64(self) -> f64;
     /// Square root.
     fn sqrt(self) -> Self;
-    /// `arccos(x)` for `x` in `[-1, 1]`.
+    /// `arccos(x)`, saturating outside `[-1, 1]` (0 above 1, pi below -1),
+    /// so a rounding excess never gives NaN.
     fn arccos(self) -> Self;
     /// The larger of two values.
     fn max(self, other: Self) -> Self;
@@ -62,7 +63,7 @@ impl Real for f64 {
         f64::sqrt(self)
     }
     fn arccos(self) -> Self {
-        f64::acos(self)
+        f64::acos(self.clamp(-1.0, 1.0))
     }
     fn max(self, other: Self) -> Self {
         f64::max(self, other)
@@ -129,5 +130,13 @@ mod tests {
         assert!(worst < 5e-7, "worst arccos error {worst}");
         assert_eq!(1.0f32.arccos(), 0.0);
         assert!((std::f32::consts::PI - (-1.0f32).arccos()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn arccos_saturates_outside_the_unit_interval() {
+        assert_eq!(Real::arccos(1.0 + 1e-7f32), 0.0);
+        assert!((Real::arccos(-1.0 - 1e-7f32) - std::f32::consts::PI).abs() < 1e-6);
+        assert_eq!(Real::arccos(1.0 + 1e-12f64), 0.0);
+        assert_eq!(Real::arccos(-1.0 - 1e-12f64), std::f64::consts::PI);
     }
 }
