@@ -1,13 +1,44 @@
 //! `convrfm-core`: the part of convrfm that also runs on a microcontroller.
 //!
-//! `no_std`, no `alloc`, no `unsafe`, and no panics: every size derived from
-//! input is computed with checked arithmetic and every failure is a value.
+//! It reads a ConvRFM model blob in place and classifies images with an
+//! integer-only kernel, so the host and every target (Cortex-M4F, M0+,
+//! x86-64) compute bit-identical scores:
 //!
-//! Today it holds the image and patch-grid geometry shared by the host trainer
-//! and the device ([`Shape`]). It is not a training library: kernels in
-//! floating point, solvers and data loading live in `convrfm-train`.
+//! - [`Model::from_bytes`] validates a blob once (magic, version, CRC-32,
+//!   every size, offset and field); the [`Model`] it returns cannot fail
+//!   afterwards. [`encode`] writes blobs (used by the host exporter), so
+//!   the format lives in one module ([`blob`]; specified in
+//!   `docs/blob-format.md`).
+//! - [`Model::predict`] runs the convolutional NTK/NNGP recursion in fixed
+//!   point ([`fixed`]) against every centre, in a caller-provided scratch
+//!   buffer of [`Model::scratch_len`] bytes that does not grow with the
+//!   number of centres.
+//! - [`Shape`] is the image and patch-grid geometry shared with the host
+//!   trainer.
+//!
+//! `no_std`, no `alloc`, no `unsafe`, no floats in the inference path, and
+//! no panics: every size derived from input is computed with checked
+//! arithmetic and every failure is a value.
+//!
+//! What it is not for: training, gradients, AGOP, solvers, data loading and
+//! the float kernels live in `convrfm-train`; this crate never allocates,
+//! so it cannot build models, and it does not evaluate the float kernel
+//! (its integer kernel follows it to within 0.5 % in the tests, see
+//! `docs/blob-format.md`).
+//! It is not a general neural-network runtime either: one model family,
+//! one blob format.
 #![no_std]
 
+pub mod blob;
+mod crc;
+pub mod fixed;
+mod predict;
 mod shape;
 
+pub use blob::{
+    BlobError, BlobParts, ClassNames, EncodeError, KernelKind, Model, NameError, Section,
+    declared_len, encode, encoded_len, image_bytes, pack_pixels, pixel_to_4bit,
+};
+pub use crc::{Crc32, crc32};
+pub use predict::{PredictError, Prediction, scratch_len_for_blob, scratch_len_for_dims};
 pub use shape::{PATCH, Shape, ShapeError};

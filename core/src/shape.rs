@@ -23,6 +23,7 @@ pub struct Shape {
 
 /// Why a [`Shape`] is not usable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ShapeError {
     /// A dimension is zero.
     ZeroDimension,
@@ -53,6 +54,8 @@ impl fmt::Display for ShapeError {
         }
     }
 }
+
+impl core::error::Error for ShapeError {}
 
 impl Shape {
     /// Checks a `channels x height x width` image used with a `depth`-layer kernel.
@@ -148,7 +151,9 @@ impl Shape {
     }
 }
 
+// Tests: an overflow panics the test, which is the failure we want.
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 

@@ -250,6 +250,12 @@ pub fn load_idx_pair(images: &Path, labels: &Path) -> anyhow::Result<LabelledIma
     pair(image_set, label_set, &images_name, &labels_name)
 }
 
+/// Reads unlabelled images from one IDX file (gz or raw).
+pub fn load_idx_images(images: &Path) -> anyhow::Result<Images> {
+    let name = images.display().to_string();
+    images_from_idx(read_idx(images)?, &name)
+}
+
 /// Which part of a data set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Split {

@@ -4,6 +4,7 @@ pub mod atomic;
 pub mod bench;
 pub mod compact;
 pub mod data;
+pub mod export;
 pub mod idx;
 pub mod kernel;
 pub mod linalg;

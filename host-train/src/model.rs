@@ -90,6 +90,20 @@ impl Model {
         }
     }
 
+    /// The training images and labels the model holds.
+    pub fn training_data(&self) -> LabelledImages {
+        LabelledImages {
+            images: Images {
+                channels: self.channels,
+                height: self.height,
+                width: self.width,
+                pixels: self.train_images.clone(),
+            },
+            labels: self.train_labels.clone(),
+            class_names: self.class_names.clone(),
+        }
+    }
+
     /// Number of classes.
     pub fn classes(&self) -> usize {
         self.class_names.len()

@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
+
 use convrfm_train::data::{self, DataSource, LabelledImages, Split};
+use convrfm_train::export;
 use convrfm_train::kernel::KernelKind;
 use convrfm_train::model::Model;
 use convrfm_train::progress::Progress;
@@ -42,11 +44,15 @@ enum Command {
         #[arg(long, short, default_value = "model.convrfm")]
         out: PathBuf,
     },
-    /// Accuracy of a saved model on a labelled set.
+    /// Accuracy of a saved model, or of a blob through the integer core,
+    /// on a labelled set.
     Eval {
         /// Model file written by `convrfm train`.
+        #[arg(long, required_unless_present = "blob", conflicts_with = "blob")]
+        model: Option<PathBuf>,
+        /// Blob written by `convrfm export` (evaluated by convrfm-core).
         #[arg(long)]
-        model: PathBuf,
+        blob: Option<PathBuf>,
         /// IDX images (gz or raw); default: Fashion-MNIST test images.
         #[arg(long, requires = "labels")]
         images: Option<PathBuf>,
@@ -56,6 +62,46 @@ enum Command {
         /// Use only the first N images.
         #[arg(long)]
         limit: Option<usize>,
+    },
+    /// Compress a trained model into a microcontroller blob that fits a
+    /// flash budget (centres, low-rank metric and bit depth chosen on a
+    /// validation split of the model's training images).
+    Export {
+        /// Model file written by `convrfm train`.
+        #[arg(long)]
+        model: PathBuf,
+        /// Blob file to write.
+        #[arg(long, short, default_value = "model.blob")]
+        out: PathBuf,
+        /// Largest blob allowed (e.g. 65536, 64KiB, 1MiB).
+        #[arg(long, default_value = "256KiB", value_parser = export::parse_size)]
+        max_flash: usize,
+        /// Print the accuracy-vs-size frontier at 16, 32, 64, 128, 256 KiB
+        /// (each point rebuilt on all training images and, with test data,
+        /// evaluated in float and through the integer core).
+        #[arg(long)]
+        sweep: bool,
+        /// IDX test images for reporting (default: Fashion-MNIST test set).
+        #[arg(long, requires = "test_labels")]
+        test_images: Option<PathBuf>,
+        /// IDX test labels.
+        #[arg(long, requires = "test_images")]
+        test_labels: Option<PathBuf>,
+        /// Use only the first N test images.
+        #[arg(long)]
+        test_limit: Option<usize>,
+        /// Skip test-set reporting.
+        #[arg(long)]
+        no_test: bool,
+    },
+    /// Classify IDX images with a blob (through the integer core).
+    Predict {
+        /// Blob written by `convrfm export`.
+        #[arg(long)]
+        blob: PathBuf,
+        /// IDX image files (gz or raw), `n x H x W` or `n x c x H x W`.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
     },
     /// Train on the Fashion-MNIST subset shipped with convrfm (2,000 train,
     /// 1,000 test; no download) and print each iteration.
@@ -181,11 +227,20 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Eval {
             model,
+            blob,
             images,
             labels,
             limit,
         } => {
-            let model = Model::load(&model)?;
+            // Load what is evaluated first: a bad model fails before any data is read.
+            let model = model.map(|m| Model::load(&m)).transpose()?;
+            let blob = blob
+                .map(|b| {
+                    std::fs::read(&b)
+                        .with_context(|| format!("reading blob {}", b.display()))
+                        .map(|bytes| (b, bytes))
+                })
+                .transpose()?;
             let set = match (images, labels) {
                 (Some(i), Some(l)) => limit_set(data::load_idx_pair(&i, &l)?, limit, &i)?,
                 _ => {
@@ -195,7 +250,15 @@ fn run(cli: Cli) -> Result<()> {
                 }
             };
             let t = Instant::now();
-            let acc = model.accuracy(&set, progress)?;
+            let acc = match (model, blob) {
+                (Some(m), _) => m.accuracy(&set, progress)?,
+                (None, Some((b, bytes))) => {
+                    let pred = export::blob_predict(&bytes, &set.images, progress)
+                        .with_context(|| format!("blob {}", b.display()))?;
+                    accuracy_of(&pred, &set.labels)
+                }
+                (None, None) => bail!("give --model or --blob"),
+            };
             println!(
                 "accuracy {:.2} % on {} images ({:.1} s)",
                 100.0 * acc,
@@ -215,6 +278,50 @@ fn run(cli: Cli) -> Result<()> {
             let params = TrainParams::default().check()?;
             train_and_report(&params, &train, Some(&test), progress, out.as_deref())
         }
+        Command::Export {
+            model,
+            out,
+            max_flash,
+            sweep,
+            test_images,
+            test_labels,
+            test_limit,
+            no_test,
+        } => {
+            let path = model;
+            let model = Model::load(&path)?;
+            let test = if no_test {
+                None
+            } else {
+                match (test_images, test_labels) {
+                    (Some(i), Some(l)) => {
+                        Some(limit_set(data::load_idx_pair(&i, &l)?, test_limit, &i)?)
+                    }
+                    _ => {
+                        let (set, source) = data::fashion_mnist(Split::Test, test_limit)?;
+                        println!("test data: {source}");
+                        Some(set)
+                    }
+                }
+            };
+            run_export(&model, &out, max_flash, sweep, test.as_ref(), progress)
+        }
+        Command::Predict { blob, images } => {
+            let bytes =
+                std::fs::read(&blob).with_context(|| format!("reading blob {}", blob.display()))?;
+            let core = convrfm_core::Model::from_bytes(&bytes)
+                .map_err(|e| anyhow::anyhow!("blob {}: {e}", blob.display()))?;
+            for path in &images {
+                let set = data::load_idx_images(path)?;
+                let pred = export::blob_predict(&bytes, &set, progress)
+                    .with_context(|| format!("{}", path.display()))?;
+                for (i, (class, scores)) in pred.iter().enumerate() {
+                    let name = core.class_name(*class).unwrap_or("?");
+                    println!("{}[{i}]: {class} {name}  scores {scores:?}", path.display());
+                }
+            }
+            Ok(())
+        }
         Command::Bench {
             n,
             test,
@@ -223,6 +330,93 @@ fn run(cli: Cli) -> Result<()> {
             precision,
         } => convrfm_train::bench::run(n, test, depth, agop_images, precision, progress),
     }
+}
+
+fn accuracy_of(pred: &[(usize, Vec<i64>)], labels: &[u8]) -> f64 {
+    let right = pred
+        .iter()
+        .zip(labels)
+        .filter(|(p, l)| p.0 == usize::from(**l))
+        .count();
+    right as f64 / labels.len().max(1) as f64
+}
+
+fn run_export(
+    model: &Model,
+    out: &Path,
+    max_flash: usize,
+    sweep: bool,
+    test: Option<&LabelledImages>,
+    progress: Progress,
+) -> Result<()> {
+    let opts = export::ExportOptions {
+        max_flash,
+        ..export::ExportOptions::default()
+    };
+    let t = Instant::now();
+    let candidates = export::search(model, &opts, progress)?;
+    println!(
+        "searched {} candidates (centres x rank x pixel bits) on a validation split of the model's {} training images in {:.1} s",
+        candidates.len(),
+        model.train_labels.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let describe = |r: &export::Realised| {
+        let c = &r.candidate;
+        let test_cols = r
+            .test
+            .as_ref()
+            .map_or(String::from("      -        -        -"), |t| {
+                format!(
+                    "{:>7.2}  {:>7.2}  {:>7.2}",
+                    100.0 * t.float_accuracy,
+                    100.0 * t.int_accuracy,
+                    100.0 * t.same_class
+                )
+            });
+        format!(
+            "{:>8}  {:>4}  {:>2}  {:>4}  {:>7.0e}  {:>6.2}  {test_cols}",
+            r.blob.len(),
+            c.m,
+            c.rank,
+            c.pixel_bits,
+            c.lambda,
+            100.0 * c.val_accuracy
+        )
+    };
+    let header =
+        "   bytes     m   r  bits   lambda   val_%  float_test_%  int_test_%  same_class_%";
+    if sweep {
+        println!("frontier (best validation accuracy within each budget):");
+        println!("  budget  {header}");
+        for budget in export::FRONTIER_BUDGETS {
+            match export::best_under(&candidates, budget) {
+                Some(c) => {
+                    let r = export::realise(model, c, test, progress)?;
+                    println!("{:>5}KiB  {}", budget >> 10, describe(&r));
+                }
+                None => println!("{:>5}KiB  no candidate fits", budget >> 10),
+            }
+        }
+    }
+    let chosen = export::best_under(&candidates, max_flash).with_context(|| {
+        format!(
+            "no candidate fits in {max_flash} bytes; the smallest needs {} bytes",
+            candidates.iter().map(|c| c.bytes).min().unwrap_or(0)
+        )
+    })?;
+    let r = export::realise(model, chosen, test, progress)?;
+    println!("chosen for --max-flash {max_flash}:");
+    println!("          {header}");
+    println!("          {}", describe(&r));
+    write_file(out, &r.blob)?;
+    println!("blob written to {} ({} bytes)", out.display(), r.blob.len());
+    Ok(())
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    convrfm_train::atomic::write_atomic(path, |w| w.write_all(bytes))
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn limit_set(set: LabelledImages, limit: Option<usize>, path: &Path) -> Result<LabelledImages> {
