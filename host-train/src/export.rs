@@ -85,6 +85,8 @@ pub struct Compact {
     pub kernel: Kernel,
     /// `W` quantised, `d x r`.
     pub w: Vec<i8>,
+    /// Requantisation multiplier of `u = P . W` on the device.
+    pub u_mult: u32,
     /// Centre images, quantised pixels in `[0, 1]`.
     pub centres: Images,
     /// `m x classes`, for the kernel divided by `scale`.
@@ -106,38 +108,11 @@ impl Compact {
         crate::rfm::scores(&k, &self.alpha, self.class_names.len())
     }
 
-    /// Encodes the blob: picks `u_mult` from the training images' patch
-    /// projections and quantises alpha to i16.
-    pub fn encode(&self, train: &Images, expected_accuracy: Option<f64>) -> Result<Vec<u8>> {
+    /// Encodes the blob, quantising alpha to i16.
+    pub fn encode(&self, expected_accuracy: Option<f64>) -> Result<Vec<u8>> {
         let shape = self.kernel.shape();
         let r = self.candidate.rank;
-        // Largest |u| = |P . W| over all training patches, in device units
-        // (u8 pixels times i8 weights).
-        let mut max_u: i64 = 1;
-        let (h, wd, c) = (shape.height(), shape.width(), shape.channels());
-        for img in train.pixels.chunks_exact(shape.pixels()) {
-            let px: Vec<i64> = img.iter().map(|v| i64::from(to_u8(*v))).collect();
-            for i in 0..h - 2 {
-                for j in 0..wd - 2 {
-                    for col in 0..r {
-                        let mut acc = 0i64;
-                        for ch in 0..c {
-                            for a in 0..3 {
-                                for b in 0..3 {
-                                    let k = ch * 9 + a * 3 + b;
-                                    acc += px[ch * h * wd + (i + a) * wd + j + b]
-                                        * i64::from(self.w[k * r + col]);
-                                }
-                            }
-                        }
-                        max_u = max_u.max(acc.abs());
-                    }
-                }
-            }
-        }
-        let u_mult = u32::try_from((127i64 << 24) / max_u)
-            .unwrap_or(u32::MAX)
-            .max(1);
+        let u_mult = self.u_mult;
         let amax = self
             .alpha
             .iter()
@@ -173,9 +148,9 @@ impl Compact {
         }
         let names: Vec<&str> = self.class_names.iter().map(String::as_str).collect();
         let parts = BlobParts {
-            channels: u16::try_from(c)?,
-            height: u16::try_from(h)?,
-            width: u16::try_from(wd)?,
+            channels: u16::try_from(shape.channels())?,
+            height: u16::try_from(shape.height())?,
+            width: u16::try_from(shape.width())?,
             depth: u8::try_from(shape.depth())?,
             pixel_bits: bits,
             rank: u8::try_from(r)?,
@@ -232,14 +207,52 @@ fn blob_bytes(model: &Model, m: usize, rank: usize, bits: u8) -> Result<usize> {
     blob::encoded_len(&parts).map_err(|e| anyhow!("blob size: {e:?}"))
 }
 
-/// Quantised `W` (`d x r` i8) and its float value, for the model's metric.
-fn quantised_w(model: &Model, rank: usize) -> Result<(Vec<i8>, Vec<f64>)> {
+/// What the device computes with for rank `r`: the quantised `W` (`d x r`
+/// i8, per-tensor scale), `u_mult` (so the largest `|P . W|` over `images`
+/// maps to 127), and the float kernel that mirrors both (quantised `W`,
+/// `u` rounded as the device rounds it).
+fn device_kernel(model: &Model, rank: usize, images: &Images) -> Result<(Kernel, Vec<i8>, u32)> {
+    let shape = model.shape()?;
     let (w, _) = low_rank(&model.metric, rank)?;
     let wmax = w.iter().fold(0.0f64, |a, v| a.max(v.abs())).max(1e-300);
-    let scale = wmax / 127.0;
-    let q: Vec<i8> = w.iter().map(|v| (v / scale).round() as i8).collect();
-    let deq = q.iter().map(|&v| f64::from(v) * scale).collect();
-    Ok((q, deq))
+    let w_scale = wmax / 127.0;
+    let wq: Vec<i8> = w.iter().map(|v| (v / w_scale).round() as i8).collect();
+    let deq: Vec<f64> = wq.iter().map(|&v| f64::from(v) * w_scale).collect();
+    // Largest |u| = |P . W| over all patches of `images`, in device units
+    // (u8 pixels times i8 weights).
+    let (h, wd, c) = (shape.height(), shape.width(), shape.channels());
+    let mut max_u: i64 = 1;
+    for img in images.pixels.chunks_exact(shape.pixels()) {
+        let px: Vec<i64> = img.iter().map(|v| i64::from(to_u8(*v))).collect();
+        for i in 0..h - 2 {
+            for j in 0..wd - 2 {
+                for col in 0..rank {
+                    let mut acc = 0i64;
+                    for ch in 0..c {
+                        for a in 0..3 {
+                            for b in 0..3 {
+                                let k = ch * 9 + a * 3 + b;
+                                acc += px[ch * h * wd + (i + a) * wd + j + b]
+                                    * i64::from(wq[k * rank + col]);
+                            }
+                        }
+                    }
+                    max_u = max_u.max(acc.abs());
+                }
+            }
+        }
+    }
+    let u_mult = u32::try_from((127i64 << 24) / max_u)
+        .unwrap_or(u32::MAX)
+        .max(1);
+    let step = w_scale * f64::from(1u32 << 24) / (255.0 * f64::from(u_mult));
+    let kernel = Kernel::new(
+        shape,
+        model.kind,
+        padded_metric(&deq, shape.patch_dim(), rank)?,
+    )
+    .with_u_step(step);
+    Ok((kernel, wq, u_mult))
 }
 
 /// Builds the compact model of one search point on `data` (centres from
@@ -254,12 +267,7 @@ pub fn build(
     progress: Progress,
 ) -> Result<Compact> {
     let shape = model.shape()?;
-    let (w, wf) = quantised_w(model, rank)?;
-    let kernel = Kernel::new(
-        shape,
-        model.kind,
-        padded_metric(&wf, shape.patch_dim(), rank)?,
-    );
+    let (kernel, w, u_mult) = device_kernel(model, rank, &data.images)?;
     let quantised = quantise_pixels(&data.images.pixels, bits);
     let bar = progress.bar("Centres", m as u64);
     let idx = select_centres::<f32>(&kernel, &quantised, m, &bar);
@@ -303,6 +311,7 @@ pub fn build(
         candidate,
         kernel,
         w,
+        u_mult,
         centres,
         alpha,
         scale,
@@ -342,12 +351,7 @@ pub fn search(model: &Model, opts: &ExportOptions, progress: Progress) -> Result
             let Some(&m_max) = ladder.last() else {
                 continue;
             };
-            let (_, wf) = quantised_w(model, rank)?;
-            let kernel = Kernel::new(
-                shape,
-                model.kind,
-                padded_metric(&wf, shape.patch_dim(), rank)?,
-            );
+            let (kernel, _, _) = device_kernel(model, rank, &fit.images)?;
             let quantised = quantise_pixels(&fit.images.pixels, bits);
             let bar = progress.bar(&format!("{bits}b r{rank}"), m_max as u64);
             let idx = select_centres::<f32>(&kernel, &quantised, m_max, &bar);
@@ -446,7 +450,7 @@ pub fn realise(
 ) -> Result<Realised> {
     let train = model.training_data();
     let compact = build(model, &train, c.m, c.rank, c.pixel_bits, c.lambda, progress)?;
-    let blob = compact.encode(&train.images, Some(c.val_accuracy))?;
+    let blob = compact.encode(Some(c.val_accuracy))?;
     let test = test
         .map(|t| -> Result<TestReport> {
             let float_pred =

@@ -124,6 +124,7 @@ pub struct Kernel {
     shape: Shape,
     kind: KernelKind,
     metric: Metric,
+    u_step: Option<f64>,
 }
 
 impl Kernel {
@@ -142,7 +143,17 @@ impl Kernel {
             shape,
             kind,
             metric,
+            u_step: None,
         }
+    }
+
+    /// The same kernel with every transformed patch value rounded to a grid
+    /// of `step`, clamped to `[-127, 127]` steps: the float mirror of the
+    /// device's i8 requantisation of `u` (`docs/blob-format.md`), so a
+    /// compact model can be evaluated on the host with the device's `u`.
+    pub fn with_u_step(mut self, step: f64) -> Self {
+        self.u_step = Some(step);
+        self
     }
 
     /// Image shape and depth.
@@ -178,6 +189,12 @@ impl Kernel {
                         *o += pk * sv;
                     }
                 }
+            }
+        }
+        if let Some(step) = self.u_step {
+            for v in &mut u {
+                let q = (v.to_f64() / step + 0.5).floor().clamp(-127.0, 127.0);
+                *v = R::from_f64(q * step);
             }
         }
         let inv_c = R::from_f64(1.0 / s.channels() as f64);

@@ -93,6 +93,9 @@ enum Command {
         /// Skip test-set reporting.
         #[arg(long)]
         no_test: bool,
+        /// Ridge values tried for the Nystroem re-fit (comma-separated).
+        #[arg(long, value_delimiter = ',', default_values_t = export::ExportOptions::default().lambdas)]
+        lambdas: Vec<f64>,
     },
     /// Classify IDX images with a blob (through the integer core).
     Predict {
@@ -287,6 +290,7 @@ fn run(cli: Cli) -> Result<()> {
             test_labels,
             test_limit,
             no_test,
+            lambdas,
         } => {
             let path = model;
             let model = Model::load(&path)?;
@@ -304,7 +308,12 @@ fn run(cli: Cli) -> Result<()> {
                     }
                 }
             };
-            run_export(&model, &out, max_flash, sweep, test.as_ref(), progress)
+            let opts = export::ExportOptions {
+                max_flash,
+                lambdas,
+                ..export::ExportOptions::default()
+            };
+            run_export(&model, &out, &opts, sweep, test.as_ref(), progress)
         }
         Command::Predict { blob, images } => {
             let bytes =
@@ -344,17 +353,14 @@ fn accuracy_of(pred: &[(usize, Vec<i64>)], labels: &[u8]) -> f64 {
 fn run_export(
     model: &Model,
     out: &Path,
-    max_flash: usize,
+    opts: &export::ExportOptions,
     sweep: bool,
     test: Option<&LabelledImages>,
     progress: Progress,
 ) -> Result<()> {
-    let opts = export::ExportOptions {
-        max_flash,
-        ..export::ExportOptions::default()
-    };
+    let max_flash = opts.max_flash;
     let t = Instant::now();
-    let candidates = export::search(model, &opts, progress)?;
+    let candidates = export::search(model, opts, progress)?;
     println!(
         "searched {} candidates (centres x rank x pixel bits) on a validation split of the model's {} training images in {:.1} s",
         candidates.len(),
@@ -387,6 +393,18 @@ fn run_export(
     let header =
         "   bytes     m   r  bits   lambda   val_%  float_test_%  int_test_%  same_class_%";
     if sweep {
+        println!("all candidates (bytes, m, r, bits, lambda, validation %):");
+        for c in &candidates {
+            println!(
+                "  {:>8}  {:>4}  {:>2}  {:>4}  {:>7.0e}  {:>6.2}",
+                c.bytes,
+                c.m,
+                c.rank,
+                c.pixel_bits,
+                c.lambda,
+                100.0 * c.val_accuracy
+            );
+        }
         println!("frontier (best validation accuracy within each budget):");
         println!("  budget  {header}");
         for budget in export::FRONTIER_BUDGETS {
