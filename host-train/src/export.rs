@@ -87,6 +87,8 @@ pub struct Compact {
     pub w: Vec<i8>,
     /// Requantisation multiplier of `u = P . W` on the device.
     pub u_mult: u32,
+    /// `W = W_q * w_scale` in float.
+    pub w_scale: f64,
     /// Centre images, quantised pixels in `[0, 1]`.
     pub centres: Images,
     /// `m x classes`, for the kernel divided by `scale`.
@@ -106,6 +108,17 @@ impl Compact {
         bar.finish_and_clear();
         k.iter_mut().for_each(|v| *v /= self.scale);
         crate::rfm::scores(&k, &self.alpha, self.class_names.len())
+    }
+
+    /// Real score per unit of integer score: the device kernel is
+    /// `g^2 c P_L` times the float kernel (`g` the requantisation gain of
+    /// `u`, `1/c` and the readout mean dropped), and the float model divides
+    /// its kernel by `scale` (`docs/blob-format.md` §9).
+    fn alpha_scale(&self, a_scale: f64) -> f64 {
+        let shape = self.kernel.shape();
+        let g = f64::from(self.u_mult) / f64::from(1u32 << 24) * 255.0 / self.w_scale;
+        let p_last = shape.positions(shape.depth()) as f64;
+        a_scale / (g * g * shape.channels() as f64 * p_last * self.scale)
     }
 
     /// Encodes the blob, quantising alpha to i16.
@@ -159,7 +172,7 @@ impl Compact {
                 KernelKind::Nngp => BlobKind::Nngp,
             },
             u_mult,
-            alpha_scale: a_scale as f32,
+            alpha_scale: self.alpha_scale(a_scale) as f32,
             expected_accuracy_bp: expected_accuracy.map_or(0, |a| (a * 10_000.0).round() as u16),
             centre_count: u16::try_from(self.centres.len())?,
             w: &self.w,
@@ -211,7 +224,11 @@ fn blob_bytes(model: &Model, m: usize, rank: usize, bits: u8) -> Result<usize> {
 /// i8, per-tensor scale), `u_mult` (so the largest `|P . W|` over `images`
 /// maps to 127), and the float kernel that mirrors both (quantised `W`,
 /// `u` rounded as the device rounds it).
-fn device_kernel(model: &Model, rank: usize, images: &Images) -> Result<(Kernel, Vec<i8>, u32)> {
+fn device_kernel(
+    model: &Model,
+    rank: usize,
+    images: &Images,
+) -> Result<(Kernel, Vec<i8>, u32, f64)> {
     let shape = model.shape()?;
     let (w, _) = low_rank(&model.metric, rank)?;
     let wmax = w.iter().fold(0.0f64, |a, v| a.max(v.abs())).max(1e-300);
@@ -252,7 +269,7 @@ fn device_kernel(model: &Model, rank: usize, images: &Images) -> Result<(Kernel,
         padded_metric(&deq, shape.patch_dim(), rank)?,
     )
     .with_u_step(step);
-    Ok((kernel, wq, u_mult))
+    Ok((kernel, wq, u_mult, w_scale))
 }
 
 /// Builds the compact model of one search point on `data` (centres from
@@ -267,7 +284,7 @@ pub fn build(
     progress: Progress,
 ) -> Result<Compact> {
     let shape = model.shape()?;
-    let (kernel, w, u_mult) = device_kernel(model, rank, &data.images)?;
+    let (kernel, w, u_mult, w_scale) = device_kernel(model, rank, &data.images)?;
     let quantised = quantise_pixels(&data.images.pixels, bits);
     let bar = progress.bar("Centres", m as u64);
     let idx = select_centres::<f32>(&kernel, &quantised, m, &bar);
@@ -312,6 +329,7 @@ pub fn build(
         kernel,
         w,
         u_mult,
+        w_scale,
         centres,
         alpha,
         scale,
@@ -351,7 +369,7 @@ pub fn search(model: &Model, opts: &ExportOptions, progress: Progress) -> Result
             let Some(&m_max) = ladder.last() else {
                 continue;
             };
-            let (kernel, _, _) = device_kernel(model, rank, &fit.images)?;
+            let (kernel, ..) = device_kernel(model, rank, &fit.images)?;
             let quantised = quantise_pixels(&fit.images.pixels, bits);
             let bar = progress.bar(&format!("{bits}b r{rank}"), m_max as u64);
             let idx = select_centres::<f32>(&kernel, &quantised, m_max, &bar);

@@ -1,0 +1,92 @@
+//! Train -> export -> blob -> integer core on the host, against the float
+//! compact model the blob was exported from.
+
+use convrfm_train::data::{Split, vendored_fashion_mnist};
+use convrfm_train::export::{ExportOptions, best_under, blob_predict, build, search};
+use convrfm_train::progress::Progress;
+use convrfm_train::rfm::{TrainParams, argmax_rows, train};
+
+const QUIET: Progress = Progress { quiet: true };
+
+#[test]
+fn blob_agrees_with_its_float_model() {
+    let train_set = vendored_fashion_mnist(Split::Train).take(600);
+    let test_set = vendored_fashion_mnist(Split::Test);
+    let params = TrainParams {
+        iterations: 2,
+        agop_images: 20,
+        ..TrainParams::default()
+    }
+    .check()
+    .unwrap();
+    let model = train(&params, &train_set, None, QUIET, &mut |_| {})
+        .unwrap()
+        .model;
+
+    let opts = ExportOptions {
+        max_flash: 32 << 10,
+        ranks: vec![3, 9],
+        pixel_bits: vec![4, 8],
+        ..ExportOptions::default()
+    };
+    let candidates = search(&model, &opts, QUIET).unwrap();
+    assert!(!candidates.is_empty());
+    let chosen = best_under(&candidates, opts.max_flash).unwrap().clone();
+    assert!(chosen.bytes <= 32 << 10);
+
+    let data = model.training_data();
+    let compact = build(
+        &model,
+        &data,
+        chosen.m,
+        chosen.rank,
+        chosen.pixel_bits,
+        chosen.lambda,
+        QUIET,
+    )
+    .unwrap();
+    let blob = compact.encode(None).unwrap();
+    assert_eq!(
+        blob.len(),
+        chosen.bytes,
+        "search predicted the exact blob size"
+    );
+    let core = convrfm_core::Model::from_bytes(&blob).unwrap();
+    assert_eq!(core.centres(), chosen.m);
+    assert!(core.scratch_len() <= 16 << 10);
+
+    let float_scores = compact.scores(&test_set.images, QUIET);
+    let float_pred = argmax_rows(&float_scores, 10);
+    let int = blob_predict(&blob, &test_set.images, QUIET).unwrap();
+    let same = float_pred
+        .iter()
+        .zip(&int)
+        .filter(|(f, i)| **f == i.0)
+        .count();
+    assert!(
+        same >= 995,
+        "integer and float classes agree on {same} of 1000 images"
+    );
+
+    // Real score = integer score * alpha_scale, to the integer kernel's accuracy.
+    let alpha_scale = f64::from(core.alpha_scale());
+    let max = float_scores.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let worst = int
+        .iter()
+        .flat_map(|(_, s)| s.iter())
+        .zip(&float_scores)
+        .map(|(i, f)| (*i as f64 * alpha_scale - f).abs() / max)
+        .fold(0.0, f64::max);
+    eprintln!("same class {same}/1000, worst score error {worst:.2e} of the largest score");
+    assert!(worst < 1e-2, "score error {worst} of the largest score");
+
+    let int_acc = int
+        .iter()
+        .zip(&test_set.labels)
+        .filter(|(p, l)| p.0 == usize::from(**l))
+        .count();
+    assert!(
+        int_acc >= 650,
+        "blob accuracy {int_acc}/1000 below the floor for a 32 KiB blob from 600 images"
+    );
+}
