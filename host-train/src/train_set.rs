@@ -11,6 +11,11 @@ use rayon::prelude::*;
 use crate::kernel::{Block, Kernel, LANES, Pixel, Workspace};
 use crate::real::Real;
 
+/// Query images evaluated together against each block: the block's maps
+/// (~0.6 MB at 28x28, depth 3) stay in cache while the tile uses them,
+/// instead of being streamed from memory once per query.
+const QUERY_TILE: usize = 8;
+
 /// Training images prepared for kernel evaluation in precision `R`.
 pub struct TrainSet<'k, R> {
     kernel: &'k Kernel,
@@ -69,28 +74,38 @@ impl<'k, R: Real> TrainSet<'k, R> {
         let n = self.len;
         let per = self.kernel.shape().pixels();
         let mut out = vec![0.0; n * n];
-        out.par_chunks_mut(n.max(1)).enumerate().for_each_init(
-            || Workspace::new(&self.kernel.shape()),
-            |work, (i, row)| {
-                let a = self.kernel.image_maps::<R, P>(&images[i * per..][..per]);
-                let first = i / LANES;
-                for (bi, block) in self.blocks.iter().enumerate().skip(first) {
-                    let mut same = [false; LANES];
-                    if bi == first {
-                        same[i % LANES] = true;
-                    }
-                    let (ntk, nngp) = self.kernel.forward(&a, block, &same, work, None);
-                    let vals = self.pick(&ntk, &nngp);
-                    for (lane, v) in vals.iter().enumerate().take(block.len()) {
-                        let j = bi * LANES + lane;
-                        if j >= i {
-                            row[j] = v.to_f64();
+        out.par_chunks_mut((n * QUERY_TILE).max(1))
+            .enumerate()
+            .for_each_init(
+                || Workspace::new(&self.kernel.shape()),
+                |work, (tile, rows)| {
+                    let i0 = tile * QUERY_TILE;
+                    let maps: Vec<_> = (i0..i0 + rows.len() / n)
+                        .map(|i| self.kernel.image_maps::<R, P>(&images[i * per..][..per]))
+                        .collect();
+                    for (bi, block) in self.blocks.iter().enumerate().skip(i0 / LANES) {
+                        for (t, (a, row)) in maps.iter().zip(rows.chunks_mut(n)).enumerate() {
+                            let i = i0 + t;
+                            if (bi + 1) * LANES <= i {
+                                continue; // the whole block lies left of the diagonal
+                            }
+                            let mut same = [false; LANES];
+                            if bi == i / LANES {
+                                same[i % LANES] = true;
+                            }
+                            let (ntk, nngp) = self.kernel.forward(a, block, &same, work, None);
+                            let vals = self.pick(&ntk, &nngp);
+                            for (lane, v) in vals.iter().enumerate().take(block.len()) {
+                                let j = bi * LANES + lane;
+                                if j >= i {
+                                    row[j] = v.to_f64();
+                                }
+                            }
                         }
                     }
-                }
-                progress.inc((n - i) as u64);
-            },
-        );
+                    progress.inc(maps.len() as u64 * (n - i0) as u64);
+                },
+            );
         for i in 0..n {
             for j in 0..i {
                 out[i * n + j] = out[j * n + i];
@@ -110,20 +125,26 @@ impl<'k, R: Real> TrainSet<'k, R> {
         if n == 0 {
             return out;
         }
-        out.par_chunks_mut(n)
-            .zip(queries.par_chunks(per))
+        out.par_chunks_mut(n * QUERY_TILE)
+            .zip(queries.par_chunks(per * QUERY_TILE))
             .for_each_init(
                 || Workspace::new(&self.kernel.shape()),
-                |work, (row, query)| {
-                    let a = self.kernel.image_maps::<R, P>(query);
-                    for (block, dst) in self.blocks.iter().zip(row.chunks_mut(LANES)) {
-                        let (ntk, nngp) =
-                            self.kernel.forward(&a, block, &[false; LANES], work, None);
-                        for (d, v) in dst.iter_mut().zip(self.pick(&ntk, &nngp)) {
-                            *d = v.to_f64();
+                |work, (rows, tile)| {
+                    let maps: Vec<_> = tile
+                        .chunks_exact(per)
+                        .map(|q| self.kernel.image_maps::<R, P>(q))
+                        .collect();
+                    for (bi, block) in self.blocks.iter().enumerate() {
+                        for (a, row) in maps.iter().zip(rows.chunks_mut(n)) {
+                            let (ntk, nngp) =
+                                self.kernel.forward(a, block, &[false; LANES], work, None);
+                            let dst = &mut row[bi * LANES..(bi * LANES + block.len())];
+                            for (d, v) in dst.iter_mut().zip(self.pick(&ntk, &nngp)) {
+                                *d = v.to_f64();
+                            }
                         }
                     }
-                    progress.inc(n as u64);
+                    progress.inc((maps.len() * n) as u64);
                 },
             );
         out
