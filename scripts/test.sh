@@ -24,4 +24,7 @@ step "convrfm-core builds no_std for Cortex-M4F and Cortex-M0"
 cargo build -p convrfm-core --target thumbv7em-none-eabihf
 cargo build -p convrfm-core --target thumbv6m-none-eabi
 
+step "firmware in QEMU: bit-identical to the host, memory budgets, faults, footprint"
+./scripts/firmware-test.sh
+
 step "all checks passed"

@@ -1,0 +1,268 @@
+#!/usr/bin/env bash
+# Firmware checks (docs/firmware.md): builds convrfm-firmware for the
+# Cortex-M4F and the Cortex-M0, runs it in QEMU on Fashion-MNIST test
+# images, asserts that its classes and scores are byte-identical to
+# convrfm-core on the host, checks that oversized blobs fail the build and
+# that a faulting or hung firmware fails within a timeout, and prints the
+# footprint table (flash, RAM, stack, instructions per inference).
+#
+#   scripts/firmware-test.sh          all checks + table (1,000 images; ~14 min)
+#   scripts/firmware-test.sh report   the table only (100 images by default)
+#
+# Environment: FW_IMAGES (images per run, default 1000 / 100 for report),
+# FW_M0_DEFAULT_IMAGES (images for the default blob on the M0, default 10:
+# it takes ~2.4 G instructions each). Installs what it needs on a bare
+# Debian machine (Rust targets, qemu-system-arm). Scratch files go to
+# firmware/target/fw-test/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+fw=$root/firmware
+work=$fw/target/fw-test
+mode=${1:-test}
+case "$mode" in
+  test) images=${FW_IMAGES:-1000} ;;
+  report) images=${FW_IMAGES:-100} ;;
+  *) echo "usage: $0 [test|report]" >&2; exit 2 ;;
+esac
+m0_default_images=${FW_M0_DEFAULT_IMAGES:-10}
+pixels=784 # Fashion-MNIST: 1x28x28
+
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); printf 'ok      %s\n' "$*"; }
+fail() { failed=$((failed + 1)); printf 'FAILED  %s\n' "$*"; }
+step() { printf '\n-- %s\n' "$*"; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+step "setup: Rust targets, QEMU"
+rustup target add thumbv7em-none-eabihf thumbv6m-none-eabi
+missing=()
+command -v qemu-system-arm >/dev/null || missing+=(qemu-system-arm)
+command -v size >/dev/null || missing+=(binutils)
+command -v gzip >/dev/null || missing+=(gzip)
+if [ ${#missing[@]} -gt 0 ]; then
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
+qemu-system-arm --version | head -n 1
+
+step "test data: first $images Fashion-MNIST test images, raw"
+mkdir -p "$work"
+gzip -dc data/fashion-mnist/t10k-images-idx3-ubyte.gz | tail -c +17 >"$work/all-images.bin"
+gzip -dc data/fashion-mnist/t10k-labels-idx1-ubyte.gz | tail -c +9 >"$work/all-labels.bin"
+available=$(($(stat -c %s "$work/all-images.bin") / pixels))
+if [ "$images" -gt "$available" ]; then
+  echo "only $available test images are vendored, $images asked for" >&2
+  exit 1
+fi
+
+host=$(rustc -vV | sed -n 's/^host: //p')
+step "host reference: firmware/host-check (convrfm-core on $host)"
+# Its .cargo/config.toml builds for the host tuple, hence target/$host/.
+(cd "$fw/host-check" && cargo build --release -q)
+host_check=$fw/host-check/target/$host/release/convrfm-host-check
+
+# Firmware configurations: NAME TARGET BLOB TARGET_DIR IMAGES SECONDS_PER_IMAGE
+# (the last is a generous bound for the QEMU timeout: measured ~0.6 s, ~0.2 s
+# and ~2.3 s per image). Each blob has its own target dir so that switching
+# blobs never rebuilds another configuration.
+configs=(
+  "m4-default thumbv7em-none-eabihf blobs/fashion-mnist.blob target $images 4"
+  "m0-small thumbv6m-none-eabi blobs/fashion-mnist-m0.blob target/m0-blob $images 2"
+  "m0-default thumbv6m-none-eabi blobs/fashion-mnist.blob target $m0_default_images 12"
+)
+
+# cargo in firmware/ with the configuration's blob and target. The default
+# blob is selected by leaving CONVRFM_BLOB unset, as a plain `cargo build`
+# does, so that the two share one build instead of rebuilding each other.
+fw_cargo() { # BLOB TARGET TARGET_DIR CARGO_COMMAND ARGS...
+  local blob=$1 target=$2 tdir=$3 select=()
+  shift 3
+  [ "$blob" = blobs/fashion-mnist.blob ] || select=("CONVRFM_BLOB=$blob")
+  (cd "$fw" && env -u CONVRFM_BLOB -u CONVRFM_MEMORY_X "${select[@]}" \
+    cargo "$1" -q --release --target "$target" --target-dir "$tdir" "${@:2}")
+}
+
+step "build: firmware for each configuration"
+for c in "${configs[@]}"; do
+  read -r name target blob tdir n _ <<<"$c"
+  if fw_cargo "$blob" "$target" "$tdir" build; then
+    ok "$name: builds for $target with $blob"
+  else
+    fail "$name: build for $target with $blob"
+  fi
+done
+
+step "run: classify in QEMU (in parallel, -icount shift=0), host reference meanwhile"
+declare -A pid
+for c in "${configs[@]}"; do
+  read -r name target blob tdir n secs <<<"$c"
+  d=$work/$name
+  mkdir -p "$d"
+  head -c $((n * pixels)) "$work/all-images.bin" >"$d/images.bin"
+  head -c "$n" "$work/all-labels.bin" >"$d/labels.bin"
+  # Semihosting paths are relative to QEMU's cwd, firmware/ (short, to fit
+  # the firmware's 256-byte command line).
+  rel=${d#"$fw"/}
+  (
+    export QEMU_ICOUNT=1 QEMU_TIMEOUT=$((60 + n * secs))
+    fw_cargo "$blob" "$target" "$tdir" run -- calibrate >"$d/calibrate.log" 2>&1
+    fw_cargo "$blob" "$target" "$tdir" run -- classify "$rel/images.bin" "$rel/firmware.out"
+  ) >"$d/firmware.log" 2>&1 &
+  pid[$name]=$!
+done
+for c in "${configs[@]}"; do
+  read -r name target blob _ <<<"$c"
+  d=$work/$name
+  "$host_check" "$fw/$blob" "$d/images.bin" "$d/host.out" "$d/labels.bin" >"$d/host.log"
+done
+
+if [ "$mode" = test ]; then
+  step "fault, hang, bad input: the firmware fails, within the timeout"
+  read -r _ target blob tdir _ <<<"${configs[0]}"
+  t0=$(date +%s)
+  set +e
+  QEMU_TIMEOUT=30 fw_cargo "$blob" "$target" "$tdir" run -- fault >"$work/fault.log" 2>&1
+  status=$?
+  set -e
+  t=$(($(date +%s) - t0))
+  if [ "$status" = 1 ] && grep -q HardFault "$work/fault.log"; then
+    ok "fault: HardFault handler exits with status 1 after ${t} s"
+  else
+    fail "fault: status $status after ${t} s (want 1 from the HardFault handler): $(cat "$work/fault.log")"
+  fi
+  t0=$(date +%s)
+  set +e
+  QEMU_TIMEOUT=3 fw_cargo "$blob" "$target" "$tdir" run -- hang >"$work/hang.log" 2>&1
+  status=$?
+  set -e
+  t=$(($(date +%s) - t0))
+  if [ "$status" = 124 ] && [ "$t" -le 10 ]; then
+    ok "hang: the runner's timeout ends it with status 124 after ${t} s"
+  else
+    fail "hang: status $status after ${t} s (want 124 within 10 s)"
+  fi
+
+  # An image cut short must be an error, not a silently dropped image.
+  head -c $((pixels + 100)) "$work/all-images.bin" >"$work/truncated-images.bin"
+  set +e
+  QEMU_TIMEOUT=60 fw_cargo "$blob" "$target" "$tdir" run -- classify \
+    target/fw-test/truncated-images.bin target/fw-test/truncated.out >"$work/truncated.log" 2>&1
+  status=$?
+  set -e
+  if [ "$status" = 1 ] && grep -q "TruncatedImage { got: 100, expected: $pixels }" "$work/truncated.log"; then
+    ok "truncated input: $(grep -o 'TruncatedImage[^)]*}' "$work/truncated.log"), status 1"
+  else
+    fail "truncated input: status $status: $(cat "$work/truncated.log")"
+  fi
+
+  step "memory budget: blobs that do not fit fail the build with a readable message"
+  # In their own target dir, so the configurations above are not rebuilt.
+  b=$work/budget
+  mkdir -p "$b"
+  blob_bytes=$(stat -c %s "$fw/blobs/fashion-mnist.blob")
+  static_ram=$(size -A "$fw/target/thumbv7em-none-eabihf/release/convrfm-firmware" |
+    awk '$1 == ".data" || $1 == ".bss" || $1 == ".uninit" { s += $2 } END { print s }')
+  # memory-m4.x with FLASH and RAM lengths replaced (bytes).
+  layout() {
+    sed -e "s/^\( *FLASH *:.*LENGTH *= *\)[0-9A-Za-z]*/\1$1/" \
+      -e "s/^\( *RAM *:.*LENGTH *= *\)[0-9A-Za-z]*/\1$2/" "$fw/memory-m4.x" >"$3"
+  }
+  expect_build_failure() { # NAME MEMORY_X BLOB EXPECTED_TEXT
+    local log
+    log=$b/$(printf '%s' "$1" | tr -cs 'a-zA-Z0-9' '-').log
+    if (cd "$fw" && CONVRFM_MEMORY_X=$2 CONVRFM_BLOB=$3 cargo build -q --release \
+      --target thumbv7em-none-eabihf --target-dir target/budget) >"$log" 2>&1; then
+      fail "$1: the build succeeded"
+    elif grep -qF "$4" "$log"; then
+      ok "$1: $(grep -F "$4" "$log" | head -n 1 | sed 's/^ *//' | cut -c 1-150)"
+    else
+      fail "$1: the build failed without \"$4\":"
+      cat "$log"
+    fi
+  }
+  layout $((blob_bytes / 2)) 64K "$b/flash-half-blob.x"
+  expect_build_failure "blob larger than FLASH (build.rs)" "$b/flash-half-blob.x" \
+    blobs/fashion-mnist.blob "does not fit the memory layout"
+  layout $((blob_bytes + 1024)) 64K "$b/flash-blob-only.x"
+  expect_build_failure "blob + code larger than FLASH (linker)" "$b/flash-blob-only.x" \
+    blobs/fashion-mnist.blob "will not fit in region 'FLASH'"
+  layout 256K $((static_ram + 1024)) "$b/ram-no-stack.x"
+  expect_build_failure "statics leave less than the minimum stack (linker)" "$b/ram-no-stack.x" \
+    blobs/fashion-mnist.blob "convrfm: static RAM"
+  head -c 4096 "$fw/blobs/fashion-mnist.blob" >"$b/truncated.blob"
+  expect_build_failure "invalid blob (build.rs)" "$fw/memory-m4.x" "$b/truncated.blob" \
+    "is not a valid convrfm blob"
+
+  step "firmware code: rustfmt and clippy (warnings are errors)"
+  if (cd "$fw" && cargo fmt --check) && (cd "$fw/host-check" && cargo fmt --check); then
+    ok "cargo fmt --check (firmware, host-check)"
+  else
+    fail "cargo fmt --check (firmware, host-check)"
+  fi
+  if (cd "$fw" && cargo clippy -q --release -- -D warnings) &&
+    (cd "$fw" && cargo clippy -q --release --target thumbv6m-none-eabi -- -D warnings) &&
+    (cd "$fw/host-check" && cargo clippy -q --release -- -D warnings); then
+    ok "cargo clippy -D warnings (firmware for both targets, host-check)"
+  else
+    fail "cargo clippy -D warnings"
+  fi
+fi
+
+step "compare: firmware output vs host reference"
+# key=value from the firmware's output lines.
+field() { sed -n "s/.*[ :]$2=\([0-9]*\).*/\1/p" "$1" | head -n 1; }
+rows=()
+for c in "${configs[@]}"; do
+  read -r name target blob tdir n _ <<<"$c"
+  d=$work/$name
+  if ! wait "${pid[$name]}"; then
+    fail "$name: firmware run failed: $(tail -n 5 "$d/firmware.log" | tr '\n' ' ')"
+    continue
+  fi
+  classes=$(sed -n 's/.* \([0-9]*\) classes.*/\1/p' "$d/firmware.log" | head -n 1)
+  record=$((1 + 8 * classes))
+  if cmp -s "$d/firmware.out" "$d/host.out"; then
+    ok "$name: $n/$n predictions (class + $classes i64 scores) bit-identical to the host"
+  else
+    differing=$(cmp -l "$d/firmware.out" "$d/host.out" 2>/dev/null |
+      awk -v r="$record" '{ print int(($1 - 1) / r) }' | uniq | wc -l)
+    fail "$name: $differing of $n records differ from the host (sizes $(stat -c %s "$d/firmware.out") vs $(stat -c %s "$d/host.out"))"
+  fi
+
+  # Footprint row.
+  elf=$fw/$tdir/$target/release/convrfm-firmware
+  read -r flash ram < <(size -A "$elf" | awk '
+    $1 == ".vector_table" || $1 == ".text" || $1 == ".rodata" || $1 == ".data" { f += $2 }
+    $1 == ".data" || $1 == ".bss" || $1 == ".uninit" { r += $2 }
+    END { print f, r }')
+  memory_x=$fw/memory-m4.x
+  [ "$target" = thumbv6m-none-eabi ] && memory_x=$fw/memory-m0.x
+  budget() { sed -n "s/^ *$1 *:.*LENGTH *= *\([0-9]*[KM]*\).*/\1/p" "$memory_x"; }
+  blob_bytes=$(stat -c %s "$fw/$blob")
+  stack=$(field "$d/firmware.log" used)
+  accuracy=$(sed -n 's/^host accuracy: \([0-9.]*\) %.*/\1/p' "$d/host.log")
+  rows+=("$(awk -v name="$name" -v blob="$blob_bytes" -v flash="$flash" -v ram="$ram" \
+    -v stack="$stack" -v fb="$(budget FLASH)" -v rb="$(budget RAM)" \
+    -v ci="$(field "$d/calibrate.log" insns)" -v ct="$(field "$d/calibrate.log" ticks)" \
+    -v tt="$(field "$d/firmware.log" ticks_total)" -v tmin="$(field "$d/firmware.log" ticks_min)" \
+    -v tmax="$(field "$d/firmware.log" ticks_max)" -v n="$n" -v acc="$accuracy" 'BEGIN {
+      k = ci / ct; mean = tt / n * k
+      printf "| %s | %d | %d | %d / %s | %d | %d | %d / %s | %.1f M (%.1f-%.1f) | %.0f | %.0f | %s %% (%d) |",
+        name, blob, flash - blob, flash, fb, ram, stack, ram + stack, rb,
+        mean / 1e6, tmin * k / 1e6, tmax * k / 1e6, mean / 80e3, mean / 170e3, acc, n
+    }')")
+done
+
+step "footprint (QEMU 7.2; instructions counted with -icount shift=0 + SysTick)"
+echo "| build | blob B | code B | flash B / budget | static RAM B | stack B | RAM B / budget | insns/inference mean (min-max) | ms @80 MHz | ms @170 MHz | host accuracy (images) |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+printf '%s\n' "${rows[@]}"
+echo "m4-*: thumbv7em-none-eabihf on mps2-an386 (Cortex-M4F), memory-m4.x; m0-*: thumbv6m-none-eabi on microbit (Cortex-M0), memory-m0.x."
+echo "code = flash - blob; RAM = static (.data+.bss) + stack high-water mark; ms = instructions / clock,"
+echo "an estimate that assumes one cycle per instruction (no wait states, multi-cycle loads, or multiplies)."
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
