@@ -285,30 +285,26 @@ pub fn build(
 ) -> Result<Compact> {
     let shape = model.shape()?;
     let (kernel, w, u_mult, w_scale) = device_kernel(model, rank, &data.images)?;
-    let quantised = quantise_pixels(&data.images.pixels, bits);
-    let bar = progress.bar("Centres", m as u64);
-    let idx = select_centres::<f32>(&kernel, &quantised, m, &bar);
-    bar.finish_and_clear();
+    let ck = centre_kernels(
+        &kernel,
+        &data.images,
+        bits,
+        m,
+        &[&data.images],
+        "Centres",
+        progress,
+    )?;
     let centres = Images {
         channels: shape.channels(),
         height: shape.height(),
         width: shape.width(),
-        pixels: gather(&quantised, shape.pixels(), &idx),
+        pixels: ck.centres,
     };
-    let set = TrainSet::<f32>::new(&kernel, &centres.pixels);
-    let hidden = ProgressBar::hidden();
-    let mut kc = set.gram(&centres.pixels, &hidden);
-    let scale = (0..idx.len())
-        .map(|i| kc[i * idx.len() + i])
-        .fold(0.0f64, f64::max);
-    ensure!(scale > 0.0, "all centres are blank images");
-    let bar = progress.bar("Refit", (data.len() * idx.len()) as u64);
-    let mut c = set.cross(&data.images.pixels, &bar);
-    bar.finish_and_clear();
-    kc.iter_mut().chain(c.iter_mut()).for_each(|v| *v /= scale);
+    let (idx, kc, scale) = (ck.idx, ck.kc, ck.scale);
+    let c = &ck.rows[0];
     let y = one_hot(&data.labels, model.classes());
     let alpha = Nystrom {
-        c: &c,
+        c,
         w: &kc,
         y: &y,
         n: data.len(),
@@ -334,6 +330,54 @@ pub fn build(
         alpha,
         scale,
         class_names: model.class_names.clone(),
+    })
+}
+
+/// Centres chosen by pivoted Cholesky from `images` quantised to `bits`,
+/// with the kernel between the centres (`kc`, `m x m`) and between each of
+/// `queries` and the centres (`rows`, `n_q x m` each), all divided by
+/// `scale`, the largest centre self-kernel.
+struct CentreKernels {
+    idx: Vec<usize>,
+    centres: Vec<f32>,
+    kc: Vec<f64>,
+    rows: Vec<Vec<f64>>,
+    scale: f64,
+}
+
+fn centre_kernels(
+    kernel: &Kernel,
+    images: &Images,
+    bits: u8,
+    m: usize,
+    queries: &[&Images],
+    label: &str,
+    progress: Progress,
+) -> Result<CentreKernels> {
+    let quantised = quantise_pixels(&images.pixels, bits);
+    let bar = progress.bar(label, m as u64);
+    let idx = select_centres::<f32>(kernel, &quantised, m, &bar);
+    bar.finish_and_clear();
+    let centres = gather(&quantised, kernel.shape().pixels(), &idx);
+    let set = TrainSet::<f32>::new(kernel, &centres);
+    let hidden = ProgressBar::hidden();
+    let mut kc = set.gram(&centres, &hidden);
+    let mm = idx.len();
+    let scale = (0..mm).map(|i| kc[i * mm + i]).fold(0.0f64, f64::max);
+    ensure!(scale > 0.0, "all centres are blank images");
+    let mut rows: Vec<Vec<f64>> = queries
+        .iter()
+        .map(|q| set.cross(&q.pixels, &hidden))
+        .collect();
+    for v in kc.iter_mut().chain(rows.iter_mut().flatten()) {
+        *v /= scale;
+    }
+    Ok(CentreKernels {
+        idx,
+        centres,
+        kc,
+        rows,
+        scale,
     })
 }
 
@@ -370,33 +414,23 @@ pub fn search(model: &Model, opts: &ExportOptions, progress: Progress) -> Result
                 continue;
             };
             let (kernel, ..) = device_kernel(model, rank, &fit.images)?;
-            let quantised = quantise_pixels(&fit.images.pixels, bits);
-            let bar = progress.bar(&format!("{bits}b r{rank}"), m_max as u64);
-            let idx = select_centres::<f32>(&kernel, &quantised, m_max, &bar);
-            bar.finish_and_clear();
-            let centres = gather(&quantised, shape.pixels(), &idx);
-            let set = TrainSet::<f32>::new(&kernel, &centres);
-            let hidden = ProgressBar::hidden();
-            let mut kc = set.gram(&centres, &hidden);
-            let mm = idx.len();
-            let scale = (0..mm).map(|i| kc[i * mm + i]).fold(0.0f64, f64::max);
-            ensure!(scale > 0.0, "all centres are blank images");
-            let mut c_fit = set.cross(&fit.images.pixels, &hidden);
-            let mut c_val = set.cross(&val.images.pixels, &hidden);
-            for v in kc
-                .iter_mut()
-                .chain(c_fit.iter_mut())
-                .chain(c_val.iter_mut())
-            {
-                *v /= scale;
-            }
+            let ck = centre_kernels(
+                &kernel,
+                &fit.images,
+                bits,
+                m_max,
+                &[&fit.images, &val.images],
+                &format!("{bits}b r{rank}"),
+                progress,
+            )?;
+            let (mm, kc, c_fit, c_val) = (ck.idx.len(), &ck.kc, &ck.rows[0], &ck.rows[1]);
             for &m in ladder.iter().filter(|&&m| m <= mm) {
                 let sub = |k: &[f64], rows: usize| -> Vec<f64> {
                     (0..rows)
                         .flat_map(|i| k[i * mm..i * mm + m].iter().copied())
                         .collect()
                 };
-                let (cf, cv, w) = (sub(&c_fit, fit.len()), sub(&c_val, val.len()), sub(&kc, m));
+                let (cf, cv, w) = (sub(c_fit, fit.len()), sub(c_val, val.len()), sub(kc, m));
                 let Ok((lambda, _, acc)) = Nystrom {
                     c: &cf,
                     w: &w,
