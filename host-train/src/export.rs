@@ -20,7 +20,7 @@ use crate::data::{Images, LabelledImages, train_val_split};
 use crate::kernel::{Kernel, KernelKind};
 use crate::model::Model;
 use crate::progress::Progress;
-use crate::rfm::one_hot;
+use crate::rfm::{one_hot, share_correct};
 use crate::train_set::TrainSet;
 
 /// Budgets of the accuracy-vs-size frontier, bytes.
@@ -508,22 +508,15 @@ pub fn realise(
             let float_pred =
                 crate::rfm::argmax_rows(&compact.scores(&t.images, progress), model.classes());
             let int_pred = blob_predict(&blob, &t.images, progress)?;
-            let n = t.len().max(1) as f64;
-            let right = |p: &dyn Fn(usize) -> usize| {
-                (0..t.len())
-                    .filter(|&i| p(i) == usize::from(t.labels[i]))
-                    .count() as f64
-                    / n
-            };
             Ok(TestReport {
-                float_accuracy: right(&|i| float_pred[i]),
-                int_accuracy: right(&|i| int_pred[i].0),
+                float_accuracy: share_correct(float_pred.iter().copied(), &t.labels),
+                int_accuracy: share_correct(int_pred.iter().map(|p| p.0), &t.labels),
                 same_class: float_pred
                     .iter()
                     .zip(&int_pred)
                     .filter(|(f, i)| **f == i.0)
                     .count() as f64
-                    / n,
+                    / t.len().max(1) as f64,
             })
         })
         .transpose()?;

@@ -21,7 +21,7 @@ use crate::data::{Images, LabelledImages};
 use crate::kernel::{Kernel, KernelKind, Metric};
 use crate::progress::Progress;
 use crate::real::Real;
-use crate::rfm::{IterationReport, Precision, TrainParams, argmax_rows, scores};
+use crate::rfm::{IterationReport, Precision, TrainParams, argmax_rows, scores, share_correct};
 use crate::train_set::TrainSet;
 
 const MAGIC: &[u8; 8] = b"CONVRFM\0";
@@ -157,13 +157,10 @@ impl Model {
 
     /// Share of `data` predicted right.
     pub fn accuracy(&self, data: &LabelledImages, progress: Progress) -> Result<f64> {
-        let pred = self.predict(&data.images, progress)?;
-        let right = pred
-            .iter()
-            .zip(&data.labels)
-            .filter(|(p, l)| **p == usize::from(**l))
-            .count();
-        Ok(right as f64 / data.len().max(1) as f64)
+        Ok(share_correct(
+            self.predict(&data.images, progress)?,
+            &data.labels,
+        ))
     }
 
     /// Writes the model to `path` atomically.

@@ -469,11 +469,15 @@ pub fn argmax_rows(scores: &[f64], classes: usize) -> Vec<usize> {
 
 /// Share of `labels` that `argmax(K alpha)` gets right.
 pub fn accuracy(k: &[f64], alpha: &[f64], classes: usize, labels: &[u8]) -> f64 {
-    let pred = argmax_rows(&scores(k, alpha, classes), classes);
+    share_correct(argmax_rows(&scores(k, alpha, classes), classes), labels)
+}
+
+/// Share of `labels` that the predicted classes `pred` match.
+pub fn share_correct(pred: impl IntoIterator<Item = usize>, labels: &[u8]) -> f64 {
     let right = pred
-        .iter()
+        .into_iter()
         .zip(labels)
-        .filter(|(p, l)| **p == usize::from(**l))
+        .filter(|(p, l)| *p == usize::from(**l))
         .count();
     right as f64 / labels.len().max(1) as f64
 }

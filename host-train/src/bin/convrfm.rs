@@ -258,7 +258,7 @@ fn run(cli: Cli) -> Result<()> {
                 (None, Some((b, bytes))) => {
                     let pred = export::blob_predict(&bytes, &set.images, progress)
                         .with_context(|| format!("blob {}", b.display()))?;
-                    accuracy_of(&pred, &set.labels)
+                    rfm::share_correct(pred.iter().map(|p| p.0), &set.labels)
                 }
                 (None, None) => bail!("give --model or --blob"),
             };
@@ -339,15 +339,6 @@ fn run(cli: Cli) -> Result<()> {
             precision,
         } => convrfm_train::bench::run(n, test, depth, agop_images, precision, progress),
     }
-}
-
-fn accuracy_of(pred: &[(usize, Vec<i64>)], labels: &[u8]) -> f64 {
-    let right = pred
-        .iter()
-        .zip(labels)
-        .filter(|(p, l)| p.0 == usize::from(**l))
-        .count();
-    right as f64 / labels.len().max(1) as f64
 }
 
 fn run_export(
