@@ -71,9 +71,9 @@ pub fn select_centres<R: Real>(
 }
 
 /// `W_r = V_r diag(s_r)` (`d x r`, row-major) from the top-`r` eigenpairs of
-/// the symmetric metric `S`, and the `d x d` metric `[W_r | 0]` that gives
-/// the float kernel exactly the inner products the device computes.
-pub fn low_rank(metric: &Metric, r: usize) -> Result<(Vec<f64>, Metric)> {
+/// the symmetric metric `S` ([`padded_metric`] turns it into a float
+/// kernel's metric).
+pub fn low_rank(metric: &Metric, r: usize) -> Result<Vec<f64>> {
     let d = metric.dim();
     ensure!((1..=d).contains(&r), "rank {r} must be in 1..={d}");
     let s = metric.rows();
@@ -91,7 +91,7 @@ pub fn low_rank(metric: &Metric, r: usize) -> Result<(Vec<f64>, Metric)> {
             w[i * r + j] = u[(i, k)] * scale;
         }
     }
-    Ok((w.clone(), padded_metric(&w, d, r)?))
+    Ok(w)
 }
 
 /// The `d x d` metric whose first `r` columns are `w` (`d x r`) and the rest 0.
@@ -188,5 +188,52 @@ impl Nystrom<'_> {
             }
         }
         best.context("every Nystroem solve failed")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_rank_projection_keeps_inner_products_and_truncation_keeps_the_top() {
+        // S = A + A^T + 4 I: symmetric positive definite, 3 x 3.
+        let a = [0.3, -0.2, 0.5, 0.1, 0.7, -0.4, 0.2, 0.0, 0.6];
+        let d = 3;
+        let s: Vec<f64> = (0..9)
+            .map(|t| a[t] + a[(t % d) * d + t / d] + if t % 4 == 0 { 4.0 } else { 0.0 })
+            .collect();
+        let metric = Metric::from_rows(d, s.clone()).unwrap();
+        let s2 = |i: usize, j: usize| (0..d).map(|k| s[i * d + k] * s[j * d + k]).sum::<f64>();
+        let w = low_rank(&metric, d).unwrap();
+        for i in 0..d {
+            for j in 0..d {
+                let wwt: f64 = (0..d).map(|k| w[i * d + k] * w[j * d + k]).sum();
+                assert!(
+                    (wwt - s2(i, j)).abs() < 1e-12,
+                    "W W^T != S S^T at ({i}, {j})"
+                );
+            }
+        }
+        // Rank 1 keeps the largest eigenvalue: trace(W W^T) = s_max^2 <= trace(S^2).
+        let w1 = low_rank(&metric, 1).unwrap();
+        let t1: f64 = w1.iter().map(|v| v * v).sum();
+        let t: f64 = (0..d).map(|i| s2(i, i)).sum();
+        assert!(t1 > t / 3.0 && t1 < t);
+        assert!(low_rank(&metric, 0).is_err() && low_rank(&metric, 4).is_err());
+    }
+
+    #[test]
+    fn quantised_pixels_are_what_the_device_stores() {
+        let px = [0.0, 1.0, 0.5, 0.2, 7.0 / 255.0];
+        assert_eq!(
+            quantise_pixels(&px, 8),
+            [0.0, 1.0, 128.0 / 255.0, 51.0 / 255.0, 7.0 / 255.0]
+        );
+        // 4-bit: round(15 v) / 15, the device's 17 v of 255.
+        assert_eq!(
+            quantise_pixels(&px, 4),
+            [0.0, 1.0, 8.0 / 15.0, 3.0 / 15.0, 0.0]
+        );
     }
 }

@@ -230,7 +230,7 @@ fn device_kernel(
     images: &Images,
 ) -> Result<(Kernel, Vec<i8>, u32, f64)> {
     let shape = model.shape()?;
-    let (w, _) = low_rank(&model.metric, rank)?;
+    let w = low_rank(&model.metric, rank)?;
     let wmax = w.iter().fold(0.0f64, |a, v| a.max(v.abs())).max(1e-300);
     let w_scale = wmax / 127.0;
     let wq: Vec<i8> = w.iter().map(|v| (v / w_scale).round() as i8).collect();
