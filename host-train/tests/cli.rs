@@ -111,6 +111,50 @@ fn train_then_eval_on_idx_files() {
     assert!(o.status.success(), "{err}");
     let evaluated: f64 = out.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert_eq!(evaluated, trained, "eval disagrees with training: {out}");
+
+    // Export within 16 KiB, with the frontier; then the blob through the core.
+    let blob = dir.path().join("m.blob").display().to_string();
+    let o = convrfm(&[
+        "export",
+        "--model",
+        &model,
+        "--max-flash",
+        "16KiB",
+        "--sweep",
+        "--test-images",
+        &vi,
+        "--test-labels",
+        &vl,
+        "--out",
+        &blob,
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "stdout: {out}\nstderr: {err}");
+    assert!(
+        out.contains("frontier") && out.contains("chosen for --max-flash 16384"),
+        "{out}"
+    );
+    let size = std::fs::metadata(&blob).unwrap().len();
+    assert!(size <= 16 << 10, "blob of {size} bytes exceeds the budget");
+    // The chosen line's integer accuracy is what eval --blob reports.
+    let chosen = out
+        .lines()
+        .skip_while(|l| !l.starts_with("chosen"))
+        .nth(2)
+        .unwrap();
+    let int_acc: f64 = chosen.split_whitespace().nth(7).unwrap().parse().unwrap();
+    let o = convrfm(&["eval", "--blob", &blob, "--images", &vi, "--labels", &vl]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let evaluated: f64 = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert_eq!(
+        evaluated, int_acc,
+        "eval --blob disagrees with export: {out}"
+    );
+    let o = convrfm(&["predict", "--blob", &blob, &vi]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(out.lines().count(), 200, "one line per image");
 }
 
 #[test]

@@ -383,6 +383,14 @@ fn run_export(
     };
     let header =
         "   bytes     m   r  bits   lambda   val_%  float_test_%  int_test_%  same_class_%";
+    let chosen = export::best_under(&candidates, max_flash).with_context(|| {
+        format!(
+            "no candidate fits in {max_flash} bytes; the smallest needs {} bytes",
+            candidates.iter().map(|c| c.bytes).min().unwrap_or(0)
+        )
+    })?;
+    // The frontier point that is also the chosen one is built only once.
+    let mut chosen_realised = None;
     if sweep {
         println!("all candidates (bytes, m, r, bits, lambda, validation %):");
         for c in &candidates {
@@ -403,18 +411,18 @@ fn run_export(
                 Some(c) => {
                     let r = export::realise(model, c, test, progress)?;
                     println!("{:>5}KiB  {}", budget >> 10, describe(&r));
+                    if std::ptr::eq(c, chosen) {
+                        chosen_realised = Some(r);
+                    }
                 }
                 None => println!("{:>5}KiB  no candidate fits", budget >> 10),
             }
         }
     }
-    let chosen = export::best_under(&candidates, max_flash).with_context(|| {
-        format!(
-            "no candidate fits in {max_flash} bytes; the smallest needs {} bytes",
-            candidates.iter().map(|c| c.bytes).min().unwrap_or(0)
-        )
-    })?;
-    let r = export::realise(model, chosen, test, progress)?;
+    let r = match chosen_realised {
+        Some(r) => r,
+        None => export::realise(model, chosen, test, progress)?,
+    };
     println!("chosen for --max-flash {max_flash}:");
     println!("          {header}");
     println!("          {}", describe(&r));
