@@ -12,8 +12,9 @@ use anyhow::{Context, anyhow, bail, ensure};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
-use crate::idx::{IdxArray, IdxData, decode_idx, read_idx};
+use crate::idx::{IdxArray, IdxData, decode_idx, read_idx, write_idx};
 
 /// Class names of Fashion-MNIST, indexed by label.
 pub const FASHION_MNIST_CLASSES: [&str; 10] = [
@@ -32,6 +33,25 @@ pub const FASHION_MNIST_CLASSES: [&str; 10] = [
 /// Where the Debian package `dataset-fashion-mnist` installs the data.
 pub const FASHION_MNIST_DEBIAN_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
+/// How pixels were stored in the source file; recorded in models, because
+/// a model trained on one kind of pixel is meaningless on the other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PixelType {
+    /// Unsigned bytes (IDX type `0x08`), scaled to `[0, 1]` by 1/255.
+    U8,
+    /// 32-bit floats (IDX type `0x0D`), kept as stored.
+    F32,
+}
+
+impl fmt::Display for PixelType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PixelType::U8 => "u8 pixels (scaled to [0, 1])",
+            PixelType::F32 => "f32 pixels",
+        })
+    }
+}
+
 /// A set of equally sized images.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Images {
@@ -41,6 +61,8 @@ pub struct Images {
     pub height: usize,
     /// Columns per image.
     pub width: usize,
+    /// Pixel type of the source.
+    pub pixel_type: PixelType,
     /// All pixels, `len() * channels * height * width`, image after image,
     /// each image channel-major (channel, row, column). Pixels read as bytes
     /// are scaled to `[0, 1]` by 1/255; float pixels are kept as stored.
@@ -88,6 +110,7 @@ impl Images {
             channels: self.channels,
             height: self.height,
             width: self.width,
+            pixel_type: self.pixel_type,
             pixels,
         }
     }
@@ -141,6 +164,7 @@ impl LabelledImages {
                 channels: self.images.channels,
                 height: self.images.height,
                 width: self.images.width,
+                pixel_type: self.images.pixel_type,
                 pixels: self.images.pixels[..n * self.images.pixels_per_image()].to_vec(),
             },
             labels: self.labels[..n].to_vec(),
@@ -165,8 +189,11 @@ fn images_from_idx(array: IdxArray, name: &str) -> anyhow::Result<Images> {
     // The IDX reader rejects zero dimensions; checked again because an empty
     // set would otherwise surface much later as a confusing training error.
     ensure!(n > 0, "{name}: contains no images");
-    let pixels = match array.data {
-        IdxData::U8(bytes) => bytes.into_iter().map(|b| f32::from(b) / 255.0).collect(),
+    let (pixel_type, pixels) = match array.data {
+        IdxData::U8(bytes) => (
+            PixelType::U8,
+            bytes.into_iter().map(|b| f32::from(b) / 255.0).collect(),
+        ),
         IdxData::F32(values) => {
             let per_image = channels * height * width;
             if let Some(pos) = values.iter().position(|v| !v.is_finite()) {
@@ -181,13 +208,14 @@ fn images_from_idx(array: IdxArray, name: &str) -> anyhow::Result<Images> {
                     values[pos]
                 );
             }
-            values
+            (PixelType::F32, values)
         }
     };
     Ok(Images {
         channels,
         height,
         width,
+        pixel_type,
         pixels,
     })
 }
@@ -248,6 +276,39 @@ pub fn load_idx_pair(images: &Path, labels: &Path) -> anyhow::Result<LabelledIma
     let image_set = images_from_idx(read_idx(images)?, &images_name)?;
     let label_set = labels_from_idx(read_idx(labels)?, &labels_name)?;
     pair(image_set, label_set, &images_name, &labels_name)
+}
+
+/// Writes a labelled set as an IDX image file and an IDX label file (gzip
+/// when the name ends in `.gz`), each atomically.
+///
+/// Images keep their pixel type: `u8` sets are written back as bytes
+/// (`round(255 v)`), `f32` sets as floats; rank 3 for one channel, rank 4
+/// `(n, C, H, W)` otherwise.
+pub fn save_idx_pair(set: &LabelledImages, images: &Path, labels: &Path) -> anyhow::Result<()> {
+    let im = &set.images;
+    let dims = if im.channels == 1 {
+        vec![im.len(), im.height, im.width]
+    } else {
+        vec![im.len(), im.channels, im.height, im.width]
+    };
+    let data = match im.pixel_type {
+        PixelType::U8 => IdxData::U8(
+            im.pixels
+                .iter()
+                .map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
+                .collect(),
+        ),
+        PixelType::F32 => IdxData::F32(im.pixels.clone()),
+    };
+    let gz = |p: &Path| p.extension().is_some_and(|e| e == "gz");
+    write_idx(images, &IdxArray { dims, data }, gz(images))
+        .with_context(|| format!("writing {}", images.display()))?;
+    let labels_array = IdxArray {
+        dims: vec![set.len()],
+        data: IdxData::U8(set.labels.clone()),
+    };
+    write_idx(labels, &labels_array, gz(labels))
+        .with_context(|| format!("writing {}", labels.display()))
 }
 
 /// Reads unlabelled images from one IDX file (gz or raw).
@@ -583,12 +644,48 @@ mod tests {
     }
 
     #[test]
+    fn float_and_multichannel_sets_round_trip_through_idx() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let float = crate::synth::star(5, 3, Split::Train);
+        let bytes = LabelledImages {
+            images: Images {
+                channels: 2,
+                height: 3,
+                width: 4,
+                pixel_type: PixelType::U8,
+                pixels: (0..3 * 24).map(|i| (i * 7 % 256) as f32 / 255.0).collect(),
+            },
+            labels: vec![0, 2, 1],
+            class_names: vec!["0".into(), "1".into(), "2".into()],
+        };
+        for (set, ext) in [(&float, "idx.gz"), (&bytes, "idx"), (&float, "idx")] {
+            let (i, l) = (
+                dir.path().join(format!("i.{ext}")),
+                dir.path().join(format!("l.{ext}")),
+            );
+            save_idx_pair(set, &i, &l).expect("writes");
+            let back = load_idx_pair(&i, &l).expect("reads");
+            assert_eq!(back.images, set.images);
+            assert_eq!(back.labels, set.labels);
+        }
+        // A rank-4 float file is read as multi-channel float images.
+        let i = dir.path().join("i.idx.gz");
+        save_idx_pair(&float, &i, &dir.path().join("l.idx.gz")).expect("writes");
+        let array = read_idx(&i).expect("reads");
+        assert_eq!(
+            (array.dims.as_slice(), array.data.type_code()),
+            (&[5, 3, 32, 32][..], 0x0D)
+        );
+    }
+
+    #[test]
     fn select_and_take() {
         let set = LabelledImages {
             images: Images {
                 channels: 1,
                 height: 1,
                 width: 2,
+                pixel_type: PixelType::F32,
                 pixels: vec![0.0, 0.1, 1.0, 1.1, 2.0, 2.1],
             },
             labels: vec![0, 1, 2],

@@ -16,7 +16,7 @@ use convrfm_core::blob::{self, BlobParts, KernelKind as BlobKind};
 use indicatif::ProgressBar;
 
 use crate::compact::{Nystrom, low_rank, padded_metric, quantise_pixels, select_centres};
-use crate::data::{Images, LabelledImages, train_val_split};
+use crate::data::{Images, LabelledImages, PixelType, train_val_split};
 use crate::kernel::{Kernel, KernelKind};
 use crate::model::Model;
 use crate::progress::Progress;
@@ -220,6 +220,24 @@ fn blob_bytes(model: &Model, m: usize, rank: usize, bits: u8) -> Result<usize> {
     blob::encoded_len(&parts).map_err(|e| anyhow!("blob size: {e:?}"))
 }
 
+/// Checks the blob format can hold `model`: it stores 8-bit pixels in
+/// `[0, 1]` and a single-layer kernel.
+fn check_exportable(model: &Model) -> Result<()> {
+    ensure!(
+        model.features.is_empty(),
+        "a Deep ConvRFM model ({} feature layers) cannot be exported: the blob format \
+         holds a single-layer ConvRFM",
+        model.features.len()
+    );
+    ensure!(
+        model.pixel_type == PixelType::U8,
+        "a model trained on {} cannot be exported: the blob format stores 8-bit pixels \
+         in [0, 1]",
+        model.pixel_type
+    );
+    Ok(())
+}
+
 /// What the device computes with for rank `r`: the quantised `W` (`d x r`
 /// i8, per-tensor scale), `u_mult` (so the largest `|P . W|` over `images`
 /// maps to 127), and the float kernel that mirrors both (quantised `W`,
@@ -283,6 +301,7 @@ pub fn build(
     lambda: f64,
     progress: Progress,
 ) -> Result<Compact> {
+    check_exportable(model)?;
     let shape = model.shape()?;
     let (kernel, w, u_mult, w_scale) = device_kernel(model, rank, &data.images)?;
     let ck = centre_kernels(
@@ -295,6 +314,7 @@ pub fn build(
         progress,
     )?;
     let centres = Images {
+        pixel_type: PixelType::U8,
         channels: shape.channels(),
         height: shape.height(),
         width: shape.width(),
@@ -390,6 +410,7 @@ fn gather(pixels: &[f32], per: usize, idx: &[usize]) -> Vec<f32> {
 /// Every candidate of the search, evaluated on a validation split of the
 /// model's training images.
 pub fn search(model: &Model, opts: &ExportOptions, progress: Progress) -> Result<Vec<Candidate>> {
+    check_exportable(model)?;
     let shape = model.shape()?;
     let data = model.training_data();
     ensure!(

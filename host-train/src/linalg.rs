@@ -91,17 +91,14 @@ pub fn solve_ridge(k: &[f64], n: usize, y: &[f64], lambda: f64) -> Result<Soluti
 /// `S = V diag(sqrt(max(l, 0))) V^T / ||.||_F` (negative eigenvalues from
 /// rounding are clipped; Frobenius normalisation as in the reference).
 pub fn psd_sqrt_normalised(g: &[f64], d: usize) -> Result<Vec<f64>, LinalgError> {
-    check_finite("AGOP", g, d)?;
-    let m = Mat::from_fn(d, d, |i, j| 0.5 * (g[i * d + j] + g[j * d + i]));
-    let eig = m
-        .self_adjoint_eigen(Side::Lower)
-        .map_err(|_| LinalgError::EigenFailed)?;
-    let (u, s) = (eig.U(), eig.S());
-    let roots: Vec<f64> = (0..d).map(|i| s[i].max(0.0).sqrt()).collect();
+    let (values, vectors) = symmetric_eigen("AGOP", g, d)?;
+    let roots: Vec<f64> = values.iter().map(|v| v.max(0.0).sqrt()).collect();
     let mut out = vec![0.0; d * d];
     for i in 0..d {
         for j in 0..d {
-            out[i * d + j] = (0..d).map(|k| u[(i, k)] * roots[k] * u[(j, k)]).sum();
+            out[i * d + j] = (0..d)
+                .map(|k| vectors[k][i] * roots[k] * vectors[k][j])
+                .sum();
         }
     }
     let norm = out.iter().map(|v| v * v).sum::<f64>().sqrt();
@@ -112,6 +109,29 @@ pub fn psd_sqrt_normalised(g: &[f64], d: usize) -> Result<Vec<f64>, LinalgError>
         *v /= norm;
     }
     Ok(out)
+}
+
+/// Eigenvalues (largest first) and matching unit eigenvectors of the
+/// symmetric part of the `d x d` row-major matrix `m` (named `what` in
+/// errors).
+pub fn symmetric_eigen(
+    what: &'static str,
+    m: &[f64],
+    d: usize,
+) -> Result<(Vec<f64>, Vec<Vec<f64>>), LinalgError> {
+    check_finite(what, m, d)?;
+    let sym = Mat::from_fn(d, d, |i, j| 0.5 * (m[i * d + j] + m[j * d + i]));
+    let eig = sym
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(|_| LinalgError::EigenFailed)?;
+    let (u, s) = (eig.U(), eig.S());
+    // faer returns them in increasing order.
+    let values = (0..d).rev().map(|k| s[k]).collect();
+    let vectors = (0..d)
+        .rev()
+        .map(|k| (0..d).map(|i| u[(i, k)]).collect())
+        .collect();
+    Ok((values, vectors))
 }
 
 fn check_finite(what: &'static str, m: &[f64], cols: usize) -> Result<(), LinalgError> {

@@ -1,6 +1,7 @@
 //! The host model file: everything needed to predict with a trained
 //! ConvRFM (metric, training images, alpha, depth, scale, lambda, class
-//! names, image shape), versioned and written atomically.
+//! names, image shape and pixel type, and for Deep ConvRFM the feature
+//! layers), versioned and written atomically.
 //!
 //! Layout: the 8-byte magic `CONVRFM\0`, a little-endian `u32` format
 //! version, then the [`Model`] encoded with postcard (serde). Loading checks
@@ -13,11 +14,12 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail, ensure};
-use convrfm_core::Shape;
+use convrfm_core::{PATCH, Shape};
 use serde::{Deserialize, Serialize};
 
 use crate::atomic::write_atomic;
-use crate::data::{Images, LabelledImages};
+use crate::data::{Images, LabelledImages, PixelType};
+use crate::features::{ConvLayer, featurise};
 use crate::kernel::{Kernel, KernelKind, Metric};
 use crate::progress::Progress;
 use crate::real::Real;
@@ -26,17 +28,25 @@ use crate::train_set::TrainSet;
 
 const MAGIC: &[u8; 8] = b"CONVRFM\0";
 /// Version of the host model format written by this build.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// A trained ConvRFM predictor.
+///
+/// Input images pass through `features` (empty for single-layer ConvRFM)
+/// before the kernel; training images are stored as input images, so the
+/// file stays small and the features are recomputed on load.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Model {
-    /// Image channels.
+    /// Input image channels.
     pub channels: usize,
-    /// Image height.
+    /// Input image height.
     pub height: usize,
-    /// Image width.
+    /// Input image width.
     pub width: usize,
+    /// Pixel type of the training images; inputs must have the same.
+    pub pixel_type: PixelType,
+    /// Deep ConvRFM feature layers, applied in order before the kernel.
+    pub features: Vec<ConvLayer>,
     /// Kernel depth.
     pub depth: usize,
     /// NTK or NNGP.
@@ -51,7 +61,7 @@ pub struct Model {
     pub lambda: f64,
     /// Class names, indexed by label.
     pub class_names: Vec<String>,
-    /// Training images, `n x c*H*W`.
+    /// Training input images, `n x c*H*W`.
     pub train_images: Vec<f32>,
     /// Training labels.
     pub train_labels: Vec<u8>,
@@ -62,21 +72,26 @@ pub struct Model {
 }
 
 impl Model {
-    /// Assembles a model from a finished fit on `data`.
+    /// Assembles a model from a finished fit on `data` (input images) seen
+    /// through `features`, with a kernel of `depth`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        shape: Shape,
+        data: &LabelledImages,
+        features: Vec<ConvLayer>,
+        depth: usize,
         params: &TrainParams,
         metric: Metric,
         scale: f64,
         lambda: f64,
-        data: &LabelledImages,
         alpha: Vec<f64>,
     ) -> Self {
         Self {
-            channels: shape.channels(),
-            height: shape.height(),
-            width: shape.width(),
-            depth: shape.depth(),
+            channels: data.images.channels,
+            height: data.images.height,
+            width: data.images.width,
+            pixel_type: data.images.pixel_type,
+            features,
+            depth,
             kind: params.kind,
             precision: params.precision,
             metric,
@@ -90,13 +105,14 @@ impl Model {
         }
     }
 
-    /// The training images and labels the model holds.
+    /// The training images (as input images) and labels the model holds.
     pub fn training_data(&self) -> LabelledImages {
         LabelledImages {
             images: Images {
                 channels: self.channels,
                 height: self.height,
                 width: self.width,
+                pixel_type: self.pixel_type,
                 pixels: self.train_images.clone(),
             },
             labels: self.train_labels.clone(),
@@ -109,19 +125,26 @@ impl Model {
         self.class_names.len()
     }
 
-    /// Image shape and kernel depth.
+    /// The kernel's shape: the image shape after the feature layers, and
+    /// the kernel depth.
     pub fn shape(&self) -> Result<Shape> {
-        Shape::new(self.channels, self.height, self.width, self.depth)
-            .map_err(|e| anyhow::anyhow!("model shape: {e}"))
+        let (mut c, mut h, mut w) = (self.channels, self.height, self.width);
+        for layer in &self.features {
+            ensure!(
+                layer.in_channels() == c && h >= PATCH && w >= PATCH,
+                "feature layers do not fit {}x{}x{} images",
+                self.channels,
+                self.height,
+                self.width
+            );
+            (c, h, w) = (layer.filters(), h - PATCH + 1, w - PATCH + 1);
+        }
+        Shape::new(c, h, w, self.depth).map_err(|e| anyhow::anyhow!("model shape: {e}"))
     }
 
-    /// The model's kernel.
-    pub fn kernel(&self) -> Result<Kernel> {
-        Ok(Kernel::new(self.shape()?, self.kind, self.metric.clone()))
-    }
-
-    /// Class scores (`m x classes`, row-major) for `images`.
-    pub fn scores(&self, images: &Images, progress: Progress) -> Result<Vec<f64>> {
+    /// Checks `images` are what the model was trained on: same shape and
+    /// pixel type.
+    pub fn check_inputs(&self, images: &Images) -> Result<()> {
         ensure!(
             (images.channels, images.height, images.width)
                 == (self.channels, self.height, self.width),
@@ -133,21 +156,32 @@ impl Model {
             self.height,
             self.width
         );
+        ensure!(
+            images.pixel_type == self.pixel_type,
+            "images have {}, the model was trained on {}",
+            images.pixel_type,
+            self.pixel_type
+        );
+        Ok(())
+    }
+
+    /// The model's kernel.
+    pub fn kernel(&self) -> Result<Kernel> {
+        Ok(Kernel::new(self.shape()?, self.kind, self.metric.clone()))
+    }
+
+    /// Class scores (`m x classes`, row-major) for `images`.
+    pub fn scores(&self, images: &Images, progress: Progress) -> Result<Vec<f64>> {
+        self.check_inputs(images)?;
         let kernel = self.kernel()?;
+        let train = featurise(&self.features, &self.training_data().images)?;
+        let queries = featurise(&self.features, images)?;
         let mut k = match self.precision {
-            Precision::F32 => self.cross::<f32>(&kernel, images, progress),
-            Precision::F64 => self.cross::<f64>(&kernel, images, progress),
+            Precision::F32 => cross::<f32>(&kernel, &train, &queries, progress),
+            Precision::F64 => cross::<f64>(&kernel, &train, &queries, progress),
         };
         k.iter_mut().for_each(|v| *v /= self.scale);
         Ok(scores(&k, &self.alpha, self.classes()))
-    }
-
-    fn cross<R: Real>(&self, kernel: &Kernel, images: &Images, progress: Progress) -> Vec<f64> {
-        let set = TrainSet::<R>::new(kernel, &self.train_images);
-        let bar = progress.bar("Kernel", (images.len() * set.len()) as u64);
-        let k = set.cross(&images.pixels, &bar);
-        bar.finish_and_clear();
-        k
     }
 
     /// Predicted class of each image.
@@ -198,6 +232,11 @@ impl Model {
     }
 
     fn validate(&self) -> Result<()> {
+        for (l, layer) in self.features.iter().enumerate() {
+            layer
+                .validate()
+                .with_context(|| format!("feature layer {}", l + 1))?;
+        }
         let shape = self.shape()?;
         let n = self.train_labels.len();
         let classes = self.classes();
@@ -209,11 +248,11 @@ impl Model {
             self.metric.dim(),
             shape.patch_dim()
         );
+        let pixels = self.channels * self.height * self.width;
         ensure!(
-            self.train_images.len() == n * shape.pixels(),
-            "{} pixel values for {n} images of {} pixels",
+            self.train_images.len() == n * pixels,
+            "{} pixel values for {n} images of {pixels} pixels",
             self.train_images.len(),
-            shape.pixels()
         );
         ensure!(
             self.alpha.len() == n * classes,
@@ -240,4 +279,18 @@ impl Model {
         }
         Ok(())
     }
+}
+
+/// `K(queries, train)` of feature-space images, `m x n` row-major.
+fn cross<R: Real>(
+    kernel: &Kernel,
+    train: &Images,
+    queries: &Images,
+    progress: Progress,
+) -> Vec<f64> {
+    let set = TrainSet::<R>::new(kernel, &train.pixels);
+    let bar = progress.bar("Kernel", (queries.len() * set.len()) as u64);
+    let k = set.cross(&queries.pixels, &bar);
+    bar.finish_and_clear();
+    k
 }

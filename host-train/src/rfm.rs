@@ -21,6 +21,7 @@ use rand::seq::index::sample;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{LabelledImages, train_val_split};
+use crate::features::{ConvLayer, featurise};
 use crate::kernel::{Kernel, KernelKind, Metric};
 use crate::linalg::{psd_sqrt_normalised, solve_ridge};
 use crate::model::Model;
@@ -68,6 +69,11 @@ pub struct TrainParams {
     pub seed: u64,
     /// Standard or reference protocol.
     pub protocol: Protocol,
+    /// Deep ConvRFM layers (1: plain ConvRFM); the kernel depth drops by
+    /// one per added layer.
+    pub layers: usize,
+    /// Filters of each Deep ConvRFM feature layer.
+    pub filters: usize,
 }
 
 /// Ridge values of the reference protocol.
@@ -87,6 +93,8 @@ impl Default for TrainParams {
             kind: KernelKind::Ntk,
             seed: 0,
             protocol: Protocol::Standard,
+            layers: 1,
+            filters: 64,
         }
     }
 }
@@ -130,6 +138,14 @@ impl TrainParams {
             self.val_fraction
         );
         ensure!(self.agop_images >= 1, "agop-images must be at least 1");
+        ensure!(
+            (1..=self.depth).contains(&self.layers),
+            "layers must be between 1 and the kernel depth ({}), since each added layer \
+             takes one off the depth; got {}",
+            self.depth,
+            self.layers
+        );
+        ensure!(self.filters >= 1, "filters must be at least 1");
         Ok(CheckedParams(self))
     }
 }
@@ -172,6 +188,8 @@ impl PhaseTimes {
 /// What one ConvRFM iteration did.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct IterationReport {
+    /// 1-based Deep ConvRFM layer (1 for plain ConvRFM).
+    pub layer: usize,
     /// 0-based; iteration 0 is the plain convolutional kernel (`S = I`).
     pub iteration: usize,
     /// One entry per lambda tried.
@@ -184,20 +202,56 @@ pub struct IterationReport {
 
 /// The trained model and the run's history.
 pub struct TrainOutcome {
-    /// What `convrfm eval` and export use.
+    /// What `convrfm eval` and export use (the deepest layer's model).
     pub model: Model,
-    /// Per-iteration reports.
+    /// Per-iteration reports, all layers in order.
     pub history: Vec<IterationReport>,
-    /// Index into `history` of the iteration the model uses.
+    /// One summary per layer (one for plain ConvRFM).
+    pub layers: Vec<LayerSummary>,
+    /// Each layer's re-fitted model (the last is `model`).
+    pub layer_models: Vec<Model>,
+    /// Index into the last layer's iterations of the one the model uses.
     pub best_iteration: usize,
     /// Test accuracy of the saved model, when a test set was given.
     pub final_test_accuracy: Option<f64>,
-    /// Seconds of the final re-fit on all training images (standard protocol).
+    /// Seconds of the final re-fits on all training images (standard protocol).
     pub refit_seconds: f64,
 }
 
-/// Trains ConvRFM on `train`, reporting each iteration to `on_iteration`;
-/// `test`, if given, is only ever evaluated, never used to choose.
+/// What one layer of a (Deep) ConvRFM run ended with.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LayerSummary {
+    /// 1-based layer number.
+    pub layer: usize,
+    /// Kernel depth of this layer.
+    pub depth: usize,
+    /// Channels, height, width of the images this layer's kernel sees.
+    pub dims: (usize, usize, usize),
+    /// Iteration (within the layer) whose metric was kept.
+    pub best_iteration: usize,
+    /// Ridge of the kept fit.
+    pub lambda: f64,
+    /// Validation accuracy of that iteration (standard protocol).
+    pub val_accuracy: Option<f64>,
+    /// Test accuracy of this layer's re-fitted model, when a test set was given.
+    pub test_accuracy: Option<f64>,
+}
+
+/// One layer's finished fit: the chosen metric, lambda and re-fitted alpha.
+struct LayerFit {
+    metric: Metric,
+    scale: f64,
+    lambda: f64,
+    alpha: Vec<f64>,
+    history: Vec<IterationReport>,
+    best_iteration: usize,
+    val_accuracy: Option<f64>,
+    refit_seconds: f64,
+}
+
+/// Trains ConvRFM on `train` (Deep ConvRFM when `layers > 1`), reporting
+/// each iteration to `on_iteration`; `test`, if given, is only ever
+/// evaluated, never used to choose.
 pub fn train(
     params: &CheckedParams,
     train: &LabelledImages,
@@ -205,29 +259,8 @@ pub fn train(
     progress: Progress,
     on_iteration: &mut dyn FnMut(&IterationReport),
 ) -> Result<TrainOutcome> {
-    match params.get().precision {
-        Precision::F32 => train_in::<f32>(params.get(), train, test, progress, on_iteration),
-        Precision::F64 => train_in::<f64>(params.get(), train, test, progress, on_iteration),
-    }
-}
-
-fn train_in<R: Real>(
-    p: &TrainParams,
-    train: &LabelledImages,
-    test: Option<&LabelledImages>,
-    progress: Progress,
-    on_iteration: &mut dyn FnMut(&IterationReport),
-) -> Result<TrainOutcome> {
+    let p = params.get();
     let im = &train.images;
-    let shape = Shape::new(im.channels, im.height, im.width, p.depth).map_err(|e| {
-        anyhow::anyhow!(
-            "{}x{}x{} images, depth {}: {e}",
-            im.channels,
-            im.height,
-            im.width,
-            p.depth
-        )
-    })?;
     let classes = train.num_classes();
     ensure!(
         classes >= 2,
@@ -245,10 +278,112 @@ fn train_in<R: Real>(
             im.height,
             im.width
         );
+        ensure!(
+            ti.pixel_type == im.pixel_type,
+            "test images have {}, training images {}",
+            ti.pixel_type,
+            im.pixel_type
+        );
         if let Some(&l) = t.labels.iter().find(|&&l| usize::from(l) >= classes) {
             bail!("test label {l} is out of range: the training data has {classes} classes");
         }
     }
+    let mut features = Vec::new();
+    let mut history = Vec::new();
+    let mut layers = Vec::new();
+    let mut layer_models = Vec::new();
+    let mut refit_seconds = 0.0;
+    let mut last = None;
+    for layer in 1..=p.layers {
+        let depth = p.depth + 1 - layer;
+        let x = featurised(train, &features)?;
+        let t = test.map(|t| featurised(t, &features)).transpose()?;
+        let fit = match p.precision {
+            Precision::F32 => {
+                fit_layer::<f32>(p, layer, depth, &x, t.as_ref(), progress, on_iteration)
+            }
+            Precision::F64 => {
+                fit_layer::<f64>(p, layer, depth, &x, t.as_ref(), progress, on_iteration)
+            }
+        }
+        .with_context(|| format!("layer {layer}"))?;
+        let dims = (x.images.channels, x.images.height, x.images.width);
+        drop((x, t));
+        let mut model = Model::new(
+            train,
+            features.clone(),
+            depth,
+            p,
+            fit.metric.clone(),
+            fit.scale,
+            fit.lambda,
+            fit.alpha,
+        );
+        let test_accuracy = test.map(|t| model.accuracy(t, progress)).transpose()?;
+        layers.push(LayerSummary {
+            layer,
+            depth,
+            dims,
+            best_iteration: fit.best_iteration,
+            lambda: fit.lambda,
+            val_accuracy: fit.val_accuracy,
+            test_accuracy,
+        });
+        history.extend(fit.history);
+        model.history = history.clone();
+        refit_seconds += fit.refit_seconds;
+        if layer < p.layers {
+            features.push(ConvLayer::from_metric(
+                &fit.metric,
+                dims.0,
+                p.filters,
+                p.seed ^ (0xF117_0000 + layer as u64),
+            )?);
+        }
+        layer_models.push(model.clone());
+        last = Some((model, fit.best_iteration, test_accuracy));
+    }
+    let (model, best_iteration, final_test_accuracy) = last.context("no layer ran")?;
+    Ok(TrainOutcome {
+        model,
+        history,
+        layers,
+        layer_models,
+        best_iteration,
+        final_test_accuracy,
+        refit_seconds,
+    })
+}
+
+/// `set` with its images passed through `features`.
+fn featurised(set: &LabelledImages, features: &[ConvLayer]) -> Result<LabelledImages> {
+    Ok(LabelledImages {
+        images: featurise(features, &set.images)?,
+        labels: set.labels.clone(),
+        class_names: set.class_names.clone(),
+    })
+}
+
+/// ConvRFM on one layer's images: iterate, choose on validation, re-fit.
+fn fit_layer<R: Real>(
+    p: &TrainParams,
+    layer: usize,
+    depth: usize,
+    train: &LabelledImages,
+    test: Option<&LabelledImages>,
+    progress: Progress,
+    on_iteration: &mut dyn FnMut(&IterationReport),
+) -> Result<LayerFit> {
+    let im = &train.images;
+    let shape = Shape::new(im.channels, im.height, im.width, depth).map_err(|e| {
+        anyhow::anyhow!(
+            "{}x{}x{} images, depth {depth}: {e}",
+            im.channels,
+            im.height,
+            im.width,
+        )
+    })?;
+    let classes = train.num_classes();
     let reference = p.protocol == Protocol::Reference;
     let (fit, val) = if reference {
         (train.clone(), None)
@@ -356,6 +491,7 @@ fn train_in<R: Real>(
             times.eigh = t.elapsed().as_secs_f64();
         }
         let report = IterationReport {
+            layer,
             iteration,
             results,
             chosen,
@@ -372,8 +508,8 @@ fn train_in<R: Real>(
     }
 
     let t = Instant::now();
-    let (best_iteration, model) = match best {
-        Some((_, it, metric, lambda)) => {
+    let fit = match best {
+        Some((val_acc, best_iteration, metric, lambda)) => {
             // Re-fit the chosen metric and lambda on all training images.
             let kernel = Kernel::new(shape, p.kind, metric.clone());
             let set = TrainSet::<R>::new(&kernel, &train.images.pixels);
@@ -385,34 +521,33 @@ fn train_in<R: Real>(
             k.iter_mut().for_each(|v| *v /= scale);
             let sol = solve_ridge(&k, n, &one_hot(&train.labels, classes), lambda)
                 .context("final re-fit")?;
-            (
-                it,
-                Model::new(shape, p, metric, scale, lambda, train, sol.alpha),
-            )
+            LayerFit {
+                metric,
+                scale,
+                lambda,
+                alpha: sol.alpha,
+                history,
+                best_iteration,
+                val_accuracy: Some(val_acc),
+                refit_seconds: t.elapsed().as_secs_f64(),
+            }
         }
         None => {
+            // Reference protocol: the last iteration, fitted on everything.
             let (metric, scale, alpha, lambda) = last_fit.context("no iteration ran")?;
-            (
-                p.iterations - 1,
-                Model::new(shape, p, metric, scale, lambda, &fit, alpha),
-            )
+            LayerFit {
+                metric,
+                scale,
+                lambda,
+                alpha,
+                history,
+                best_iteration: p.iterations - 1,
+                val_accuracy: None,
+                refit_seconds: 0.0,
+            }
         }
     };
-    let refit_seconds = if reference {
-        0.0
-    } else {
-        t.elapsed().as_secs_f64()
-    };
-    let mut model = model;
-    model.history = history.clone();
-    let final_test_accuracy = test.map(|t| model.accuracy(t, progress)).transpose()?;
-    Ok(TrainOutcome {
-        model,
-        history,
-        best_iteration,
-        final_test_accuracy,
-        refit_seconds,
-    })
+    Ok(fit)
 }
 
 /// Best validation accuracy; ties go to the larger lambda (the smoother fit).

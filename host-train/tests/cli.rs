@@ -218,3 +218,87 @@ fn failed_train_leaves_no_model_file() {
         .collect();
     assert_eq!(names.len(), 2, "unexpected files: {names:?}");
 }
+
+#[test]
+fn generated_data_trains_and_inspects_to_pictures() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("rows").display().to_string();
+    let o = convrfm(&[
+        "data", "gen", "toy-rows", "--train", "60", "--test", "40", "--out", &data,
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "stdout: {out}\nstderr: {err}");
+    assert!(
+        out.contains("60 images 1x16x32 (f32 pixels), 2 classes"),
+        "{out}"
+    );
+    let model = dir.path().join("m.convrfm").display().to_string();
+    let o = convrfm(&[
+        "train",
+        "--data",
+        &data,
+        "--depth",
+        "1",
+        "--iterations",
+        "2",
+        "--agop-images",
+        "10",
+        "--out",
+        &model,
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("test accuracy of the saved model"), "{out}");
+
+    let pics = dir.path().join("pics");
+    let o = convrfm(&["inspect", &model, "--out", &pics.display().to_string()]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "stdout: {out}\nstderr: {err}");
+    for name in ["metric", "eigenvectors", "gradients", "accuracy"] {
+        let path = pics.join(format!("{name}.png"));
+        let (w, h) =
+            image::image_dimensions(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(w >= 300 && h >= 150, "{name}.png is {w}x{h}");
+    }
+    // Float images cannot go into a blob: a clear error, no file.
+    let blob = dir.path().join("m.blob");
+    let o = convrfm(&[
+        "export",
+        "--model",
+        &model,
+        "--no-test",
+        "--out",
+        &blob.display().to_string(),
+    ]);
+    assert_clean_error(&o, &["trained on f32 pixels cannot be exported"]);
+    assert!(!blob.exists());
+}
+
+#[test]
+fn experiment_prints_the_three_methods() {
+    let o = convrfm(&[
+        "experiment",
+        "toy-rows",
+        "--train",
+        "40",
+        "--test",
+        "40",
+        "--depth",
+        "2",
+        "--iterations",
+        "2",
+        "--filters",
+        "4",
+        "--agop-images",
+        "10",
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "stdout: {out}\nstderr: {err}");
+    for method in ["CNTK (M = I)", "ConvRFM", "Deep ConvRFM (2 layers)"] {
+        assert!(
+            out.lines().any(|l| l.starts_with(method)),
+            "{method} missing: {out}"
+        );
+    }
+    assert!(out.contains("layer 2 (Deep ConvRFM):"), "{out}");
+}

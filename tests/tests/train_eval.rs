@@ -103,3 +103,72 @@ fn reference_protocol_reports_each_lambda_on_test() {
     // No validation split: the model holds all training images.
     assert_eq!(out.model.train_labels.len(), 100);
 }
+
+/// Deep ConvRFM end to end on a tiny star set: two layers train, the model
+/// records its feature layer and float pixels, survives a save/load
+/// bit-identically, refuses inputs of the wrong pixel type, and cannot be
+/// exported to a blob.
+#[test]
+fn two_layer_deep_convrfm_trains_saves_and_guards_its_inputs() {
+    use convrfm_train::data::PixelType;
+    use convrfm_train::export::{ExportOptions, search};
+    use convrfm_train::synth::star;
+
+    let train_set = star(60, 1, Split::Train);
+    let test_set = star(100, 1, Split::Test);
+    let params = TrainParams {
+        depth: 2,
+        layers: 2,
+        filters: 6,
+        iterations: 2,
+        agop_images: 20,
+        ..TrainParams::default()
+    }
+    .check()
+    .unwrap();
+    let mut seen = Vec::new();
+    let out = train(&params, &train_set, Some(&test_set), QUIET, &mut |r| {
+        seen.push((r.layer, r.iteration))
+    })
+    .unwrap();
+    assert_eq!(seen, [(1, 0), (1, 1), (2, 0), (2, 1)]);
+    assert_eq!(out.layers.len(), 2);
+    assert_eq!(out.layers[0].dims, (3, 32, 32));
+    assert_eq!((out.layers[1].dims, out.layers[1].depth), ((6, 30, 30), 1));
+    let m = &out.model;
+    assert_eq!(m.features.len(), 1);
+    assert_eq!(
+        (m.features[0].in_channels(), m.features[0].filters()),
+        (3, 6)
+    );
+    assert_eq!((m.channels, m.height, m.width), (3, 32, 32));
+    assert_eq!(m.pixel_type, PixelType::F32);
+    assert_eq!(m.metric.dim(), 6 * 9);
+    for s in &out.layers {
+        let acc = s.test_accuracy.unwrap();
+        assert!(acc > 0.6, "layer {} test accuracy {acc}", s.layer);
+    }
+    assert_eq!(out.final_test_accuracy, out.layers[1].test_accuracy);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("deep.convrfm");
+    m.save(&path).unwrap();
+    let loaded = Model::load(&path).unwrap();
+    assert_eq!(
+        loaded.scores(&test_set.images, QUIET).unwrap(),
+        m.scores(&test_set.images, QUIET).unwrap()
+    );
+
+    let mut bytes = test_set.images.clone();
+    bytes.pixel_type = PixelType::U8;
+    let msg = format!("{:#}", m.scores(&bytes, QUIET).unwrap_err());
+    assert!(msg.contains("the model was trained on f32 pixels"), "{msg}");
+    let msg = format!(
+        "{:#}",
+        search(m, &ExportOptions::default(), QUIET).unwrap_err()
+    );
+    assert!(
+        msg.contains("Deep ConvRFM model (1 feature layers)"),
+        "{msg}"
+    );
+}

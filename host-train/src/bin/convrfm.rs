@@ -9,11 +9,12 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use convrfm_train::data::{self, DataSource, LabelledImages, Split};
-use convrfm_train::export;
+use convrfm_train::inspect::{self, InspectOptions};
 use convrfm_train::kernel::KernelKind;
 use convrfm_train::model::Model;
 use convrfm_train::progress::Progress;
 use convrfm_train::rfm::{self, IterationReport, Precision, Protocol, TrainParams};
+use convrfm_train::{experiment, export, synth};
 
 #[derive(Parser)]
 #[command(
@@ -113,6 +114,45 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Draw a model as PNG figures: learned metric M, its top eigenvectors
+    /// as 3x3 filters, per-class gradient maps on sample images, Deep
+    /// ConvRFM filters, accuracy per iteration.
+    Inspect {
+        /// Model file written by `convrfm train`.
+        model: PathBuf,
+        /// Directory for the PNG files (created if missing).
+        #[arg(long, short, default_value = "inspect")]
+        out: PathBuf,
+        /// IDX images for the gradient maps (default: the model's training images).
+        #[arg(long, requires = "labels")]
+        images: Option<PathBuf>,
+        /// IDX labels matching --images.
+        #[arg(long, requires = "images")]
+        labels: Option<PathBuf>,
+        /// Sample images for gradient maps (the first of each class).
+        #[arg(long, default_value_t = 4)]
+        samples: usize,
+        /// Eigenvectors of M drawn.
+        #[arg(long, default_value_t = InspectOptions::default().eigenvectors)]
+        eigenvectors: usize,
+    },
+    /// Synthetic data sets from the paper.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+    /// The paper's comparison on a synthetic task: CNTK (M = I), ConvRFM and
+    /// Deep ConvRFM (--layers, at least 2), lambda and iteration chosen on
+    /// validation, then scored on the test set.
+    Experiment {
+        #[command(flatten)]
+        task: TaskArgs,
+        #[command(flatten)]
+        params: ParamArgs,
+        /// Save each method's model in this directory (for `convrfm inspect`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Seconds per training phase at a given size (one iteration, plus the
     /// AGOP), on Fashion-MNIST.
     Bench {
@@ -134,8 +174,114 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Generate a task's training and test sets (seeded) as IDX files
+    /// `train-images.idx.gz`, `train-labels.idx.gz`, `test-images.idx.gz`,
+    /// `test-labels.idx.gz` in --out, for `convrfm train --data DIR`.
+    Gen {
+        #[command(flatten)]
+        task: TaskArgs,
+        /// Output directory (created if missing).
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+}
+
+/// The synthetic local-signal tasks.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Task {
+    /// 3x32x32 noise; class 1 has a 7x7 star of ones in two channels.
+    Star,
+    /// A digit (by default a Fashion-MNIST image) at a random place in a
+    /// 42x42 noise frame.
+    NoisyDigits,
+    /// 1x16x32 noise rows; one row is +-ones/sqrt(32), its sign the class.
+    ToyRows,
+}
+
+#[derive(Args)]
+struct TaskArgs {
+    /// Which task.
+    #[arg(value_enum)]
+    task: Task,
+    /// Training images.
+    #[arg(long = "train", default_value_t = 200)]
+    n_train: usize,
+    /// Test images.
+    #[arg(long = "test", default_value_t = 1000)]
+    n_test: usize,
+    /// Seed of the generator (training and test sets use separate streams).
+    #[arg(long = "data-seed", default_value_t = 0)]
+    data_seed: u64,
+    /// toy-rows: noise variance per row, sigma.
+    #[arg(long, default_value_t = 1.0)]
+    sigma: f64,
+    /// noisy-digits: IDX training digits (default: Fashion-MNIST training images).
+    #[arg(long, requires = "digits_train_labels")]
+    digits_train_images: Option<PathBuf>,
+    /// noisy-digits: labels of --digits-train-images.
+    #[arg(long, requires = "digits_train_images")]
+    digits_train_labels: Option<PathBuf>,
+    /// noisy-digits: IDX test digits (default: Fashion-MNIST test images).
+    #[arg(long, requires = "digits_test_labels")]
+    digits_test_images: Option<PathBuf>,
+    /// noisy-digits: labels of --digits-test-images.
+    #[arg(long, requires = "digits_test_images")]
+    digits_test_labels: Option<PathBuf>,
+}
+
+impl TaskArgs {
+    /// The task's set for `split`.
+    fn generate(&self, split: Split) -> Result<LabelledImages> {
+        let n = match split {
+            Split::Train => self.n_train,
+            Split::Test => self.n_test,
+        };
+        if n == 0 {
+            bail!("asked for 0 {split} images");
+        }
+        let seed = self.data_seed;
+        match self.task {
+            Task::Star => Ok(synth::star(n, seed, split)),
+            Task::ToyRows => synth::toy_rows(n, self.sigma, seed, split),
+            Task::NoisyDigits => {
+                let files = match split {
+                    Split::Train => (&self.digits_train_images, &self.digits_train_labels),
+                    Split::Test => (&self.digits_test_images, &self.digits_test_labels),
+                };
+                let digits = match files {
+                    (Some(i), Some(l)) => limit_set(data::load_idx_pair(i, l)?, Some(n), i)?,
+                    _ => {
+                        let (set, source) = data::fashion_mnist(split, Some(n))?;
+                        println!("{split} digits: {source}");
+                        set
+                    }
+                };
+                synth::noisy_digits(
+                    &digits,
+                    synth::NOISY_DIGITS_FRAME,
+                    synth::NOISY_DIGITS_NOISE_STD,
+                    seed,
+                    split,
+                )
+            }
+        }
+    }
+}
+
+/// The files `convrfm data gen` writes in `dir`: train images, train
+/// labels, test images, test labels.
+fn synth_files(dir: &Path) -> [PathBuf; 4] {
+    ["train-images", "train-labels", "test-images", "test-labels"]
+        .map(|name| dir.join(format!("{name}.idx.gz")))
+}
+
 #[derive(Args)]
 struct DataArgs {
+    /// Directory written by `convrfm data gen` (its train-* and test-* files).
+    #[arg(long, conflicts_with_all = ["train_images", "test_images"])]
+    data: Option<PathBuf>,
     /// IDX training images (gz or raw); default: Fashion-MNIST.
     #[arg(long, requires = "train_labels")]
     train_images: Option<PathBuf>,
@@ -185,6 +331,14 @@ struct ParamArgs {
     /// `standard` (validation) or `reference` (the authors' script, for comparison).
     #[arg(long, value_enum, default_value_t = Protocol::Standard)]
     protocol: Protocol,
+    /// Deep ConvRFM layers: after each layer, its learned metric becomes a
+    /// 3x3 conv layer of --filters filters and ConvRFM runs again on the
+    /// feature maps with a kernel one layer shallower.
+    #[arg(long, default_value_t = 1)]
+    layers: usize,
+    /// Filters per Deep ConvRFM feature layer.
+    #[arg(long, default_value_t = 64)]
+    filters: usize,
 }
 
 impl ParamArgs {
@@ -199,6 +353,8 @@ impl ParamArgs {
             kind: self.kernel,
             seed: self.seed,
             protocol: self.protocol,
+            layers: self.layers,
+            filters: self.filters,
         }
     }
 }
@@ -331,6 +487,88 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Inspect {
+            model,
+            out,
+            images,
+            labels,
+            samples,
+            eigenvectors,
+        } => {
+            let path = model;
+            let model = Model::load(&path)?;
+            let set = match (images, labels) {
+                (Some(i), Some(l)) => data::load_idx_pair(&i, &l)?,
+                _ => model.training_data(),
+            };
+            let opts = InspectOptions {
+                eigenvectors,
+                ..InspectOptions::default()
+            };
+            let samples = inspect::one_per_class(&set, samples);
+            for file in inspect::inspect(&model, &samples, &opts, &out, progress)? {
+                println!("wrote {}", file.display());
+            }
+            Ok(())
+        }
+        Command::Data {
+            command: DataCommand::Gen { task, out },
+        } => {
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let [train_images, train_labels, test_images, test_labels] = synth_files(&out);
+            for (split, images, labels) in [
+                (Split::Train, &train_images, &train_labels),
+                (Split::Test, &test_images, &test_labels),
+            ] {
+                let set = task.generate(split)?;
+                data::save_idx_pair(&set, images, labels)?;
+                let (c, h, w) = (set.images.channels, set.images.height, set.images.width);
+                println!(
+                    "{split}: {} images {c}x{h}x{w} ({}), {} classes -> {}",
+                    set.len(),
+                    set.images.pixel_type,
+                    set.num_classes(),
+                    images.display()
+                );
+            }
+            println!("train on it with: convrfm train --data {}", out.display());
+            Ok(())
+        }
+        Command::Experiment { task, params, out } => {
+            let params = params.params();
+            params.clone().check()?;
+            let train = task.generate(Split::Train)?;
+            let test = task.generate(Split::Test)?;
+            println!(
+                "experiment: {} train / {} test images {}x{}x{}, {} classes",
+                train.len(),
+                test.len(),
+                train.images.channels,
+                train.images.height,
+                train.images.width,
+                train.num_classes()
+            );
+            let t = Instant::now();
+            let mut print = iteration_printer(params.protocol == Protocol::Reference);
+            let cmp = experiment::compare(&params, &train, &test, progress, &mut print)?;
+            println!("{cmp}");
+            println!("total {:.1} s", t.elapsed().as_secs_f64());
+            if let Some(dir) = out {
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                for (i, row) in cmp.rows.iter().enumerate() {
+                    let name = ["cntk", "convrfm"]
+                        .get(i)
+                        .map_or(format!("deep-{}-layers", row.summary.layer), |n| {
+                            n.to_string()
+                        });
+                    let path = dir.join(format!("{name}.convrfm"));
+                    row.model.save(&path)?;
+                    println!("{} model written to {}", row.method, path.display());
+                }
+            }
+            Ok(())
+        }
         Command::Bench {
             n,
             test,
@@ -449,6 +687,22 @@ fn limit_set(set: LabelledImages, limit: Option<usize>, path: &Path) -> Result<L
 }
 
 fn load_data(args: &DataArgs) -> Result<(LabelledImages, Option<LabelledImages>)> {
+    if let Some(dir) = &args.data {
+        let [train_images, train_labels, test_images, test_labels] = synth_files(dir);
+        let train = limit_set(
+            data::load_idx_pair(&train_images, &train_labels)?,
+            args.train_limit,
+            &train_images,
+        )?;
+        let test = if test_images.exists() {
+            let set = data::load_idx_pair(&test_images, &test_labels)?;
+            Some(limit_set(set, args.test_limit, &test_images)?)
+        } else {
+            None
+        };
+        println!("data: {}", dir.display());
+        return Ok((train, test));
+    }
     let train = match (&args.train_images, &args.train_labels) {
         (Some(i), Some(l)) => limit_set(data::load_idx_pair(i, l)?, args.train_limit, i)?,
         _ => {
@@ -495,9 +749,62 @@ fn train_and_report(
         if reference { "reference" } else { "standard" },
         rayon::current_num_threads()
     );
-    let mut header_done = false;
-    let mut print = |r: &IterationReport| {
-        if !header_done {
+    let mut print = iteration_printer(reference);
+    let t = Instant::now();
+    let outcome = rfm::train(params, train, test, progress, &mut print)?;
+    if outcome.layers.len() > 1 {
+        println!(
+            "per layer (lambda and iteration chosen on validation; test of the re-fitted model):"
+        );
+        println!("layer  kernel input  depth  best_iter  lambda    val_%  test_%");
+        for s in &outcome.layers {
+            let pct = |a: Option<f64>| a.map_or("     -".into(), |a| format!("{:>6.2}", 100.0 * a));
+            println!(
+                "{:>5}  {:>12}  {:>5}  {:>9}  {:<7.0e}  {}  {}",
+                s.layer,
+                format!("{}x{}x{}", s.dims.0, s.dims.1, s.dims.2),
+                s.depth,
+                s.best_iteration,
+                s.lambda,
+                pct(s.val_accuracy),
+                pct(s.test_accuracy)
+            );
+        }
+    }
+    if !reference {
+        println!(
+            "best iteration on validation: {} (lambda {:e}); re-fitted on all {} training images in {:.2} s",
+            outcome.best_iteration,
+            outcome.model.lambda,
+            train.len(),
+            outcome.refit_seconds
+        );
+    }
+    if let Some(acc) = outcome.final_test_accuracy {
+        println!("test accuracy of the saved model: {:.2} %", 100.0 * acc);
+    }
+    match peak_rss_mib() {
+        Some(mib) => println!(
+            "total {:.1} s, peak memory (RSS) {mib:.0} MiB",
+            t.elapsed().as_secs_f64()
+        ),
+        None => println!("total {:.1} s", t.elapsed().as_secs_f64()),
+    }
+    if let Some(out) = out {
+        outcome.model.save(out)?;
+        println!("model written to {}", out.display());
+    }
+    Ok(())
+}
+
+/// Prints one line per iteration, with a header at each run's or Deep
+/// ConvRFM layer's first iteration.
+fn iteration_printer(reference: bool) -> impl FnMut(&IterationReport) {
+    move |r: &IterationReport| {
+        if r.iteration == 0 {
+            if r.layer > 1 {
+                println!("layer {} (Deep ConvRFM):", r.layer);
+            }
             if reference {
                 let cols: Vec<String> = r
                     .results
@@ -513,7 +820,6 @@ fn train_and_report(
                     "iter  lambda    val_%   test_%  Ktrain_s  Ktest_s  solve_s  AGOP_s  eigh_s"
                 );
             }
-            header_done = true;
         }
         let t = &r.times;
         let times = format!(
@@ -545,33 +851,7 @@ fn train_and_report(
                 l.lambda, l.jitter
             );
         }
-    };
-    let t = Instant::now();
-    let outcome = rfm::train(params, train, test, progress, &mut print)?;
-    if !reference {
-        println!(
-            "best iteration on validation: {} (lambda {:e}); re-fitted on all {} training images in {:.2} s",
-            outcome.best_iteration,
-            outcome.model.lambda,
-            train.len(),
-            outcome.refit_seconds
-        );
     }
-    if let Some(acc) = outcome.final_test_accuracy {
-        println!("test accuracy of the saved model: {:.2} %", 100.0 * acc);
-    }
-    match peak_rss_mib() {
-        Some(mib) => println!(
-            "total {:.1} s, peak memory (RSS) {mib:.0} MiB",
-            t.elapsed().as_secs_f64()
-        ),
-        None => println!("total {:.1} s", t.elapsed().as_secs_f64()),
-    }
-    if let Some(out) = out {
-        outcome.model.save(out)?;
-        println!("model written to {}", out.display());
-    }
-    Ok(())
 }
 
 /// Peak resident memory of this process (Linux `VmHWM`), if known.

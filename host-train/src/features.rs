@@ -1,0 +1,324 @@
+//! Deep ConvRFM's feature layers, built as the paper's authors build them.
+//!
+//! After ConvRFM converges on one layer, its learned patch metric
+//! `S = M^{1/2}` becomes a 3x3 VALID convolution with `k` filters
+//! `W = Z S` (`Z` a `k x d` standard normal matrix, seeded): no bias, no
+//! nonlinearity (the kernel holds the nonlinearity). Each filter's response
+//! at a patch `P` is `z_i . (P S)`, a random projection of the transformed
+//! patch the kernel saw, so the next layer's ConvRFM starts from the
+//! features the previous one learned.
+
+use anyhow::{Result, bail, ensure};
+use convrfm_core::PATCH;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Images, PixelType};
+use crate::kernel::Metric;
+
+/// One 3x3 VALID convolution, `filters x (in_channels * 3 * 3)` weights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConvLayer {
+    in_channels: usize,
+    filters: usize,
+    /// Row `i` is filter `i` in patch order (channel, row, column).
+    weights: Vec<f32>,
+}
+
+impl ConvLayer {
+    /// `W = Z S` for a learned metric `S` on `in_channels`-channel patches,
+    /// with `Z` drawn from ChaCha8 seeded by `seed`.
+    pub fn from_metric(
+        metric: &Metric,
+        in_channels: usize,
+        filters: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        let d = in_channels * PATCH * PATCH;
+        ensure!(
+            metric.dim() == d,
+            "a {0}x{0} metric does not act on {in_channels}-channel 3x3 patches ({d} values)",
+            metric.dim()
+        );
+        ensure!(filters >= 1, "a feature layer needs at least 1 filter");
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let z: Vec<f64> = (0..filters * d)
+            .map(|_| rng.sample(StandardNormal))
+            .collect();
+        let s = metric.rows();
+        let mut weights = Vec::with_capacity(filters * d);
+        for zi in z.chunks_exact(d) {
+            weights.extend((0..d).map(|o| {
+                zi.iter()
+                    .zip(s.chunks_exact(d))
+                    .map(|(zk, row)| zk * row[o])
+                    .sum::<f64>() as f32
+            }));
+        }
+        Self::from_weights(in_channels, filters, weights)
+    }
+
+    /// A layer from its weights (as stored in a model); checks the size and
+    /// that every weight is finite.
+    pub fn from_weights(in_channels: usize, filters: usize, weights: Vec<f32>) -> Result<Self> {
+        let layer = Self {
+            in_channels,
+            filters,
+            weights,
+        };
+        layer.validate()?;
+        Ok(layer)
+    }
+
+    /// Checks what [`ConvLayer::from_weights`] checks (for deserialised layers).
+    pub fn validate(&self) -> Result<()> {
+        ensure!(
+            self.in_channels >= 1 && self.filters >= 1,
+            "feature layer has {} input channels and {} filters",
+            self.in_channels,
+            self.filters
+        );
+        ensure!(
+            self.weights.len() == self.filters * self.patch_dim(),
+            "feature layer has {} weights, {} filters of {} values need {}",
+            self.weights.len(),
+            self.filters,
+            self.patch_dim(),
+            self.filters * self.patch_dim()
+        );
+        if let Some(i) = self.weights.iter().position(|w| !w.is_finite()) {
+            let d = self.patch_dim();
+            bail!(
+                "feature layer weight {} of filter {} is not finite",
+                i % d,
+                i / d
+            );
+        }
+        Ok(())
+    }
+
+    /// Channels of the layer's input.
+    pub fn in_channels(&self) -> usize {
+        self.in_channels
+    }
+
+    /// Number of filters: the channels of the layer's output.
+    pub fn filters(&self) -> usize {
+        self.filters
+    }
+
+    /// Values per filter: `in_channels * 3 * 3`.
+    pub fn patch_dim(&self) -> usize {
+        self.in_channels * PATCH * PATCH
+    }
+
+    /// The weights of filter `i` in patch order (channel, row, column).
+    ///
+    /// # Panics
+    /// If `i >= self.filters()`, like slice indexing.
+    pub fn filter(&self, i: usize) -> &[f32] {
+        let d = self.patch_dim();
+        &self.weights[i * d..(i + 1) * d]
+    }
+
+    /// The feature maps of `images`: `filters x (H-2) x (W-2)` per image,
+    /// as f32 pixels.
+    pub fn apply(&self, images: &Images) -> Result<Images> {
+        ensure!(
+            images.channels == self.in_channels,
+            "feature layer expects {}-channel images, got {} channels",
+            self.in_channels,
+            images.channels
+        );
+        ensure!(
+            images.height >= PATCH && images.width >= PATCH,
+            "{}x{} images are smaller than a 3x3 filter",
+            images.height,
+            images.width
+        );
+        let (h, w) = (images.height, images.width);
+        let (oh, ow) = (h - PATCH + 1, w - PATCH + 1);
+        let per_out = self.filters * oh * ow;
+        let mut pixels = vec![0.0f32; images.len() * per_out];
+        let d = self.patch_dim();
+        pixels
+            .par_chunks_mut(per_out.max(1))
+            .enumerate()
+            .for_each(|(n, out)| {
+                let image = images.image(n);
+                let mut patch = vec![0.0f32; d];
+                for i in 0..oh {
+                    for j in 0..ow {
+                        let mut k = 0;
+                        for ch in 0..self.in_channels {
+                            for a in 0..PATCH {
+                                let row = &image[(ch * h + i + a) * w + j..][..PATCH];
+                                patch[k..k + PATCH].copy_from_slice(row);
+                                k += PATCH;
+                            }
+                        }
+                        for (f, weights) in self.weights.chunks_exact(d).enumerate() {
+                            out[(f * oh + i) * ow + j] =
+                                weights.iter().zip(&patch).map(|(a, b)| a * b).sum();
+                        }
+                    }
+                }
+            });
+        Ok(Images {
+            channels: self.filters,
+            height: oh,
+            width: ow,
+            pixel_type: PixelType::F32,
+            pixels,
+        })
+    }
+
+    /// The adjoint of [`ConvLayer::apply`] on one `height x width` input
+    /// image: from the gradient with respect to the output maps
+    /// (`filters x (height-2) x (width-2)`), the gradient with respect to the
+    /// input pixels (`in_channels x height x width`).
+    pub fn adjoint(&self, grad_out: &[f64], height: usize, width: usize) -> Vec<f64> {
+        let (oh, ow) = (
+            height.saturating_sub(PATCH - 1),
+            width.saturating_sub(PATCH - 1),
+        );
+        let d = self.patch_dim();
+        let mut grad_in = vec![0.0; self.in_channels * height * width];
+        for (f, weights) in self.weights.chunks_exact(d).enumerate() {
+            for i in 0..oh {
+                for j in 0..ow {
+                    let g = grad_out[(f * oh + i) * ow + j];
+                    for (k, &w) in weights.iter().enumerate() {
+                        let (ch, a, b) = (k / (PATCH * PATCH), k / PATCH % PATCH, k % PATCH);
+                        grad_in[(ch * height + i + a) * width + j + b] += g * f64::from(w);
+                    }
+                }
+            }
+        }
+        grad_in
+    }
+}
+
+/// `images` passed through every layer of `layers` in turn.
+pub fn featurise(layers: &[ConvLayer], images: &Images) -> Result<Images> {
+    let mut out = images.clone();
+    for (l, layer) in layers.iter().enumerate() {
+        out = layer
+            .apply(&out)
+            .map_err(|e| e.context(format!("feature layer {}", l + 1)))?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn images(channels: usize, h: usize, w: usize, n: usize) -> Images {
+        Images {
+            channels,
+            height: h,
+            width: w,
+            pixel_type: PixelType::F32,
+            pixels: (0..n * channels * h * w)
+                .map(|i| ((i * 37 % 11) as f32 - 5.0) / 7.0)
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn identity_metric_gives_the_gaussian_filters_and_a_valid_convolution() {
+        let layer = ConvLayer::from_metric(&Metric::identity(18), 2, 4, 5).expect("fits");
+        assert_eq!(
+            layer,
+            ConvLayer::from_metric(&Metric::identity(18), 2, 4, 5).expect("fits")
+        );
+        let (mean, sq) = layer.weights.iter().fold((0.0, 0.0), |(m, s), &w| {
+            (m + f64::from(w), s + f64::from(w * w))
+        });
+        assert!((mean / 72.0).abs() < 0.4 && (sq / 72.0 - 1.0).abs() < 0.5);
+
+        let x = images(2, 5, 6, 3);
+        let y = layer.apply(&x).expect("applies");
+        assert_eq!((y.channels, y.height, y.width, y.len()), (4, 3, 4, 3));
+        // Direct correlation sum for one output value.
+        let (n, f, i, j) = (2, 3, 1, 2);
+        let image = x.image(n);
+        let mut want = 0.0f32;
+        for ch in 0..2 {
+            for a in 0..3 {
+                for b in 0..3 {
+                    want +=
+                        layer.filter(f)[ch * 9 + a * 3 + b] * image[(ch * 5 + i + a) * 6 + j + b];
+                }
+            }
+        }
+        let got = y.image(n)[(f * 3 + i) * 4 + j];
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+    }
+
+    #[test]
+    fn adjoint_is_the_transpose_of_apply() {
+        // <apply(x), y> = <x, adjoint(y)> for any x, y.
+        let layer = ConvLayer::from_metric(&Metric::identity(18), 2, 3, 1).expect("fits");
+        let x = images(2, 5, 6, 1);
+        let fx = layer.apply(&x).expect("applies");
+        let y: Vec<f64> = (0..fx.pixels.len()).map(|i| (i % 7) as f64 - 3.0).collect();
+        let lhs: f64 = fx
+            .pixels
+            .iter()
+            .zip(&y)
+            .map(|(a, b)| f64::from(*a) * b)
+            .sum();
+        let aty = layer.adjoint(&y, 5, 6);
+        let rhs: f64 = x
+            .pixels
+            .iter()
+            .zip(&aty)
+            .map(|(a, b)| f64::from(*a) * b)
+            .sum();
+        assert!(
+            (lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0),
+            "{lhs} vs {rhs}"
+        );
+    }
+
+    #[test]
+    fn filters_are_z_times_the_metric() {
+        let d = 9;
+        let rows: Vec<f64> = (0..d * d)
+            .map(|i| if i % (d + 1) == 0 { 2.0 } else { 0.0 })
+            .collect();
+        let scaled = ConvLayer::from_metric(&Metric::from_rows(d, rows).expect("ok"), 1, 3, 9)
+            .expect("fits");
+        let plain = ConvLayer::from_metric(&Metric::identity(d), 1, 3, 9).expect("fits");
+        for (a, b) in scaled.weights.iter().zip(&plain.weights) {
+            assert!((a - 2.0 * b).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn bad_layers_are_refused() {
+        let msg = ConvLayer::from_metric(&Metric::identity(9), 2, 4, 0)
+            .expect_err("dims")
+            .to_string();
+        assert!(msg.contains("2-channel 3x3 patches (18 values)"), "{msg}");
+        assert!(ConvLayer::from_weights(1, 2, vec![0.0; 17]).is_err());
+        let msg = ConvLayer::from_weights(1, 2, {
+            let mut w = vec![0.0; 18];
+            w[10] = f32::NAN;
+            w
+        })
+        .expect_err("nan")
+        .to_string();
+        assert!(msg.contains("weight 1 of filter 1"), "{msg}");
+        let layer = ConvLayer::from_metric(&Metric::identity(9), 1, 2, 0).expect("ok");
+        let msg = featurise(&[layer.clone(), layer], &images(1, 8, 8, 1))
+            .expect_err("channels")
+            .to_string();
+        assert!(msg.contains("feature layer 2"), "{msg}");
+    }
+}

@@ -1,0 +1,348 @@
+//! A trained model as pictures (`convrfm inspect`): what the patch-AGOP
+//! learned and where the predictor looks.
+//!
+//! - `metric.png`: the learned `M = S^2` (the normalised AGOP of the kept
+//!   iteration), index `channel*9 + row*3 + column`.
+//! - `eigenvectors.png`: the top eigenvectors of `M` as 3x3 filters, the
+//!   patch directions the kernel is most sensitive to.
+//! - `gradients.png`: sample images and, per class, the magnitude of the
+//!   class score's gradient with respect to every input pixel.
+//! - `filters-layer-N.png`: for Deep ConvRFM, each feature layer's filters.
+//! - `accuracy.png`: validation and test accuracy per iteration (and layer).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, ensure};
+use convrfm_core::PATCH;
+
+use crate::data::{Images, LabelledImages};
+use crate::features::featurise;
+use crate::linalg::symmetric_eigen;
+use crate::model::Model;
+use crate::progress::Progress;
+use crate::render::{Figure, Scale, Series, Tile, heat_map, line_chart, tile_grid};
+use crate::train_set::TrainSet;
+
+/// What `inspect` draws.
+#[derive(Clone, Debug)]
+pub struct InspectOptions {
+    /// Eigenvectors of `M` drawn (largest first).
+    pub eigenvectors: usize,
+    /// Filters drawn per Deep ConvRFM feature layer.
+    pub filters: usize,
+}
+
+impl Default for InspectOptions {
+    fn default() -> Self {
+        Self {
+            eigenvectors: 8,
+            filters: 16,
+        }
+    }
+}
+
+/// Up to `n` images of `set`, the first of each class in class order (so
+/// the gradient maps show different classes).
+pub fn one_per_class(set: &LabelledImages, n: usize) -> LabelledImages {
+    let idx: Vec<usize> = (0..set.num_classes())
+        .filter_map(|c| set.labels.iter().position(|&l| usize::from(l) == c))
+        .take(n)
+        .collect();
+    set.select(&idx)
+}
+
+/// Draws every figure of `model` into `dir` (created if missing), with
+/// gradient maps on `samples`; returns the files written.
+pub fn inspect(
+    model: &Model,
+    samples: &LabelledImages,
+    opts: &InspectOptions,
+    dir: &Path,
+    progress: Progress,
+) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let shape = model.shape()?;
+    let (c, d) = (shape.channels(), shape.patch_dim());
+    let layer_note = if model.features.is_empty() {
+        String::new()
+    } else {
+        format!(" (layer {})", model.features.len() + 1)
+    };
+    let s = model.metric.rows();
+    let m: Vec<f64> = (0..d * d)
+        .map(|ij| (0..d).map(|k| s[ij / d * d + k] * s[k * d + ij % d]).sum())
+        .collect();
+    let mut figures: Vec<(&str, Figure)> = vec![(
+        "metric.png",
+        heat_map(
+            &format!(
+                "Learned M = S^2 (normalised AGOP){layer_note}, index = channel*9 + row*3 + col"
+            ),
+            &m,
+            d,
+        )?,
+    )];
+
+    let (values, vectors) = symmetric_eigen("M", &m, d)?;
+    let total: f64 = values.iter().map(|v| v.max(0.0)).sum();
+    let k = opts.eigenvectors.min(d);
+    let tiles: Vec<Tile> = (0..k)
+        .flat_map(|i| {
+            let share = 100.0 * values[i].max(0.0) / total.max(f64::MIN_POSITIVE);
+            patch_tiles(&vectors[i], c, &format!("v{} {share:.0}%", i + 1))
+        })
+        .collect();
+    figures.push((
+        "eigenvectors.png",
+        tile_grid(
+            &format!(
+                "Top {k} eigenvectors of M as 3x3 filters{layer_note} (caption: share of trace)"
+            ),
+            &tiles,
+            grid_columns(c),
+        )?,
+    ));
+
+    figures.push(("gradients.png", gradient_figure(model, samples, progress)?));
+
+    let mut channels = model.channels;
+    let layer_names: Vec<String> = (1..=model.features.len())
+        .map(|l| format!("filters-layer-{l}.png"))
+        .collect();
+    for (l, layer) in model.features.iter().enumerate() {
+        let n = opts.filters.min(layer.filters());
+        let tiles: Vec<Tile> = (0..n)
+            .flat_map(|f| {
+                let w: Vec<f64> = layer.filter(f).iter().map(|&v| f64::from(v)).collect();
+                patch_tiles(&w, channels, &format!("f{}", f + 1))
+            })
+            .collect();
+        figures.push((
+            &layer_names[l],
+            tile_grid(
+                &format!(
+                    "Layer {} feature filters W = Z S: first {n} of {}",
+                    l + 1,
+                    layer.filters()
+                ),
+                &tiles,
+                grid_columns(channels),
+            )?,
+        ));
+        channels = layer.filters();
+    }
+
+    if let Some(chart) = accuracy_chart(model)? {
+        figures.push(("accuracy.png", chart));
+    }
+
+    let mut written = Vec::new();
+    for (name, figure) in figures {
+        let path = dir.join(name);
+        figure.save(&path)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// Tiles per grid row: four patch vectors per row.
+fn grid_columns(channels: usize) -> usize {
+    if channels <= 3 { 4 * channels } else { 8 }
+}
+
+/// A patch vector (`channels x 3 x 3`) as tiles: one signed 3x3 tile per
+/// channel for up to 3 channels, else one tile of the per-position norm
+/// across channels.
+fn patch_tiles(v: &[f64], channels: usize, caption: &str) -> Vec<Tile> {
+    let plane = PATCH * PATCH;
+    if channels <= 3 {
+        (0..channels)
+            .map(|ch| Tile {
+                caption: if channels == 1 {
+                    caption.to_string()
+                } else {
+                    format!("{caption} ch{ch}")
+                },
+                height: PATCH,
+                width: PATCH,
+                values: v[ch * plane..][..plane].iter().map(|&x| x as f32).collect(),
+                scale: Scale::Diverging,
+            })
+            .collect()
+    } else {
+        let norms = (0..plane)
+            .map(|p| {
+                (0..channels)
+                    .map(|ch| v[ch * plane + p].powi(2))
+                    .sum::<f64>()
+                    .sqrt() as f32
+            })
+            .collect();
+        vec![Tile {
+            caption: format!("{caption} |.| of {channels} ch"),
+            height: PATCH,
+            width: PATCH,
+            values: norms,
+            scale: Scale::Sequential,
+        }]
+    }
+}
+
+/// Per sample: the image, then per class `|d f_class / d pixel|` (norm over
+/// channels), so the picture shows which pixels move each class score.
+fn gradient_figure(model: &Model, samples: &LabelledImages, progress: Progress) -> Result<Figure> {
+    ensure!(!samples.is_empty(), "no sample images to draw gradients on");
+    model.check_inputs(&samples.images)?;
+    let classes = model.classes();
+    let grads = input_gradients(model, &samples.images)?;
+    let predicted = model.predict(&samples.images, progress)?;
+    let im = &samples.images;
+    let (h, w) = (im.height, im.width);
+    let mut tiles = Vec::new();
+    for (i, per_class) in grads.iter().enumerate() {
+        let image = im.image(i);
+        let (values, scale) = match im.channels {
+            3 => (image.to_vec(), Scale::Rgb),
+            _ => (image[..h * w].to_vec(), Scale::Gray),
+        };
+        let name = |c: usize| model.class_names.get(c).map_or("?", |s| s.as_str());
+        tiles.push(Tile {
+            caption: format!(
+                "{} -> {}",
+                name(usize::from(samples.labels[i])),
+                name(predicted[i])
+            ),
+            height: h,
+            width: w,
+            values,
+            scale,
+        });
+        for (c, g) in per_class.iter().enumerate() {
+            let magnitude = (0..h * w)
+                .map(|p| {
+                    (0..im.channels)
+                        .map(|ch| g[ch * h * w + p].powi(2))
+                        .sum::<f64>()
+                        .sqrt() as f32
+                })
+                .collect();
+            tiles.push(Tile {
+                caption: format!("d {}", name(c)),
+                height: h,
+                width: w,
+                values: magnitude,
+                scale: Scale::Sequential,
+            });
+        }
+    }
+    tile_grid(
+        "Where the predictor looks: sample (true -> predicted), then |gradient| of each class score",
+        &tiles,
+        classes + 1,
+    )
+}
+
+/// Gradient of every class score with respect to every input pixel, per
+/// sample image: `samples x classes x (c*H*W)`. Patch gradients (the ones
+/// the AGOP averages) are summed back onto the pixels each patch covers,
+/// then carried back through the feature layers.
+fn input_gradients(model: &Model, samples: &Images) -> Result<Vec<Vec<Vec<f64>>>> {
+    let kernel = model.kernel()?;
+    let shape = kernel.shape();
+    let train = featurise(&model.features, &model.training_data().images)?;
+    let queries = featurise(&model.features, samples)?;
+    let set = TrainSet::<f64>::new(&kernel, &train.pixels);
+    let classes = model.classes();
+    let per = shape.pixels();
+    let (rows, cols) = shape.grid(1);
+    let (c, h, w) = (shape.channels(), shape.height(), shape.width());
+    let d = shape.patch_dim();
+    let mut out = Vec::new();
+    for query in queries.pixels.chunks_exact(per) {
+        let same: Vec<usize> = train
+            .pixels
+            .chunks_exact(per)
+            .enumerate()
+            .filter(|(_, t)| *t == query)
+            .map(|(j, _)| j)
+            .collect();
+        let g = set.patch_gradients(&model.alpha, classes, query, &same);
+        let mut per_class = Vec::with_capacity(classes);
+        for class_grad in g.chunks_exact(rows * cols * d) {
+            let mut pixels = vec![0.0; c * h * w];
+            for (p, gp) in class_grad.chunks_exact(d).enumerate() {
+                let (i, j) = (p / cols, p % cols);
+                for (k, &v) in gp.iter().enumerate() {
+                    let (ch, a, b) = (k / (PATCH * PATCH), k / PATCH % PATCH, k % PATCH);
+                    pixels[(ch * h + i + a) * w + j + b] += v / model.scale;
+                }
+            }
+            // Back through the feature layers, last first.
+            let mut dims = layer_dims(model);
+            for layer in model.features.iter().rev() {
+                let (lh, lw) = dims.pop().context("feature layer dimensions")?;
+                pixels = layer.adjoint(&pixels, lh, lw);
+            }
+            per_class.push(pixels);
+        }
+        out.push(per_class);
+    }
+    Ok(out)
+}
+
+/// Input height and width of each feature layer.
+fn layer_dims(model: &Model) -> Vec<(usize, usize)> {
+    let (mut h, mut w) = (model.height, model.width);
+    model
+        .features
+        .iter()
+        .map(|_| {
+            let dims = (h, w);
+            (h, w) = (h.saturating_sub(PATCH - 1), w.saturating_sub(PATCH - 1));
+            dims
+        })
+        .collect()
+}
+
+/// Validation and test accuracy (of each iteration's chosen lambda) per
+/// iteration, one pair of lines per layer; `None` without a history.
+fn accuracy_chart(model: &Model) -> Result<Option<Figure>> {
+    let layers = model.history.iter().map(|r| r.layer).max().unwrap_or(0);
+    let mut series = Vec::new();
+    for layer in 1..=layers {
+        let prefix = if layers > 1 {
+            format!("layer {layer} ")
+        } else {
+            String::new()
+        };
+        let runs = model.history.iter().filter(|r| r.layer == layer);
+        let points = |pick: fn(&crate::rfm::LambdaResult) -> Option<f64>| -> Vec<(f64, f64)> {
+            runs.clone()
+                .filter_map(|r| {
+                    let a = pick(r.results.get(r.chosen)?)?;
+                    Some((r.iteration as f64, 100.0 * a))
+                })
+                .collect()
+        };
+        for (name, pts) in [
+            ("validation", points(|l| l.val_accuracy)),
+            ("test", points(|l| l.test_accuracy)),
+        ] {
+            if !pts.is_empty() {
+                series.push(Series {
+                    name: format!("{prefix}{name}"),
+                    points: pts,
+                });
+            }
+        }
+    }
+    if series.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(line_chart(
+        "Accuracy per ConvRFM iteration (iteration 0: M = I)",
+        "iteration",
+        "accuracy (%)",
+        &series,
+    )?))
+}
