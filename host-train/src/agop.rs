@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use faer::MatRef;
 use indicatif::ProgressBar;
 use rayon::prelude::*;
 
@@ -75,16 +76,13 @@ impl<R: Real> TrainSet<'_, R> {
             .map(|query| {
                 let same = index.find(query);
                 let grads = self.patch_gradients(alpha, classes, query, &same);
-                let mut outer = vec![0.0; d * d];
-                for gp in grads.chunks_exact(d) {
-                    for (row, &gi) in outer.chunks_exact_mut(d).zip(gp) {
-                        for (o, &gj) in row.iter_mut().zip(gp) {
-                            *o += gi * gj;
-                        }
-                    }
-                }
+                // sum_p g g^T as one product G^T G of the gradient rows.
+                let gm = MatRef::from_row_major_slice(&grads, grads.len() / d, d);
+                let outer = gm.transpose() * gm;
                 progress.inc(1);
-                outer
+                (0..d * d)
+                    .map(|ij| outer[(ij / d, ij % d)])
+                    .collect::<Vec<f64>>()
             })
             .collect();
         let mut g = vec![0.0; d * d];

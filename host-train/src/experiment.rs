@@ -32,9 +32,11 @@ pub struct Comparison {
 }
 
 /// Runs the comparison with `params` (its `layers`, at least 2, sets the
-/// Deep ConvRFM depth), reporting every iteration to `on_iteration`.
+/// Deep ConvRFM depth; without `deep` only CNTK and ConvRFM run),
+/// reporting every iteration to `on_iteration`.
 pub fn compare(
     params: &TrainParams,
+    deep: bool,
     train_set: &LabelledImages,
     test: &LabelledImages,
     progress: Progress,
@@ -46,8 +48,8 @@ pub fn compare(
         ..params.clone()
     }
     .check()?;
-    let deep = TrainParams {
-        layers: params.layers.max(2),
+    let convrfm = TrainParams {
+        layers: if deep { params.layers.max(2) } else { 1 },
         ..params.clone()
     }
     .check()?;
@@ -63,7 +65,7 @@ pub fn compare(
                 model,
             }),
     );
-    let run = train(&deep, train_set, Some(test), progress, on_iteration)?;
+    let run = train(&convrfm, train_set, Some(test), progress, on_iteration)?;
     rows.extend(
         run.layers
             .into_iter()

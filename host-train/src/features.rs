@@ -292,8 +292,12 @@ mod tests {
         let rows: Vec<f64> = (0..d * d)
             .map(|i| if i % (d + 1) == 0 { 2.0 } else { 0.0 })
             .collect();
-        let scaled = ConvLayer::from_metric(&Metric::from_rows(d, rows).expect("ok"), 1, 3, 9)
-            .expect("fits");
+        let two = Metric::from_rows(d, rows).expect("ok");
+        assert!(two.is_scaled_identity() && Metric::identity(d).is_scaled_identity());
+        let mut off = two.rows().to_vec();
+        off[1] = 0.1;
+        assert!(!Metric::from_rows(d, off).expect("ok").is_scaled_identity());
+        let scaled = ConvLayer::from_metric(&two, 1, 3, 9).expect("fits");
         let plain = ConvLayer::from_metric(&Metric::identity(d), 1, 3, 9).expect("fits");
         for (a, b) in scaled.weights.iter().zip(&plain.weights) {
             assert!((a - 2.0 * b).abs() < 1e-6);

@@ -96,7 +96,7 @@ pub fn inspect(
         "eigenvectors.png",
         tile_grid(
             &format!(
-                "Top {k} eigenvectors of M as 3x3 filters{layer_note} (caption: share of trace)"
+                "Top {k} eigenvectors of M as 3x3 filters{layer_note} (caption: share of trace; channels of one vector share a scale)"
             ),
             &tiles,
             grid_columns(c),
@@ -155,6 +155,7 @@ fn grid_columns(channels: usize) -> usize {
 /// across channels.
 fn patch_tiles(v: &[f64], channels: usize, caption: &str) -> Vec<Tile> {
     let plane = PATCH * PATCH;
+    let bound = v.iter().fold(0.0f64, |m, x| m.max(x.abs())) as f32;
     if channels <= 3 {
         (0..channels)
             .map(|ch| Tile {
@@ -167,6 +168,9 @@ fn patch_tiles(v: &[f64], channels: usize, caption: &str) -> Vec<Tile> {
                 width: PATCH,
                 values: v[ch * plane..][..plane].iter().map(|&x| x as f32).collect(),
                 scale: Scale::Diverging,
+                // The channels of one vector share a scale, so a channel
+                // the vector ignores shows as white.
+                range: Some((-bound, bound)),
             })
             .collect()
     } else {
@@ -184,6 +188,7 @@ fn patch_tiles(v: &[f64], channels: usize, caption: &str) -> Vec<Tile> {
             width: PATCH,
             values: norms,
             scale: Scale::Sequential,
+            range: None,
         }]
     }
 }
@@ -216,6 +221,7 @@ fn gradient_figure(model: &Model, samples: &LabelledImages, progress: Progress) 
             width: w,
             values,
             scale,
+            range: None,
         });
         for (c, g) in per_class.iter().enumerate() {
             let magnitude = (0..h * w)
@@ -232,6 +238,7 @@ fn gradient_figure(model: &Model, samples: &LabelledImages, progress: Progress) 
                 width: w,
                 values: magnitude,
                 scale: Scale::Sequential,
+                range: None,
             });
         }
     }

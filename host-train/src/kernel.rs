@@ -24,6 +24,7 @@
 //! gets `rho = 1` exactly (the self-pair convention), not a rounding residue.
 
 use convrfm_core::{PATCH, Shape};
+use faer::MatRef;
 use serde::{Deserialize, Serialize};
 
 use crate::real::Real;
@@ -107,6 +108,17 @@ impl Metric {
         Ok(Self { dim, rows })
     }
 
+    /// Whether `S` is a multiple of the identity (iteration 0's metric: the
+    /// plain convolutional kernel, nothing learned).
+    pub fn is_scaled_identity(&self) -> bool {
+        let d = self.dim;
+        let first = self.rows.first().copied().unwrap_or(0.0);
+        self.rows
+            .iter()
+            .enumerate()
+            .all(|(i, &v)| v == if i / d == i % d { first } else { 0.0 })
+    }
+
     /// Patch dimension `d`.
     pub fn dim(&self) -> usize {
         self.dim
@@ -176,21 +188,19 @@ impl Kernel {
         let s = &self.shape;
         let d = s.patch_dim();
         let (rows, cols) = s.grid(1);
-        let metric: Vec<R> = self.metric.rows.iter().map(|&v| R::from_f64(v)).collect();
-        let mut patch = vec![R::ZERO; d];
-        let mut u = vec![R::ZERO; rows * cols * d];
+        // U = P S, P the positions x d patch matrix: one product (the
+        // dominant cost of a query when d is large, as in Deep ConvRFM).
+        let mut patches = vec![0.0f64; rows * cols * d];
         for i in 0..rows {
             for j in 0..cols {
-                extract_patch(s, image, i, j, &mut patch);
-                let out = &mut u[(i * cols + j) * d..][..d];
-                for (k, &pk) in patch.iter().enumerate() {
-                    let srow = &metric[k * d..][..d];
-                    for (o, &sv) in out.iter_mut().zip(srow) {
-                        *o += pk * sv;
-                    }
-                }
+                extract_patch(s, image, i, j, &mut patches[(i * cols + j) * d..][..d]);
             }
         }
+        let product = MatRef::from_row_major_slice(&patches, rows * cols, d)
+            * MatRef::from_row_major_slice(&self.metric.rows, d, d);
+        let mut u: Vec<R> = (0..rows * cols * d)
+            .map(|pk| R::from_f64(product[(pk / d, pk % d)]))
+            .collect();
         if let Some(step) = self.u_step {
             for v in &mut u {
                 let q = (v.to_f64() / step + 0.5).floor().clamp(-127.0, 127.0);
@@ -786,9 +796,9 @@ impl<R: Real> Gradient<R> {
         let d = s.patch_dim();
         let n1 = s.positions(1);
         let inv_c = 1.0 / s.channels() as f64;
-        let metric = kernel.metric.rows();
-        let mut out = Vec::with_capacity(self.du.len() * n1 * d);
-        let mut dup = vec![0.0; d];
+        // Rows of dL/du per (class, position); the patch gradients are then
+        // one product with the metric, g = du S^T.
+        let mut dus = Vec::with_capacity(self.du.len() * n1 * d);
         for (du_o, dq_o) in self.du.iter().zip(&self.dq) {
             // Reduce lanes, then chain dq^l -> dq^{l-1} (q^l = wsum q^{l-1}).
             let mut dq: Vec<f64> = lane_sums(&dq_o[s.depth() - 1]);
@@ -804,14 +814,17 @@ impl<R: Real> Gradient<R> {
             }
             let du = lane_sums(du_o);
             for p in 0..n1 {
-                for (k, v) in dup.iter_mut().enumerate() {
-                    *v = (du[p * d + k] + 2.0 * dq[p] * a.u[p * d + k].to_f64()) * inv_c;
-                }
-                // g = du S^T: g[m] = sum_k du[k] S[m][k].
-                for srow in metric.chunks_exact(d) {
-                    out.push(dup.iter().zip(srow).map(|(x, y)| x * y).sum());
-                }
+                dus.extend(
+                    (0..d).map(|k| (du[p * d + k] + 2.0 * dq[p] * a.u[p * d + k].to_f64()) * inv_c),
+                );
             }
+        }
+        let rows = self.du.len() * n1;
+        let g = MatRef::from_row_major_slice(&dus, rows, d)
+            * MatRef::from_row_major_slice(kernel.metric.rows(), d, d).transpose();
+        let mut out = Vec::with_capacity(rows * d);
+        for i in 0..rows {
+            out.extend((0..d).map(|j| g[(i, j)]));
         }
         out
     }

@@ -139,6 +139,9 @@ pub struct Tile {
     pub values: Vec<f32>,
     /// How the values are coloured.
     pub scale: Scale,
+    /// Colour range `(min, max)` shared with other tiles (the channels of
+    /// one filter, say), instead of the tile's own; `None`: the tile's own.
+    pub range: Option<(f32, f32)>,
 }
 
 /// One named line of a [`line_chart`].
@@ -384,6 +387,11 @@ fn check_tile(title: &str, index: usize, tile: &Tile) -> Result<()> {
     if tile.height as u64 > MAX_SIDE || tile.width as u64 > MAX_SIDE {
         bail!("{name} is too large ({}x{})", tile.height, tile.width);
     }
+    if let Some((lo, hi)) = tile.range {
+        if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+            bail!("{name} has an invalid colour range ({lo}, {hi})");
+        }
+    }
     let channels = tile.scale.channels();
     let expected = channels * tile.height * tile.width;
     if tile.values.len() != expected {
@@ -410,8 +418,13 @@ fn check_tile(title: &str, index: usize, tile: &Tile) -> Result<()> {
 /// The display colour of each of a tile's cells, row-major.
 fn tile_colours(tile: &Tile) -> Vec<Rgb888> {
     let values = &tile.values;
-    let lo = f64::from(values.iter().copied().fold(f32::INFINITY, f32::min));
-    let hi = f64::from(values.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+    let (lo, hi) = tile.range.unwrap_or_else(|| {
+        (
+            values.iter().copied().fold(f32::INFINITY, f32::min),
+            values.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+        )
+    });
+    let (lo, hi) = (f64::from(lo), f64::from(hi));
     match tile.scale {
         Scale::Diverging => {
             let bound = lo.abs().max(hi.abs());
@@ -916,6 +929,7 @@ mod tests {
             width: w,
             values,
             scale,
+            range: None,
         }
     }
 

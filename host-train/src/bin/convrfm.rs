@@ -152,6 +152,10 @@ enum Command {
         /// Save each method's model in this directory (for `convrfm inspect`).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Only CNTK and ConvRFM (Deep ConvRFM's wide feature maps make it
+        /// the slow part on large images).
+        #[arg(long)]
+        no_deep: bool,
     },
     /// Seconds per training phase at a given size (one iteration, plus the
     /// AGOP), on Fashion-MNIST.
@@ -505,6 +509,12 @@ fn run(cli: Cli) -> Result<()> {
                 eigenvectors,
                 ..InspectOptions::default()
             };
+            if model.metric.is_scaled_identity() {
+                println!(
+                    "note: the model kept iteration 0 (M = I, the plain convolutional kernel): \
+                     M and its eigenvectors show nothing learned"
+                );
+            }
             let samples = inspect::one_per_class(&set, samples);
             for file in inspect::inspect(&model, &samples, &opts, &out, progress)? {
                 println!("wrote {}", file.display());
@@ -534,7 +544,12 @@ fn run(cli: Cli) -> Result<()> {
             println!("train on it with: convrfm train --data {}", out.display());
             Ok(())
         }
-        Command::Experiment { task, params, out } => {
+        Command::Experiment {
+            task,
+            params,
+            out,
+            no_deep,
+        } => {
             let params = params.params();
             params.clone().check()?;
             let train = task.generate(Split::Train)?;
@@ -550,7 +565,7 @@ fn run(cli: Cli) -> Result<()> {
             );
             let t = Instant::now();
             let mut print = iteration_printer(params.protocol == Protocol::Reference);
-            let cmp = experiment::compare(&params, &train, &test, progress, &mut print)?;
+            let cmp = experiment::compare(&params, !no_deep, &train, &test, progress, &mut print)?;
             println!("{cmp}");
             println!("total {:.1} s", t.elapsed().as_secs_f64());
             if let Some(dir) = out {
@@ -733,12 +748,21 @@ fn train_and_report(
 ) -> Result<()> {
     let p = params.get();
     let reference = p.protocol == Protocol::Reference;
+    let method = if p.layers > 1 {
+        format!(
+            "Deep ConvRFM ({} layers, {} filters each)",
+            p.layers, p.filters
+        )
+    } else {
+        "ConvRFM".to_string()
+    };
     println!(
-        "training ConvRFM: {} images {}x{}x{}, {} classes, depth {}, {} iterations, {} kernel, {} protocol, {} threads",
+        "training {method}: {} images {}x{}x{} ({}), {} classes, depth {}, {} iterations, {} kernel, {} protocol, {} threads",
         train.len(),
         train.images.channels,
         train.images.height,
         train.images.width,
+        train.images.pixel_type,
         train.num_classes(),
         p.depth,
         p.iterations,
