@@ -84,25 +84,9 @@ pub fn compare(
 
 impl fmt::Display for Comparison {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let pct = |a: Option<f64>| a.map_or("     -".into(), |a| format!("{:>6.2}", 100.0 * a));
-        writeln!(
-            f,
-            "method                     kernel input  depth  best_iter  lambda    val_%  test_%"
-        )?;
+        writeln!(f, "{:<25}  {}", "method", LayerSummary::TABLE_HEADER)?;
         for r in &self.rows {
-            let s = &r.summary;
-            let (c, h, w) = s.dims;
-            writeln!(
-                f,
-                "{:<25}  {:>12}  {:>5}  {:>9}  {:<7.0e}  {}  {}",
-                r.method,
-                format!("{c}x{h}x{w}"),
-                s.depth,
-                s.best_iteration,
-                s.lambda,
-                pct(s.val_accuracy),
-                pct(s.test_accuracy)
-            )?;
+            writeln!(f, "{:<25}  {}", r.method, r.summary.table_row())?;
         }
         Ok(())
     }

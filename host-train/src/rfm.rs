@@ -237,6 +237,27 @@ pub struct LayerSummary {
     pub test_accuracy: Option<f64>,
 }
 
+impl LayerSummary {
+    /// Column headings of [`LayerSummary::table_row`].
+    pub const TABLE_HEADER: &'static str =
+        "kernel input  depth  best_iter  lambda    val_%  test_%";
+
+    /// The summary as one line of a table under [`Self::TABLE_HEADER`].
+    pub fn table_row(&self) -> String {
+        let pct = |a: Option<f64>| a.map_or("     -".into(), |a| format!("{:>6.2}", 100.0 * a));
+        let (c, h, w) = self.dims;
+        format!(
+            "{:>12}  {:>5}  {:>9}  {:<7.0e}  {}  {}",
+            format!("{c}x{h}x{w}"),
+            self.depth,
+            self.best_iteration,
+            self.lambda,
+            pct(self.val_accuracy),
+            pct(self.test_accuracy)
+        )
+    }
+}
+
 /// One layer's finished fit: the chosen metric, lambda and re-fitted alpha.
 struct LayerFit {
     metric: Metric,

@@ -780,19 +780,9 @@ fn train_and_report(
         println!(
             "per layer (lambda and iteration chosen on validation; test of the re-fitted model):"
         );
-        println!("layer  kernel input  depth  best_iter  lambda    val_%  test_%");
+        println!("layer  {}", rfm::LayerSummary::TABLE_HEADER);
         for s in &outcome.layers {
-            let pct = |a: Option<f64>| a.map_or("     -".into(), |a| format!("{:>6.2}", 100.0 * a));
-            println!(
-                "{:>5}  {:>12}  {:>5}  {:>9}  {:<7.0e}  {}  {}",
-                s.layer,
-                format!("{}x{}x{}", s.dims.0, s.dims.1, s.dims.2),
-                s.depth,
-                s.best_iteration,
-                s.lambda,
-                pct(s.val_accuracy),
-                pct(s.test_accuracy)
-            );
+            println!("{:>5}  {}", s.layer, s.table_row());
         }
     }
     if !reference {
