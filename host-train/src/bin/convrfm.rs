@@ -364,6 +364,7 @@ impl ParamArgs {
 }
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -865,6 +866,18 @@ fn iteration_printer(reference: bool) -> impl FnMut(&IterationReport) {
                 l.lambda, l.jitter
             );
         }
+    }
+}
+
+/// Lets a closed pipe end the process quietly, as for other Unix tools
+/// (`convrfm predict ... | head`); Rust's runtime ignores SIGPIPE, which
+/// turns the next `println!` into a panic.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in `main`, before any other thread exists;
+    // SIG_DFL is a valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
