@@ -275,9 +275,13 @@ fn generated_data_trains_and_inspects_to_pictures() {
 }
 
 #[test]
-fn experiment_prints_the_three_methods() {
+fn experiment_prints_the_three_methods_and_deep_filters_draw() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models").display().to_string();
     let o = convrfm(&[
         "experiment",
+        "--out",
+        &models,
         "toy-rows",
         "--train",
         "40",
@@ -301,4 +305,17 @@ fn experiment_prints_the_three_methods() {
         );
     }
     assert!(out.contains("layer 2 (Deep ConvRFM):"), "{out}");
+
+    let deep = dir.path().join("models/deep-2-layers.convrfm");
+    let pics = dir.path().join("pics");
+    let o = convrfm(&[
+        "inspect",
+        &deep.display().to_string(),
+        "--out",
+        &pics.display().to_string(),
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "stdout: {out}\nstderr: {err}");
+    let (w, h) = image::image_dimensions(pics.join("filters-layer-1.png")).unwrap();
+    assert!(w >= 200 && h >= 100, "filters-layer-1.png is {w}x{h}");
 }
