@@ -199,7 +199,7 @@ fn gradient_figure(model: &Model, samples: &LabelledImages, progress: Progress) 
     ensure!(!samples.is_empty(), "no sample images to draw gradients on");
     model.check_inputs(&samples.images)?;
     let classes = model.classes();
-    let grads = input_gradients(model, &samples.images)?;
+    let grads = input_gradients(model, &samples.images, progress)?;
     let predicted = model.predict(&samples.images, progress)?;
     let im = &samples.images;
     let (h, w) = (im.height, im.width);
@@ -253,7 +253,11 @@ fn gradient_figure(model: &Model, samples: &LabelledImages, progress: Progress) 
 /// sample image: `samples x classes x (c*H*W)`. Patch gradients (the ones
 /// the AGOP averages) are summed back onto the pixels each patch covers,
 /// then carried back through the feature layers.
-fn input_gradients(model: &Model, samples: &Images) -> Result<Vec<Vec<Vec<f64>>>> {
+fn input_gradients(
+    model: &Model,
+    samples: &Images,
+    progress: Progress,
+) -> Result<Vec<Vec<Vec<f64>>>> {
     let kernel = model.kernel()?;
     let shape = kernel.shape();
     let train = featurise(&model.features, &model.training_data().images)?;
@@ -265,6 +269,7 @@ fn input_gradients(model: &Model, samples: &Images) -> Result<Vec<Vec<Vec<f64>>>
     let (c, h, w) = (shape.channels(), shape.height(), shape.width());
     let d = shape.patch_dim();
     let mut out = Vec::new();
+    let bar = progress.bar("Gradients", samples.len() as u64);
     for query in queries.pixels.chunks_exact(per) {
         let same: Vec<usize> = train
             .pixels
@@ -293,7 +298,9 @@ fn input_gradients(model: &Model, samples: &Images) -> Result<Vec<Vec<Vec<f64>>>
             per_class.push(pixels);
         }
         out.push(per_class);
+        bar.inc(1);
     }
+    bar.finish_and_clear();
     Ok(out)
 }
 
