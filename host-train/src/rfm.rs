@@ -329,6 +329,8 @@ pub fn train(
         }
         .with_context(|| format!("layer {layer}"))?;
         let dims = (x.images.channels, x.images.height, x.images.width);
+        // Feature maps can be large (64 channels per layer): free them
+        // before the test evaluation, which recomputes what it needs.
         drop((x, t));
         let mut model = Model::new(
             train,
