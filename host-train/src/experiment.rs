@@ -54,31 +54,22 @@ pub fn compare(
     }
     .check()?;
     let mut rows = Vec::new();
-    let run = train(&cntk, train_set, Some(test), progress, on_iteration)?;
-    rows.extend(
-        run.layers
-            .into_iter()
-            .zip(run.layer_models)
-            .map(|(summary, model)| Row {
-                method: "CNTK (M = I)".into(),
-                summary,
-                model,
-            }),
-    );
-    let run = train(&convrfm, train_set, Some(test), progress, on_iteration)?;
-    rows.extend(
-        run.layers
-            .into_iter()
-            .zip(run.layer_models)
-            .map(|(summary, model)| Row {
-                method: match summary.layer {
-                    1 => "ConvRFM".into(),
-                    l => format!("Deep ConvRFM ({l} layers)"),
-                },
-                summary,
-                model,
-            }),
-    );
+    for (params, name) in [(cntk, "CNTK (M = I)"), (convrfm, "ConvRFM")] {
+        let run = train(&params, train_set, Some(test), progress, on_iteration)?;
+        rows.extend(
+            run.layers
+                .into_iter()
+                .zip(run.layer_models)
+                .map(|(summary, model)| Row {
+                    method: match summary.layer {
+                        1 => name.to_string(),
+                        l => format!("Deep ConvRFM ({l} layers)"),
+                    },
+                    summary,
+                    model,
+                }),
+        );
+    }
     Ok(Comparison { rows })
 }
 
