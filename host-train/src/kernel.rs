@@ -429,14 +429,19 @@ impl Kernel {
                     }
                 }
             }
-            // dK1 -> d u(a): sum over lanes of w dK1 u(b) (the 1/c comes in `finish`).
-            let du = &mut grad.du[o];
-            for p in 0..s.positions(1) {
-                let mut g = dk[p];
-                for (gv, wv) in g.iter_mut().zip(w) {
-                    *gv *= *wv;
+        }
+        // dK1 -> d u(a): sum over lanes of w dK1 u(b) (the 1/c comes in
+        // `finish`). Classes innermost, so each u(b) value is loaded once:
+        // with d = 576 (Deep ConvRFM) the block's u is tens of MB.
+        for p in 0..s.positions(1) {
+            for (g, w) in grad.weighted.iter_mut().zip(weights) {
+                for lane in 0..LANES {
+                    g[lane] = dk[p][lane] * w[lane];
                 }
-                for (acc, ub) in du[p * d..][..d].iter_mut().zip(&b.u[p * d..][..d]) {
+            }
+            for (k, ub) in b.u[p * d..][..d].iter().enumerate() {
+                for (du, g) in grad.du.iter_mut().zip(&grad.weighted) {
+                    let acc = &mut du[p * d + k];
                     for lane in 0..LANES {
                         acc[lane] += g[lane] * ub[lane];
                     }
@@ -771,6 +776,8 @@ pub struct Gradient<R> {
     du: Vec<Vec<Lanes<R>>>,
     /// `d f_o / d q^l(a)`, per lane and layer.
     dq: Vec<Vec<Vec<Lanes<R>>>>,
+    /// Per-class weighted `dK1` of one position (backward's scratch).
+    weighted: Vec<Lanes<R>>,
 }
 
 impl<R: Real> Gradient<R> {
@@ -785,6 +792,7 @@ impl<R: Real> Gradient<R> {
                     .collect();
                 classes
             ],
+            weighted: vec![[R::ZERO; LANES]; classes],
         }
     }
 
