@@ -637,8 +637,10 @@ proptest! {
         match Model::from_bytes(&b) {
             Ok(m) => {
                 let changed = before != v;
-                // Only informational or degenerate-but-valid fields may change.
-                prop_assert!(!changed || matches!(at, 25..=35), "byte {} {}->{} parsed: {:?}", at, before, v, m);
+                // Only informational or degenerate-but-valid fields may change:
+                // the depth (no section depends on it), kind, scales, accuracy.
+                prop_assert!(!changed || matches!(at, 18 | 25..=35), "byte {} {}->{} parsed: {:?}", at, before, v, m);
+                if at == 18 { prop_assert_eq!(m.shape().depth(), usize::from(v)); }
                 if at == 25 { prop_assert_eq!(m.kind().to_byte(), v); }
             }
             Err(BlobError::BadCrc { .. }) => prop_assert!(false, "CRC was fixed"),
