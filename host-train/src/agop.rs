@@ -114,13 +114,15 @@ fn lane_weights<R: Real>(
     w
 }
 
-/// Finds the training images bit-identical to a query.
-struct ImageIndex {
+/// Finds the training images bit-identical to a query (the self-pair
+/// convention needs them).
+pub(crate) struct ImageIndex {
     by_bits: HashMap<Vec<u64>, Vec<usize>>,
 }
 
 impl ImageIndex {
-    fn new<P: Pixel>(images: &[P], per: usize) -> Self {
+    /// Indexes `images` (flat, `per` values each).
+    pub(crate) fn new<P: Pixel>(images: &[P], per: usize) -> Self {
         let mut by_bits: HashMap<Vec<u64>, Vec<usize>> = HashMap::new();
         for (i, im) in images.chunks_exact(per).enumerate() {
             by_bits.entry(bits(im)).or_default().push(i);
@@ -128,7 +130,8 @@ impl ImageIndex {
         Self { by_bits }
     }
 
-    fn find<P: Pixel>(&self, query: &[P]) -> Vec<usize> {
+    /// Indices of the images equal to `query`, bit for bit.
+    pub(crate) fn find<P: Pixel>(&self, query: &[P]) -> Vec<usize> {
         self.by_bits.get(&bits(query)).cloned().unwrap_or_default()
     }
 }

@@ -10,6 +10,7 @@
 
 use anyhow::{Result, bail, ensure};
 use convrfm_core::PATCH;
+use faer::MatRef;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
@@ -17,7 +18,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Images, PixelType};
-use crate::kernel::Metric;
+use crate::kernel::{Metric, add_patch, extract_patch};
 
 /// One 3x3 VALID convolution, `filters x (in_channels * 3 * 3)` weights.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -48,16 +49,11 @@ impl ConvLayer {
         let z: Vec<f64> = (0..filters * d)
             .map(|_| rng.sample(StandardNormal))
             .collect();
-        let s = metric.rows();
-        let mut weights = Vec::with_capacity(filters * d);
-        for zi in z.chunks_exact(d) {
-            weights.extend((0..d).map(|o| {
-                zi.iter()
-                    .zip(s.chunks_exact(d))
-                    .map(|(zk, row)| zk * row[o])
-                    .sum::<f64>() as f32
-            }));
-        }
+        let w = MatRef::from_row_major_slice(&z, filters, d)
+            * MatRef::from_row_major_slice(metric.rows(), d, d);
+        let weights = (0..filters * d)
+            .map(|fk| w[(fk / d, fk % d)] as f32)
+            .collect();
         Self::from_weights(in_channels, filters, weights)
     }
 
@@ -152,14 +148,7 @@ impl ConvLayer {
                 let mut patch = vec![0.0f32; d];
                 for i in 0..oh {
                     for j in 0..ow {
-                        let mut k = 0;
-                        for ch in 0..self.in_channels {
-                            for a in 0..PATCH {
-                                let row = &image[(ch * h + i + a) * w + j..][..PATCH];
-                                patch[k..k + PATCH].copy_from_slice(row);
-                                k += PATCH;
-                            }
-                        }
+                        extract_patch((self.in_channels, h, w), image, i, j, &mut patch);
                         for (f, weights) in self.weights.chunks_exact(d).enumerate() {
                             out[(f * oh + i) * ow + j] =
                                 weights.iter().zip(&patch).map(|(a, b)| a * b).sum();
@@ -187,15 +176,24 @@ impl ConvLayer {
         );
         let d = self.patch_dim();
         let mut grad_in = vec![0.0; self.in_channels * height * width];
-        for (f, weights) in self.weights.chunks_exact(d).enumerate() {
-            for i in 0..oh {
-                for j in 0..ow {
+        let mut patch = vec![0.0; d];
+        for i in 0..oh {
+            for j in 0..ow {
+                // The patch's gradient: sum over filters of g_f w_f.
+                patch.fill(0.0);
+                for (f, weights) in self.weights.chunks_exact(d).enumerate() {
                     let g = grad_out[(f * oh + i) * ow + j];
-                    for (k, &w) in weights.iter().enumerate() {
-                        let (ch, a, b) = (k / (PATCH * PATCH), k / PATCH % PATCH, k % PATCH);
-                        grad_in[(ch * height + i + a) * width + j + b] += g * f64::from(w);
+                    for (p, &w) in patch.iter_mut().zip(weights) {
+                        *p += g * f64::from(w);
                     }
                 }
+                add_patch(
+                    (self.in_channels, height, width),
+                    &patch,
+                    i,
+                    j,
+                    &mut grad_in,
+                );
             }
         }
         grad_in

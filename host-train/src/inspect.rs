@@ -15,8 +15,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, ensure};
 use convrfm_core::PATCH;
 
+use faer::MatRef;
+
+use crate::agop::ImageIndex;
 use crate::data::{Images, LabelledImages};
 use crate::features::featurise;
+use crate::kernel::add_patch;
 use crate::linalg::symmetric_eigen;
 use crate::model::Model;
 use crate::progress::Progress;
@@ -69,9 +73,9 @@ pub fn inspect(
         format!(" (layer {})", model.features.len() + 1)
     };
     let s = model.metric.rows();
-    let m: Vec<f64> = (0..d * d)
-        .map(|ij| (0..d).map(|k| s[ij / d * d + k] * s[k * d + ij % d]).sum())
-        .collect();
+    let s = MatRef::from_row_major_slice(s, d, d);
+    let m_mat = s * s;
+    let m: Vec<f64> = (0..d * d).map(|ij| m_mat[(ij / d, ij % d)]).collect();
     let mut figures: Vec<(&str, Figure)> = vec![(
         "metric.png",
         heat_map(
@@ -265,35 +269,24 @@ fn input_gradients(
     let set = TrainSet::<f64>::new(&kernel, &train.pixels);
     let classes = model.classes();
     let per = shape.pixels();
+    let index = ImageIndex::new(&train.pixels, per);
     let (rows, cols) = shape.grid(1);
-    let (c, h, w) = (shape.channels(), shape.height(), shape.width());
     let d = shape.patch_dim();
+    let dims = model.feature_dims()?;
     let mut out = Vec::new();
     let bar = progress.bar("Gradients", samples.len() as u64);
     for query in queries.pixels.chunks_exact(per) {
-        let same: Vec<usize> = train
-            .pixels
-            .chunks_exact(per)
-            .enumerate()
-            .filter(|(_, t)| *t == query)
-            .map(|(j, _)| j)
-            .collect();
-        let g = set.patch_gradients(&model.alpha, classes, query, &same);
+        let g = set.patch_gradients(&model.alpha, classes, query, &index.find(query));
         let mut per_class = Vec::with_capacity(classes);
         for class_grad in g.chunks_exact(rows * cols * d) {
-            let mut pixels = vec![0.0; c * h * w];
+            let mut pixels = vec![0.0; per];
             for (p, gp) in class_grad.chunks_exact(d).enumerate() {
-                let (i, j) = (p / cols, p % cols);
-                for (k, &v) in gp.iter().enumerate() {
-                    let (ch, a, b) = (k / (PATCH * PATCH), k / PATCH % PATCH, k % PATCH);
-                    pixels[(ch * h + i + a) * w + j + b] += v / model.scale;
-                }
+                add_patch(dims[dims.len() - 1], gp, p / cols, p % cols, &mut pixels);
             }
+            pixels.iter_mut().for_each(|v| *v /= model.scale);
             // Back through the feature layers, last first.
-            let mut dims = layer_dims(model);
-            for layer in model.features.iter().rev() {
-                let (lh, lw) = dims.pop().context("feature layer dimensions")?;
-                pixels = layer.adjoint(&pixels, lh, lw);
+            for (layer, &(_, h, w)) in model.features.iter().zip(&dims).rev() {
+                pixels = layer.adjoint(&pixels, h, w);
             }
             per_class.push(pixels);
         }
@@ -302,20 +295,6 @@ fn input_gradients(
     }
     bar.finish_and_clear();
     Ok(out)
-}
-
-/// Input height and width of each feature layer.
-fn layer_dims(model: &Model) -> Vec<(usize, usize)> {
-    let (mut h, mut w) = (model.height, model.width);
-    model
-        .features
-        .iter()
-        .map(|_| {
-            let dims = (h, w);
-            (h, w) = (h.saturating_sub(PATCH - 1), w.saturating_sub(PATCH - 1));
-            dims
-        })
-        .collect()
 }
 
 /// Validation and test accuracy (of each iteration's chosen lambda) per

@@ -193,7 +193,13 @@ impl Kernel {
         let mut patches = vec![0.0f64; rows * cols * d];
         for i in 0..rows {
             for j in 0..cols {
-                extract_patch(s, image, i, j, &mut patches[(i * cols + j) * d..][..d]);
+                extract_patch(
+                    (s.channels(), s.height(), s.width()),
+                    image,
+                    i,
+                    j,
+                    &mut patches[(i * cols + j) * d..][..d],
+                );
             }
         }
         let product = MatRef::from_row_major_slice(&patches, rows * cols, d)
@@ -451,16 +457,43 @@ impl Kernel {
     }
 }
 
-/// Copies the patch at grid position `(i, j)` in the reference order:
-/// channel slowest, then row offset, then column offset.
-fn extract_patch<R: Real, P: Pixel>(s: &Shape, image: &[P], i: usize, j: usize, patch: &mut [R]) {
-    let (h, w) = (s.height(), s.width());
+/// Copies the patch at grid position `(i, j)` of a `(channels, height,
+/// width)` image in the reference order: channel slowest, then row offset,
+/// then column offset.
+pub(crate) fn extract_patch<R: Real, P: Pixel>(
+    (channels, h, w): (usize, usize, usize),
+    image: &[P],
+    i: usize,
+    j: usize,
+    patch: &mut [R],
+) {
     let mut k = 0;
-    for ch in 0..s.channels() {
+    for ch in 0..channels {
         for a in 0..PATCH {
             let row = &image[ch * h * w + (i + a) * w + j..][..PATCH];
             for &v in row {
                 patch[k] = R::from_f64(v.into());
+                k += 1;
+            }
+        }
+    }
+}
+
+/// The adjoint of [`extract_patch`]: adds `patch` onto the pixels of
+/// `image` it would have been read from.
+pub(crate) fn add_patch(
+    (channels, h, w): (usize, usize, usize),
+    patch: &[f64],
+    i: usize,
+    j: usize,
+    image: &mut [f64],
+) {
+    let mut k = 0;
+    for ch in 0..channels {
+        for a in 0..PATCH {
+            let row = &mut image[ch * h * w + (i + a) * w + j..][..PATCH];
+            for v in row {
+                *v += patch[k];
                 k += 1;
             }
         }

@@ -125,11 +125,13 @@ impl Model {
         self.class_names.len()
     }
 
-    /// The kernel's shape: the image shape after the feature layers, and
-    /// the kernel depth.
-    pub fn shape(&self) -> Result<Shape> {
-        let (mut c, mut h, mut w) = (self.channels, self.height, self.width);
+    /// `(channels, height, width)` of the images entering each feature
+    /// layer, then of the kernel's input: one entry more than there are
+    /// layers.
+    pub fn feature_dims(&self) -> Result<Vec<(usize, usize, usize)>> {
+        let mut dims = vec![(self.channels, self.height, self.width)];
         for layer in &self.features {
+            let (c, h, w) = dims[dims.len() - 1];
             ensure!(
                 layer.in_channels() == c && h >= PATCH && w >= PATCH,
                 "feature layers do not fit {}x{}x{} images",
@@ -137,8 +139,16 @@ impl Model {
                 self.height,
                 self.width
             );
-            (c, h, w) = (layer.filters(), h - PATCH + 1, w - PATCH + 1);
+            dims.push((layer.filters(), h - PATCH + 1, w - PATCH + 1));
         }
+        Ok(dims)
+    }
+
+    /// The kernel's shape: the image shape after the feature layers, and
+    /// the kernel depth.
+    pub fn shape(&self) -> Result<Shape> {
+        let dims = self.feature_dims()?;
+        let (c, h, w) = dims[dims.len() - 1];
         Shape::new(c, h, w, self.depth).map_err(|e| anyhow::anyhow!("model shape: {e}"))
     }
 
