@@ -31,7 +31,7 @@
 use core::fmt;
 
 use crate::crc::crc32;
-use crate::fixed::{U_LIMIT, kernel_bounds};
+use crate::fixed::{Requantiser, U_LIMIT, kernel_bounds};
 use crate::predict::scratch_len_for;
 use crate::shape::{Shape, ShapeError};
 
@@ -72,6 +72,32 @@ const OFF_ALPHA_SCALE: usize = 30;
 const OFF_ACCURACY: usize = 34;
 const OFF_TOTAL_LEN: usize = 36;
 const OFF_SECTIONS: usize = 40;
+
+/// The header fields that size a prediction's scratch.
+pub(crate) struct HeaderDims {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub depth: usize,
+    pub rank: usize,
+    pub classes: usize,
+}
+
+/// [`HeaderDims`] read from the first [`HEADER_LEN`] bytes, unvalidated
+/// (`const`, for [`crate::scratch_len_for_blob`]); `None` if shorter.
+pub(crate) const fn header_dims(blob: &[u8]) -> Option<HeaderDims> {
+    let Some(h) = blob.first_chunk::<HEADER_LEN>() else {
+        return None;
+    };
+    Some(HeaderDims {
+        channels: u16::from_le_bytes([h[OFF_CHANNELS], h[OFF_CHANNELS + 1]]) as usize,
+        height: u16::from_le_bytes([h[OFF_HEIGHT], h[OFF_HEIGHT + 1]]) as usize,
+        width: u16::from_le_bytes([h[OFF_WIDTH], h[OFF_WIDTH + 1]]) as usize,
+        depth: h[OFF_DEPTH] as usize,
+        rank: h[OFF_RANK] as usize,
+        classes: u16::from_le_bytes([h[OFF_CLASSES], h[OFF_CLASSES + 1]]) as usize,
+    })
+}
 
 /// Which kernel the readout computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -801,6 +827,8 @@ pub struct Model<'a> {
     pub(crate) centres: usize,
     pub(crate) rank: usize,
     pub(crate) u_mult: u32,
+    /// `u_mult`'s clamp range, worked out once.
+    pub(crate) requantiser: Requantiser,
     pub(crate) alpha_scale: f32,
     pub(crate) accuracy_bp: u16,
     pub(crate) image_bytes: usize,
@@ -910,9 +938,8 @@ impl<'a> Model<'a> {
         if centres == 0 {
             return Err(BlobError::NoCentres);
         }
-        if u_mult == 0 {
-            return Err(BlobError::ZeroUMult);
-        }
+        let requantiser =
+            Requantiser::new(core::num::NonZeroU32::new(u_mult).ok_or(BlobError::ZeroUMult)?);
         let alpha_scale = f32::from_bits(scale_bits);
         if !(alpha_scale.is_finite() && alpha_scale > 0.0) {
             return Err(BlobError::BadAlphaScale(scale_bits));
@@ -1039,6 +1066,7 @@ impl<'a> Model<'a> {
             centres: m,
             rank: usize::from(rank),
             u_mult,
+            requantiser,
             alpha_scale,
             accuracy_bp,
             image_bytes: img_bytes,

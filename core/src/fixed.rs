@@ -18,97 +18,370 @@
 //! Thetahat = Theta Kdot
 //! ```
 //!
-//! Both `Kdot` and `J` have a square-root singularity in slope at
-//! `rho = +-1`, exactly where deep layers and similar images sit. Two things
-//! keep the fixed-point version accurate there:
+//! It runs once per grid position and centre, so it is built to cost a
+//! few dozen instructions: no division, no square root, one table-driven
+//! reciprocal square root of `Q`, and one table lookup for the pair
+//! `(Kdot, J)`. Accuracy comes from choosing, per branch, a variable in
+//! which the functions are smooth and which the integers give precisely:
 //!
-//! 1. `1 - |rho|` is not formed as `1 - K / sqrt(Q)` (a cancellation whose
-//!    error, amplified by the singular slope, would be ~2.5e-3 in `Kdot` for a
-//!    Q15 `rho`), but from the exact integer residual
-//!    `Q - K^2 = (sqrt Q - |K|)(sqrt Q + |K|)`:
-//!    `1 - |rho| = (Q - K^2) / (sqrt Q (sqrt Q + |K|))`, with `sqrt Q`
-//!    computed to 31 significant bits whatever the magnitude of `Q`.
-//! 2. The tables are indexed by `t = sqrt(1 - |rho|)`, in which both
-//!    functions are smooth (`Kdot(1 - t^2) = 1 - (2/pi) asin(t / sqrt 2)`),
-//!    so a uniform grid of [`TABLE_INTERVALS`] intervals with linear
-//!    interpolation is within 6e-5 of the true functions everywhere
-//!    (measured by the tests below, rounding included).
+//! 1. `|rho| = 1` (`K^2 >= Q`, exact in integers: a centre equal to the
+//!    query, collinear patches, or a later layer's rounding a fraction of a
+//!    unit past `sqrt Q`): `Khat = |K|` or `0`, `Kdot = 1` or `0`, exactly.
+//! 2. `|rho| < 3/4`: `Kdot` and `J` are smooth in `rho`, which a reciprocal
+//!    square root good to ~1e-5 gives to ~1e-5: a uniform table in `rho`.
+//! 3. `|rho| >= 3/4`: both have a square-root singularity at `rho = 1`, where
+//!    `1 - |rho|` would be lost to cancellation. There `w = 1 - rho^2 =
+//!    (Q - K^2) / Q` comes from the exact integer residual `Q - K^2`, so its
+//!    *relative* error is that of `1/Q` (~1e-5) however close `rho` is to 1;
+//!    `Kdot` and `G = J / |rho|` are tabulated in octaves of `w`, and
+//!    `Khat = |K| G`, which needs no `sqrt Q` at all. (`G = 1 + w^1.5/(3 pi)
+//!    + ...` is flat near `w = 0`, so near-duplicates get `Khat` to the
+//!    precision of `|K|`, an exact integer: the next layer's `rho` near 1
+//!    does not inherit a rounding of `sqrt Q`.)
 //!
-//! Negative `rho` uses the symmetries `Kdot(-x) = 1 - Kdot(x)` and
-//! `J(-x) = J(x) - x`.
+//! Negative `rho` uses `Kdot(-x) = 1 - Kdot(x)` and `J(-x) = J(x) - x`, that
+//! is `Khat(-x) = Khat(x) - |K|`.
 //!
-//! The exact definition, step by step, is [`relu_coefficients`] and
+//! The tables are one-sided where a range proof needs it: the reciprocal
+//! square root never exceeds `1/sqrt(Q)` and `G` never exceeds the true `G`,
+//! so `Khat <= sqrt(Q) + 1/2`, hence `Khat <= max(q_z, q_x)`, as the bounds
+//! of [`kernel_bounds`] assume. The exact definition, step by step, is
 //! [`relu_step`]; `docs/blob-format.md` repeats it for the host side.
+
+use core::num::NonZeroU32;
 
 /// `1.0` in Q15.
 pub const ONE_Q15: i32 = 1 << 15;
 
-/// Number of intervals of the uniform grid in `t = sqrt(1 - |rho|)`.
-pub const TABLE_INTERVALS: usize = 128;
+/// `|rho|` in Q30 below which the uniform `rho` table is used (3/4).
+const RHO_SPLIT: u32 = 3 << 28;
 
-/// Fractional bits of `t` (Q16) that select the position inside an
-/// interval: `t = i * 2^T_FRAC_BITS + f`.
-const T_FRAC_BITS: u32 = 9;
+/// Nodes of [`RHO_TABLE`]: `rho = i / 128`, `i = 0..=96` (0 to 3/4).
+pub const RHO_NODES: usize = 97;
 
-/// Index of the last interval.
-const LAST_INTERVAL: u32 = TABLE_INTERVALS as u32 - 1;
+/// Octaves of `w` in [`W_TABLE`] (`w` in Q32 below `2^31`) and nodes per
+/// octave.
+pub const W_OCTAVES: usize = 31;
+/// Nodes per octave of `w` in [`W_TABLE`].
+pub const W_PER_OCTAVE: usize = 16;
+/// Nodes of [`W_TABLE`].
+pub const W_NODES: usize = W_OCTAVES * W_PER_OCTAVE + 1;
 
-/// `Kdot(1 - t^2)` in Q15 at `t = i / 128`, `i = 0..=128`, rounded to
-/// nearest. Checked in; the test `tables_match_formulas` regenerates it from
-/// the f64 formula and asserts equality, so do not edit it by hand.
-pub const KDOT_TABLE: [u16; TABLE_INTERVALS + 1] = [
-    32768, 32653, 32538, 32422, 32307, 32192, 32076, 31961, 31846, 31730, 31615, 31500, //
-    31384, 31269, 31153, 31037, 30922, 30806, 30690, 30574, 30458, 30342, 30226, 30110, //
-    29994, 29878, 29761, 29645, 29528, 29412, 29295, 29178, 29061, 28944, 28826, 28709, //
-    28591, 28474, 28356, 28238, 28120, 28002, 27883, 27765, 27646, 27527, 27408, 27289, //
-    27169, 27050, 26930, 26810, 26690, 26569, 26449, 26328, 26207, 26086, 25964, 25842, //
-    25720, 25598, 25475, 25353, 25230, 25106, 24983, 24859, 24735, 24610, 24485, 24360, //
-    24235, 24109, 23983, 23856, 23730, 23602, 23475, 23347, 23219, 23090, 22961, 22832, //
-    22702, 22571, 22441, 22309, 22178, 22046, 21913, 21780, 21646, 21512, 21378, 21243, //
-    21107, 20971, 20834, 20697, 20559, 20420, 20281, 20141, 20001, 19860, 19718, 19575, //
-    19432, 19288, 19143, 18998, 18852, 18704, 18557, 18408, 18258, 18108, 17956, 17804, //
-    17650, 17496, 17340, 17184, 17026, 16867, 16707, 16546, 16384,
+/// Nodes of [`RSQRT_TABLE`]: `x = 2^23 (128 + i)`, `i = 0..=384`, spanning
+/// `[2^30, 2^32]`.
+pub const RSQRT_NODES: usize = 385;
+
+/// `(Kdot - 1/2, J)` at `rho = i / 128`, `i = 0..=96`, in Q17 and Q16
+/// rounded to nearest, packed `(Kdot - 1/2) | J << 16`. Checked in; the test
+/// `tables_match_formulas` regenerates it from the f64 formulas and asserts
+/// equality, so do not edit it by hand.
+#[rustfmt::skip]
+pub const RHO_TABLE: [u32; RHO_NODES] = [
+    1367146496, 1383924038, 1400832652, 1417806802, 1434912024, 1452082782, 1469319076, 1486620907,
+    1504053809, 1521486712, 1539050687, 1556745734, 1574440781, 1592266901, 1610224092, 1628181285,
+    1646269549, 1664423350, 1682642687, 1700993096, 1719409042, 1737890524, 1756503079, 1775115634,
+    1793924797, 1812733961, 1831674198, 1850679971, 1869751281, 1888888127, 1908156046, 1927555038,
+    1946954030, 1966484095, 1986079697, 2005806371, 2025533047, 2045456331, 2065379616, 2085433973,
+    2105553868, 2125739300, 2146055804, 2166437846, 2186950960, 2207529612, 2228173801, 2248949063,
+    2269724326, 2290696198, 2311733607, 2332836554, 2354005038, 2375304595, 2396669690, 2418165858,
+    2439727564, 2461420343, 2483113124, 2505002515, 2526957443, 2548977909, 2571129448, 2593346526,
+    2615629141, 2638042831, 2660587594, 2683197896, 2705873735, 2728680649, 2751618637, 2774622164,
+    2797756765, 2820956904, 2844288118, 2867684871, 2891212699, 2914806065, 2938530507, 2962386024,
+    2986307080, 3010359211, 3034476881, 3058725628, 3083105450, 3107616348, 3132192786, 3156900300,
+    3181673355, 3206643022, 3231678230, 3256844515, 3282141877, 3307504780, 3333064298, 3358689357,
+    3384511030,
 ];
 
-/// `J(1 - t^2)` in Q15 at `t = i / 128`, `i = 0..=128`, rounded to nearest.
-/// Checked in and regenerated by the test `tables_match_formulas`.
-pub const J_TABLE: [u16; TABLE_INTERVALS + 1] = [
-    32768, 32766, 32760, 32750, 32736, 32719, 32697, 32672, 32642, 32609, 32573, 32532, //
-    32488, 32440, 32389, 32334, 32275, 32213, 32147, 32078, 32006, 31929, 31850, 31767, //
-    31681, 31591, 31499, 31403, 31303, 31201, 31095, 30986, 30874, 30759, 30641, 30520, //
-    30396, 30269, 30138, 30005, 29870, 29731, 29589, 29445, 29298, 29148, 28995, 28840, //
-    28682, 28522, 28359, 28193, 28025, 27854, 27681, 27506, 27328, 27147, 26965, 26780, //
-    26592, 26403, 26211, 26017, 25821, 25623, 25423, 25221, 25016, 24810, 24602, 24391, //
-    24179, 23966, 23750, 23532, 23313, 23092, 22869, 22645, 22419, 22191, 21962, 21732, //
-    21500, 21266, 21031, 20795, 20558, 20319, 20078, 19837, 19595, 19351, 19106, 18860, //
-    18614, 18366, 18117, 17867, 17617, 17365, 17113, 16860, 16607, 16352, 16098, 15842, //
-    15586, 15330, 15073, 14816, 14558, 14300, 14042, 13784, 13525, 13267, 13008, 12750, //
-    12491, 12232, 11974, 11716, 11458, 11201, 10943, 10687, 10430,
+/// `(1 - Kdot, G - 1)` as functions of `w = 1 - rho^2` (`rho >= 0`, and
+/// `G = J / rho`), at `w = 2^(e - 32) (1 + s / 16)` for octave `e = 0..=30`
+/// and `s = 0..=15`, then `w = 1/2`; in Q17 and Q19, packed
+/// `(1 - Kdot) | (G - 1) << 16`. `1 - Kdot` is rounded to nearest; `G - 1`
+/// is rounded down by enough that the linear interpolation never exceeds
+/// the true value. Regenerated by `tables_match_formulas`.
+#[rustfmt::skip]
+pub const W_TABLE: [u32; W_NODES] = [
+    1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 2,
+    2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 3,
+    3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 4,
+    4, 4, 4, 4, 4, 4, 4, 4,
+    4, 5, 5, 5, 5, 5, 5, 5,
+    5, 5, 5, 6, 6, 6, 6, 6,
+    6, 6, 6, 7, 7, 7, 7, 7,
+    7, 7, 8, 8, 8, 8, 8, 9,
+    9, 9, 9, 9, 10, 10, 10, 10,
+    10, 10, 11, 11, 11, 12, 12, 12,
+    12, 13, 13, 13, 13, 14, 14, 14,
+    14, 15, 15, 16, 16, 17, 17, 17,
+    18, 18, 18, 19, 19, 19, 20, 20,
+    20, 21, 22, 22, 23, 23, 24, 24,
+    25, 25, 26, 26, 27, 27, 28, 28,
+    29, 30, 31, 31, 32, 33, 34, 35,
+    35, 36, 37, 37, 38, 39, 39, 40,
+    41, 42, 43, 44, 46, 47, 48, 49,
+    50, 51, 52, 53, 54, 55, 56, 57,
+    58, 59, 61, 63, 64, 66, 68, 69,
+    71, 72, 73, 75, 76, 78, 79, 80,
+    81, 84, 86, 89, 91, 93, 96, 98,
+    100, 102, 104, 106, 108, 110, 112, 113,
+    115, 119, 122, 126, 129, 132, 135, 138,
+    141, 144, 147, 150, 152, 155, 158, 160,
+    163, 168, 173, 178, 182, 187, 191, 195,
+    200, 204, 208, 212, 216, 219, 223, 227,
+    230, 238, 244, 251, 258, 264, 270, 276,
+    282, 288, 294, 299, 305, 310, 316, 321,
+    326, 336, 346, 355, 364, 373, 382, 391,
+    399, 407, 416, 423, 431, 439, 446, 454,
+    461, 475, 489, 502, 515, 528, 541, 553,
+    565, 576, 588, 599, 610, 621, 631, 642,
+    652, 672, 691, 710, 729, 747, 764, 782,
+    798, 815, 831, 847, 862, 878, 893, 907,
+    922, 950, 978, 1005, 1031, 1056, 1081, 1105,
+    1129, 1153, 1175, 1198, 1220, 1241, 1263, 1283,
+    1304, 1344, 66919, 66957, 66994, 67030, 67065, 67100,
+    132669, 132702, 132734, 132766, 132797, 198364, 198394, 198423,
+    198452, 264045, 264100, 329690, 329742, 395329, 395379, 460964,
+    461011, 526594, 526640, 592221, 657801, 657844, 723422, 723464,
+    789041, 854658, 985808, 1051420, 1182566, 1248174, 1379316, 1444921,
+    1576061, 1641663, 1772800, 1838399, 1969533, 2100667, 2231799, 2297394,
+    2428525, 2690782, 2953037, 3215289, 3477538, 3739784, 4002028, 4264270,
+    4592045, 4854283, 5182055, 5509825, 5837594, 6099825, 6427590, 6820890,
+    7148653, 7804175, 8525228, 9246277, 10032858, 10819435, 11606009, 12458116,
+    13244684, 14096786, 15014421, 15866517, 16784147, 17767311, 18684937, 19668096,
+    20651254, 22617565, 24714941, 26877848, 29106285, 31334716, 33694216, 36053710,
+    38544273, 41034832, 43656459, 46278083, 48965240, 51717930, 54470616, 57354373,
+    60238126, 66267770, 72494013, 78916856, 85536299, 92417879, 99430525, 106705309,
+    114176695, 121910220, 129774812, 137901544, 146159343, 154679282, 163395825, 172308973,
+    181353189, 200228043, 219954854, 240468085, 261833275, 284050423, 307119531, 331040599,
+    355879164, 381569691, 408177715, 435703237, 464211794, 493637849, 523981404, 555373531,
+    587289941, 655120447, 727276314, 803888617, 885219501, 971465576, 1063020058, 1160014021,
+    1262775145, 1371827720, 1487368353, 1609921335, 1739945418, 1877899353, 2024372967, 2180087156,
+    2345828352,
 ];
 
-/// Linear interpolation of a table at `t` in Q16 (`0..=65536`; larger
-/// values are clamped to the last entry):
+/// `2^46 / sqrt(x)` at `x = 2^23 (128 + i)`, `i = 0..=384`, rounded down by
+/// enough that the linear interpolation of [`rsqrt_q46`] never exceeds the
+/// true value. Regenerated by `tables_match_formulas`.
+#[rustfmt::skip]
+pub const RSQRT_TABLE: [u32; RSQRT_NODES] = [
+    2147471350, 2139131576, 2130888449, 2122739887, 2114684096, 2106719327, 2098843881, 2091056100,
+    2083354368, 2075737113, 2068202803, 2060749943, 2053377075, 2046082780, 2038865670, 2031724395,
+    2024657636, 2017664106, 2010742548, 2003891737, 1997110476, 1990397595, 1983751954, 1977172437,
+    1970657956, 1964207444, 1957819863, 1951494196, 1945229448, 1939024649, 1932878849, 1926791118,
+    1920760547, 1914786249, 1908867352, 1903003006, 1897192378, 1891434654, 1885729033, 1880074738,
+    1874471001, 1868917074, 1863412224, 1857955732, 1852546894, 1847185020, 1841869435, 1836599477,
+    1831374496, 1826193857, 1821056935, 1815963120, 1810911811, 1805902422, 1800934374, 1796007103,
+    1791120055, 1786272683, 1781464456, 1776694849, 1771963347, 1767269445, 1762612650, 1757992473,
+    1753408438, 1748860075, 1744346926, 1739868537, 1735424465, 1731014273, 1726637534, 1722293826,
+    1717982737, 1713703859, 1709456794, 1705241150, 1701056541, 1696902587, 1692778918, 1688685165,
+    1684620971, 1680585980, 1676579843, 1672602220, 1668652774, 1664731173, 1660837092, 1656970209,
+    1653130212, 1649316788, 1645529634, 1641768447, 1638032935, 1634322805, 1630637771, 1626977552,
+    1623341870, 1619730453, 1616143033, 1612579343, 1609039125, 1605522120, 1602028077, 1598556748,
+    1595107885, 1591681250, 1588276604, 1584893713, 1581532344, 1578192273, 1574873276, 1571575130,
+    1568297619, 1565040528, 1561803646, 1558586766, 1555389682, 1552212191, 1549054095, 1545915197,
+    1542795303, 1539694223, 1536611767, 1533547751, 1530501991, 1527474306, 1524464519, 1521472454,
+    1518497937, 1515540798, 1512600869, 1509677982, 1506771974, 1503882684, 1501009950, 1498153616,
+    1495313528, 1492489530, 1489681471, 1486889203, 1484112578, 1481351450, 1478605676, 1475875114,
+    1473159623, 1470459067, 1467773308, 1465102212, 1462445646, 1459803479, 1457175580, 1454561823,
+    1451962079, 1449376227, 1446804140, 1444245699, 1441700782, 1439169272, 1436651050, 1434146001,
+    1431654010, 1429174964, 1426708753, 1424255264, 1421814390, 1419386023, 1416970055, 1414566382,
+    1412174900, 1409795507, 1407428100, 1405072581, 1402728847, 1400396804, 1398076353, 1395767399,
+    1393469847, 1391183605, 1388908577, 1386644675, 1384391807, 1382149884, 1379918818, 1377698522,
+    1375488907, 1373289891, 1371101389, 1368923315, 1366755589, 1364598128, 1362450851, 1360313680,
+    1358186535, 1356069337, 1353962009, 1351864475, 1349776659, 1347698488, 1345629885, 1343570779,
+    1341521096, 1339480766, 1337449717, 1335427878, 1333415181, 1331411558, 1329416939, 1327431258,
+    1325454449, 1323486445, 1321527180, 1319576592, 1317634615, 1315701187, 1313776246, 1311859727,
+    1309951573, 1308051720, 1306160110, 1304276683, 1302401380, 1300534143, 1298674913, 1296823635,
+    1294980251, 1293144706, 1291316944, 1289496910, 1287684551, 1285879811, 1284082639, 1282292981,
+    1280510785, 1278735999, 1276968573, 1275208455, 1273455595, 1271709944, 1269971452, 1268240070,
+    1266515750, 1264798444, 1263088105, 1261384685, 1259688140, 1257998421, 1256315484, 1254639282,
+    1252969773, 1251306909, 1249650650, 1248000949, 1246357766, 1244721055, 1243090775, 1241466884,
+    1239849342, 1238238105, 1236633133, 1235034386, 1233441824, 1231855407, 1230275095, 1228700850,
+    1227132632, 1225570404, 1224014127, 1222463764, 1220919276, 1219380629, 1217847783, 1216320705,
+    1214799355, 1213283702, 1211773705, 1210269334, 1208770551, 1207277323, 1205789615, 1204307393,
+    1202830624, 1201359274, 1199893310, 1198432700, 1196977411, 1195527410, 1194082667, 1192643148,
+    1191208823, 1189779661, 1188355631, 1186936701, 1185522842, 1184114023, 1182710215, 1181311388,
+    1179917512, 1178528560, 1177144501, 1175765305, 1174390948, 1173021397, 1171656628, 1170296611,
+    1168941319, 1167590724, 1166244800, 1164903521, 1163566857, 1162234785, 1160907278, 1159584308,
+    1158265852, 1156951882, 1155642374, 1154337303, 1153036644, 1151740370, 1150448459, 1149160886,
+    1147877626, 1146598656, 1145323951, 1144053488, 1142787244, 1141525194, 1140267316, 1139013588,
+    1137763987, 1136518489, 1135277073, 1134039714, 1132806394, 1131577089, 1130351777, 1129130437,
+    1127913047, 1126699587, 1125490034, 1124284369, 1123082570, 1121884617, 1120690490, 1119500166,
+    1118313628, 1117130855, 1115951827, 1114776523, 1113604926, 1112437014, 1111272769, 1110112173,
+    1108955205, 1107801846, 1106652080, 1105505885, 1104363245, 1103224141, 1102088554, 1100956466,
+    1099827859, 1098702718, 1097581022, 1096462754, 1095347897, 1094236434, 1093128348, 1092023622,
+    1090922238, 1089824179, 1088729430, 1087637973, 1086549792, 1085464871, 1084383193, 1083304742,
+    1082229503, 1081157459, 1080088595, 1079022895, 1077960343, 1076900923, 1075844622, 1074791422,
+    1073741310,
+];
+
+/// `a + (b - a) f / 2^16` rounded down, for `a <= b < 2^16`, `f < 2^16`.
+#[inline]
+#[allow(clippy::arithmetic_side_effects)] // (b - a) f < 2^32; the sum <= b
+fn lerp_up(a: u32, b: u32, f: u32) -> u32 {
+    a + (((b - a) * f) >> 16)
+}
+
+/// Two adjacent nodes of a packed table (`first | second << 16`), the last
+/// interval for any index past it.
+#[inline]
+fn nodes(table: &[u32], i: usize) -> (u32, u32) {
+    let last = table.len().saturating_sub(2);
+    let i = i.min(last);
+    let lo = table.get(i).copied().unwrap_or(0);
+    let hi = table.get(i.saturating_add(1)).copied().unwrap_or(lo);
+    (lo, hi)
+}
+
+/// `2^46 / sqrt(x)` for `x` in `[2^30, 2^32)`, never above the true value
+/// and at most 1.2e-5 below it (relative):
 ///
 /// ```text
-/// i = min(t >> 9, 127),  f = t - (i << 9)          (0..=512)
-/// v = T[i] + ((T[i+1] - T[i]) * f + 256) >> 9      (i32, arithmetic shift)
+/// i = (x >> 23) - 128,  F = (x << 9) & 0xFFFF0000
+/// R = T[i] - (((T[i] - T[i+1]) * F) >> 32)      (u64 product)
 /// ```
-pub fn interpolate(table: &[u16; TABLE_INTERVALS + 1], t_q16: u32) -> i32 {
-    let t = t_q16.min(1 << 16);
-    // i <= 127 by the `min`, so `i + 1` is in bounds of the 129 entries.
-    let i = (t >> T_FRAC_BITS).min(LAST_INTERVAL);
-    let lo = table.get(i as usize).copied().map_or(0, i32::from);
-    let hi = table
-        .get((i as usize).saturating_add(1))
-        .copied()
-        .map_or(lo, i32::from);
-    // f in 0..=512 (t <= 65536 = 128 << 9); |hi - lo| < 2^16, so the
-    // product is below 2^25 and nothing here can overflow an i32.
-    #[allow(clippy::arithmetic_side_effects)]
-    {
-        let f = (t - (i << T_FRAC_BITS)) as i32;
-        lo + (((hi - lo) * f + (1 << (T_FRAC_BITS - 1))) >> T_FRAC_BITS)
+///
+/// `x` below `2^30` reads the first interval (not used by the kernel).
+#[inline(always)]
+#[allow(clippy::arithmetic_side_effects)] // T[i] >= T[i+1]; the step <= T[i] - T[i+1]
+pub fn rsqrt_q46(x: u32) -> u32 {
+    let i = ((x >> 23) as usize).saturating_sub(128).min(RSQRT_NODES - 2);
+    let lo = RSQRT_TABLE.get(i).copied().unwrap_or(0);
+    let hi = RSQRT_TABLE.get(i + 1).copied().unwrap_or(lo);
+    lo - high_word(lo.saturating_sub(hi), (x << 9) & 0xFFFF_0000)
+}
+
+/// `(a b) >> 32`: the high word of a 32 x 32-bit product.
+#[inline(always)]
+#[allow(clippy::arithmetic_side_effects)] // a b < 2^64
+fn high_word(a: u32, b: u32) -> u32 {
+    ((u64::from(a) * u64::from(b)) >> 32) as u32
+}
+
+/// `(Kdot, J)` in Q15 and Q16 for `0 <= rho < 3/4` given in Q30:
+/// `i = rho >> 23`, `f = (rho >> 7) & 0xFFFF`, both interpolated upwards
+/// from node `i` (both increase with `rho`); `Kdot = 2^14 + (c + 2) >> 2`
+/// from the Q17 `c = Kdot - 1/2`.
+#[inline]
+#[allow(clippy::arithmetic_side_effects)] // c < 2^16
+fn rho_coefficients(rho_q30: u32) -> (u32, u32) {
+    let (lo, hi) = nodes(&RHO_TABLE, (rho_q30 >> 23) as usize);
+    let f = (rho_q30 >> 7) & 0xFFFF;
+    let c = lerp_up(lo & 0xFFFF, hi & 0xFFFF, f);
+    ((1 << 14) + ((c + 2) >> 2), lerp_up(lo >> 16, hi >> 16, f))
+}
+
+/// `(Kdot, G - 1)` in Q15 and Q19 for `w = 1 - rho^2` given in Q32
+/// (`w < 2^31`): `w = 0` is `rho = 1` (`(1, 0)`); otherwise
+/// `z = leading_zeros(w)`, `m = w << z`, node
+/// `(31 - z) * 16 + ((m >> 27) & 15)`, `f = (m >> 11) & 0xFFFF`, both
+/// interpolated upwards; `Kdot = 2^15 - (c + 2) >> 2` from the Q17
+/// `c = 1 - Kdot`.
+#[inline]
+#[allow(clippy::arithmetic_side_effects)] // z <= 31 for w > 0; c <= 2^15
+fn w_coefficients(w_q32: u32) -> (u32, u32) {
+    if w_q32 == 0 {
+        return (ONE_Q15 as u32, 0);
     }
+    let z = w_q32.leading_zeros();
+    let m = w_q32 << z;
+    let octave = (31 - z) as usize;
+    let (lo, hi) = nodes(
+        &W_TABLE,
+        octave * W_PER_OCTAVE + ((m >> 27) & 15) as usize,
+    );
+    let f = (m >> 11) & 0xFFFF;
+    let c = lerp_up(lo & 0xFFFF, hi & 0xFFFF, f);
+    (ONE_Q15 as u32 - ((c + 2) >> 2), lerp_up(lo >> 16, hi >> 16, f))
+}
+
+/// The ReLU step at one position: `(Khat, Thetahat)` from `(K, Theta, q_z,
+/// q_x)`, exactly (`hi(x)` is the high word of a 64-bit `x`):
+///
+/// ```text
+/// a = |K|
+/// q_z q_x == 0:   rho = 0:  kd = 1/2 (16384),  Khat = 0
+/// a^2 >= q_z q_x: |rho| = 1: kd = 1, Khat = a (K > 0);  kd = 0, Khat = 0 (K <= 0)
+/// otherwise:
+///   cz = lz(q_z) & !1,  cx = lz(q_x) & !1,  n = cz + cx
+///   P  = (q_z << cz) (q_x << cx)                  (u64, in [2^60, 2^64))
+///   P < 2^62:  P = P << 2,  n = n + 2            (now P = Q 2^n >= 2^62)
+///   h  = n / 2,  Qn = hi(P)                        (Qn in [2^30, 2^32))
+///   R  = rsqrt_q46(Qn)                             ~ 2^46 / sqrt(Qn)
+///   an = a << h                                    (< 2^32 as a^2 < Q)
+///   p  = hi(an R)                                  |rho| in Q30
+///   p < 3 * 2^28:  (kd, j) = rho table at p (J in Q16)
+///                  S = hi(Qn R),  t = hi((S << 2) (j << 16))    (sqrt(Q) J 2^h)
+///                  Khat = t if h = 0, else ((t >> (h - 1)) + 1) >> 1
+///   else:          Dn = hi(P - an^2)                          (exact residual)
+///                  w  = ((((Dn R) >> 31) R) >> 29)          (1 - rho^2 in Q32)
+///                  (kd, g) = w table at w (G - 1 in Q19)
+///                  Khat = a + ((a g + 2^18) >> 19)            (|K| G)
+///   K < 0:  kd = 32768 - kd,  Khat = max(Khat - a, 0)
+/// Thetahat = (Theta kd + 2^14) >> 15               (i64, arithmetic shift)
+/// Khat     = min(Khat, i32::MAX)
+/// ```
+///
+/// Every product is 32 x 32 -> 64 bits and cannot overflow; every step
+/// rounds down or to nearest as written. Within the bounds of
+/// [`kernel_bounds`] `Khat <= max(q_z, q_x)` and `|Thetahat| <= |Theta|`.
+#[inline(always)]
+#[allow(clippy::arithmetic_side_effects)] // each step's range is stated beside it
+pub fn relu_step(k: i32, theta: i32, q_z: u32, q_x: u32) -> (i32, i32) {
+    let a = k.unsigned_abs(); // <= 2^31
+    let (kdot, khat) = if q_z == 0 || q_x == 0 {
+        (ONE_Q15 as u32 / 2, 0)
+    } else if u64::from(a) * u64::from(a) >= u64::from(q_z) * u64::from(q_x) {
+        if k > 0 { (ONE_Q15 as u32, a) } else { (0, 0) }
+    } else {
+        let (cz, cx) = (q_z.leading_zeros() & !1, q_x.leading_zeros() & !1);
+        // Both factors in [2^30, 2^32): the product in [2^60, 2^64).
+        let mut p = u64::from(q_z << cz) * u64::from(q_x << cx);
+        let mut n = cz + cx;
+        if p < 1 << 62 {
+            p <<= 2;
+            n += 2;
+        }
+        let h = n / 2; // <= 31: n <= 62 since Q >= 1
+        let qn = (p >> 32) as u32; // [2^30, 2^32)
+        let r = rsqrt_q46(qn); // <= 2^31
+        // a^2 < Q: (a 2^h)^2 < Q 2^n = P < 2^64, so an fits.
+        let an = a << h;
+        // hi(an R) = a 2^h R / 2^32 <= a / sqrt(Q) 2^30 (R never exceeds
+        // 2^46 / sqrt(Qn)): |rho| in Q30, below 2^30 as a^2 < Q.
+        let rho = high_word(an, r);
+        let (kd, khat) = if rho < RHO_SPLIT {
+            let (kd, j) = rho_coefficients(rho);
+            // S <= sqrt(Qn) 2^14 < 2^30; t = (S j) >> 14 < 2^32 (j < 2^16).
+            let t = high_word(high_word(qn, r) << 2, j << 16);
+            (kd, if h == 0 { t } else { ((t >> (h - 1)) + 1) >> 1 })
+        } else {
+            // an^2 < P; the difference is exact.
+            let dn = ((p - u64::from(an) * u64::from(an)) >> 32) as u32;
+            // (Dn R) >> 31 < 2^32; times R < 2^63. rho >= 3/4 gives
+            // w <= 7/16, so w < 2^31 (the cast saturates for safety).
+            let x = (u64::from(dn) * u64::from(r)) >> 31;
+            let w = ((x * u64::from(r)) >> 29).min(u64::from(u32::MAX)) as u32;
+            let (kd, g) = w_coefficients(w);
+            // a g < 2^31 * 2^16; the result <= |K| G <= sqrt(Q).
+            (kd, a + ((u64::from(a) * u64::from(g) + (1 << 18)) >> 19) as u32)
+        };
+        if k < 0 {
+            (ONE_Q15 as u32 - kd, khat.saturating_sub(a))
+        } else {
+            (kd, khat)
+        }
+    };
+    // |Theta| <= 2^31, kd <= 2^15: |product| <= 2^46, and the result is
+    // between 0 and Theta (rounded): it fits an i32.
+    let thetahat = (i64::from(theta) * i64::from(kdot as i32) + (1 << 14)) >> 15;
+    (khat.min(i32::MAX as u32) as i32, thetahat as i32)
 }
 
 /// Requantises a layer-1 patch projection `u = P . W` to the i8 range:
@@ -123,118 +396,49 @@ pub fn requantise(u: i32, u_mult: u32) -> i8 {
     v.clamp(-127, 127) as i8
 }
 
-/// What the ReLU step needs besides `Theta`: `sqrt(Q)` to 31 significant
-/// bits and the two coefficients in Q15.
+/// [`requantise`] for one multiplier, with its clamp range worked out once
+/// so that the per-patch work is a 32 x 32 multiply and two compares
+/// (bit-identical to [`requantise`] for every `u`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ReluCoefficients {
-    /// `floor(sqrt(Q * 4^shift))`: `sqrt(Q)` with `shift` extra fraction bits.
-    pub sqrt_q: u64,
-    /// Extra fraction bits of `sqrt_q`.
-    pub shift: u32,
-    /// `t = sqrt(1 - |rho|)` in Q16 (`0..=65536`).
-    pub t_q16: u32,
-    /// `Kdot(rho)` in Q15 (`0..=32768`).
-    pub kdot: i32,
-    /// `J(rho)` in Q15 (`0..=32768`).
-    pub j: i32,
+pub struct Requantiser {
+    /// `u_mult`, or `i32::MAX` when larger (then only `u = 0` is inside
+    /// `(lo, hi)`, whose result is 0 for any multiplier).
+    mult: i32,
+    /// Largest `u` that gives -127.
+    lo: i32,
+    /// Smallest `u` that gives 127.
+    hi: i32,
 }
 
-/// The coefficients of the ReLU step at one position, exactly:
-///
-/// ```text
-/// Q  = q_z * q_x                                   (u64)
-/// Q == 0  ->  rho = 0: Kdot = 1/2 (16384), J = 1/pi (table end), sqrt_q = 0
-/// e  = (leading_zeros(Q) - 2) / 2                  (Q * 4^e < 2^62)
-/// sn = isqrt(Q << 2e)                              (floor; sqrt Q with e extra bits)
-/// a  = |K|, an = a << e
-/// r2 = (Q - a^2) << 2e      (saturating at 0)      (= sn'^2 - an^2, exact)
-/// den = sn * (sn + an)                              (< 2^63)
-/// h  = max(bits(den) - 30, 0)
-/// t2 = min(((r2 >> h) << 32) / (den >> h), 2^32)    (1 - |rho| in Q32)
-/// t  = isqrt(t2)                                    (Q16)
-/// kd = interpolate(KDOT_TABLE, t), j = interpolate(J_TABLE, t)
-/// if K < 0:  x = (2^32 - t2 + 2^16) >> 17 (|rho| in Q15);
-///            kd = 32768 - kd,  j = max(j - x, 0)
-/// ```
-///
-/// At layer 1 `K^2 <= Q` exactly (Cauchy-Schwarz on integers); at later
-/// layers `Khat` rounding can put `K` a fraction of a unit past `sqrt Q`,
-/// which the saturating residual turns into `|rho| = 1`, as the float
-/// kernel's clamp does.
-#[allow(clippy::arithmetic_side_effects)] // each step's range is stated beside it
-pub fn relu_coefficients(k: i32, q_z: u32, q_x: u32) -> ReluCoefficients {
-    let q = u64::from(q_z) * u64::from(q_x);
-    if q == 0 {
-        return ReluCoefficients {
-            sqrt_q: 0,
-            shift: 0,
-            t_q16: 1 << 16,
-            kdot: ONE_Q15 / 2,
-            j: interpolate(&J_TABLE, 1 << 16),
-        };
+impl Requantiser {
+    /// The clamp range of `u_mult`.
+    #[allow(clippy::arithmetic_side_effects)] // m >= 1; quotients < 2^31
+    pub fn new(u_mult: NonZeroU32) -> Self {
+        let u_mult = u_mult.get();
+        let m = i64::from(u_mult);
+        // (u m + 2^23) >> 24 >= 127  <=>  u m >= 127 2^24 - 2^23.
+        let hi = (127i64 * (1 << 24) - (1 << 23) + m - 1) / m;
+        // (u m + 2^23) >> 24 <= -127  <=>  u m < -(126 2^24 + 2^23).
+        let lo = -((126i64 * (1 << 24) + (1 << 23)) / m) - 1;
+        Self {
+            mult: i32::try_from(u_mult).unwrap_or(i32::MAX),
+            lo: lo as i32,
+            hi: hi as i32,
+        }
     }
-    // q < 2^64, q > 0: leading_zeros in 0..=63. The bounds checked by
-    // `Model::from_bytes` keep q_z, q_x < 2^31, so q < 2^62 and e >= 0; the
-    // saturating_sub covers any caller of this public function.
-    let e = q.leading_zeros().saturating_sub(2) / 2;
-    let qn = q << (2 * e); // e <= 31 and q << 2e < 2^62 by the choice of e
-    let sn = qn.isqrt(); // 2^29 <= sn < 2^31 for q < 2^62
-    let a = u64::from(k.unsigned_abs());
-    let an = a << e; // a < 2^32, e <= 31: < 2^63
-    let r2 = q.saturating_sub(a.saturating_mul(a)) << (2 * e); // <= qn
-    let den = sn.saturating_mul(sn.saturating_add(an)); // >= sn^2 > 0
-    let bits = u64::BITS - den.leading_zeros();
-    let h = bits.saturating_sub(30);
-    let den_n = den >> h; // in [1, 2^30)
-    // r2 <= qn < (sn + 1)^2 <= den + 2 sn + 1, so r2 >> h <= den_n + 3 < 2^31
-    // and the product below stays under 2^63 (saturating as a guard).
-    let t2 = ((r2 >> h).saturating_mul(1 << 32) / den_n.max(1)).min(1 << 32);
-    // t2 <= 2^32, so t <= 2^16 fits u32.
-    let t = t2.isqrt() as u32;
-    let mut kdot = interpolate(&KDOT_TABLE, t);
-    let mut j = interpolate(&J_TABLE, t);
-    if k < 0 {
-        // |rho| = 1 - t2 / 2^32, rounded to Q15; t2 <= 2^32 so no underflow.
-        let x = ((((1u64 << 32) - t2) + (1 << 16)) >> 17) as i32;
-        kdot = ONE_Q15.saturating_sub(kdot);
-        j = j.saturating_sub(x).max(0);
-    }
-    ReluCoefficients {
-        sqrt_q: sn,
-        shift: e,
-        t_q16: t,
-        kdot,
-        j,
-    }
-}
 
-/// The ReLU step at one position: `(Khat, Thetahat)` from `(K, Theta, q_z,
-/// q_x)`, with the coefficients of [`relu_coefficients`]:
-///
-/// ```text
-/// Khat     = (sn * j + 2^(14 + e)) >> (15 + e)     (round half up)
-/// Thetahat = (Theta * kd + 2^14) >> 15             (i64, arithmetic shift)
-/// ```
-///
-/// Both round to nearest. A floor here would bias every `Khat` down by half
-/// a unit; near `rho = 1` that bias moves `1 - rho` of the next layer by a
-/// relative amount that the singular slope of `Kdot` turns into a ~2e-3
-/// systematic error of the NTK on near-duplicate images (measured). Bounds
-/// are unchanged: `Khat <= sqrt(Q) + 1/2 <= max(q_z, q_x) + 1/2`, and
-/// `Khat` is an integer, so `Khat <= max(q_z, q_x)`; `|Thetahat| <= |Theta|`.
-#[allow(clippy::arithmetic_side_effects)] // each step's range is stated beside it
-pub fn relu_step(k: i32, theta: i32, q_z: u32, q_x: u32) -> (i32, i32) {
-    let c = relu_coefficients(k, q_z, q_x);
-    // sn < 2^32, 0 <= j <= 2^15, e <= 31: the sum is below 2^48. The result
-    // is <= max(q_z, q_x) < 2^32 (see above); the kernel bounds keep it
-    // below 2^31, and the conversion saturates for any other caller.
-    let khat =
-        (c.sqrt_q * u64::from(c.j.unsigned_abs()) + (1u64 << (14 + c.shift))) >> (15 + c.shift);
-    let khat = i32::try_from(khat).unwrap_or(i32::MAX);
-    // |Theta| < 2^31, 0 <= kd <= 2^15: |product| < 2^46; |result| <= |Theta|.
-    let thetahat = (i64::from(theta) * i64::from(c.kdot) + (1 << 14)) >> 15;
-    let thetahat = i32::try_from(thetahat).unwrap_or(i32::MAX);
-    (khat, thetahat)
+    /// `requantise(u, u_mult)`.
+    #[inline(always)]
+    #[allow(clippy::arithmetic_side_effects)] // lo < u < hi: |u mult| < 127 2^24 + mult
+    pub fn apply(&self, u: i32) -> i32 {
+        if u >= self.hi {
+            127
+        } else if u <= self.lo {
+            -127
+        } else {
+            ((i64::from(u) * i64::from(self.mult) + (1 << 23)) >> 24) as i32
+        }
+    }
 }
 
 /// Worst-case magnitudes of the integer recursion for a model, used by
@@ -297,44 +501,182 @@ pub(crate) const fn kernel_bounds(
 
 // Tests: an overflow panics the test, which is the failure we want.
 #[cfg(test)]
-#[allow(clippy::arithmetic_side_effects)]
+#[allow(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::unwrap_used
+)]
 mod tests {
     extern crate std;
     use super::*;
+    use core::f64::consts::PI;
     use std::vec::Vec;
 
     fn kdot_f64(x: f64) -> f64 {
-        (core::f64::consts::PI - x.clamp(-1.0, 1.0).acos()) / core::f64::consts::PI
+        (PI - x.clamp(-1.0, 1.0).acos()) / PI
     }
 
     fn j_f64(x: f64) -> f64 {
         let x = x.clamp(-1.0, 1.0);
-        ((1.0 - x * x).max(0.0).sqrt() + (core::f64::consts::PI - x.acos()) * x)
-            / core::f64::consts::PI
+        ((1.0 - x * x).max(0.0).sqrt() + (PI - x.acos()) * x) / PI
+    }
+
+    /// `G = J / rho` as a function of `w = 1 - rho^2`, `rho >= 0`.
+    fn g_f64(w: f64) -> f64 {
+        let rho = (1.0 - w).sqrt();
+        (w.sqrt() + (PI - w.sqrt().asin()) * rho) / (PI * rho)
+    }
+
+    fn fixed(v: f64, bits: i32) -> u32 {
+        (v * 2f64.powi(bits)).round() as u32
+    }
+
+    /// Largest amount by which the chord over `[x0, x1]` exceeds `f`.
+    fn chord_gap(f: impl Fn(f64) -> f64, x0: f64, x1: f64) -> f64 {
+        (0..=4096)
+            .map(|s| {
+                let t = f64::from(s) / 4096.0;
+                f(x0) * (1.0 - t) + f(x1) * t - f(x0 + (x1 - x0) * t)
+            })
+            .fold(0.0, f64::max)
+    }
+
+    /// Node values lowered by enough (per node, the larger gap of its two
+    /// intervals, plus `extra`) that the interpolated chord stays below `f`.
+    fn below_chords(f: impl Fn(f64) -> f64 + Copy, xs: &[f64], extra: f64) -> Vec<f64> {
+        let gaps: Vec<f64> = xs.windows(2).map(|w| chord_gap(f, w[0], w[1])).collect();
+        (0..xs.len())
+            .map(|i| {
+                let left = if i > 0 { gaps[i - 1] } else { 0.0 };
+                let right = gaps.get(i).copied().unwrap_or(0.0);
+                f(xs[i]).floor() - (left.max(right).ceil() + extra)
+            })
+            .collect()
+    }
+
+    fn w_nodes() -> Vec<f64> {
+        let mut xs: Vec<f64> = (0..W_OCTAVES)
+            .flat_map(|e| {
+                (0..W_PER_OCTAVE).map(move |s| {
+                    2f64.powi(e as i32 - 32) * (1.0 + s as f64 / W_PER_OCTAVE as f64)
+                })
+            })
+            .collect();
+        xs.push(0.5);
+        xs
+    }
+
+    fn rho_table() -> Vec<u32> {
+        (0..RHO_NODES)
+            .map(|i| {
+                let r = i as f64 / 128.0;
+                fixed(kdot_f64(r) - 0.5, 17) | fixed(j_f64(r), 16) << 16
+            })
+            .collect()
+    }
+
+    fn w_table() -> Vec<u32> {
+        let xs = w_nodes();
+        let g = below_chords(|w| (g_f64(w) - 1.0) * 2f64.powi(19), &xs, 0.0);
+        xs.iter()
+            .zip(g)
+            .map(|(&w, g)| fixed(w.sqrt().asin() / PI, 17) | (g.max(0.0) as u32) << 16)
+            .collect()
+    }
+
+    fn rsqrt_table() -> Vec<u32> {
+        let xs: Vec<f64> = (0..RSQRT_NODES)
+            .map(|i| 2f64.powi(23) * (128 + i) as f64)
+            .collect();
+        // 129: the interpolation position drops x's 7 low bits (slope <= 1
+        // unit per x) and rounds one unit up.
+        below_chords(|x| 2f64.powi(46) / x.sqrt(), &xs, 129.0)
+            .into_iter()
+            .map(|v| v as u32)
+            .collect()
     }
 
     #[test]
     fn tables_match_formulas() {
-        let n = TABLE_INTERVALS as f64;
-        let regen = |f: fn(f64) -> f64| -> Vec<u16> {
-            (0..=TABLE_INTERVALS)
-                .map(|i| {
-                    let t = i as f64 / n;
-                    (f(1.0 - t * t) * 32768.0).round() as u16
-                })
-                .collect()
-        };
-        assert_eq!(regen(kdot_f64), KDOT_TABLE.to_vec(), "KDOT_TABLE is stale");
-        assert_eq!(regen(j_f64), J_TABLE.to_vec(), "J_TABLE is stale");
+        let (rho, w, rsqrt) = (rho_table(), w_table(), rsqrt_table());
+        if std::env::var_os("CONVRFM_PRINT_TABLES").is_some() {
+            std::println!("RHO {rho:?}\nW {w:?}\nRSQRT {rsqrt:?}");
+        }
+        assert_eq!(rho, RHO_TABLE.to_vec(), "RHO_TABLE is stale");
+        assert_eq!(w, W_TABLE.to_vec(), "W_TABLE is stale");
+        assert_eq!(rsqrt, RSQRT_TABLE.to_vec(), "RSQRT_TABLE is stale");
     }
 
-    /// Worst absolute error of `Kdot` and `J` over a dense sweep of rho,
-    /// including every rounding of the integer path (sqrt, division,
-    /// interpolation, Q15 output).
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn rsqrt_is_one_sided_and_close() {
+        let mut s = 0x9E37_79B9_7F4A_7C15u64;
+        let mut worst = 0.0f64;
+        let mut check = |x: u32| {
+            let exact = 2f64.powi(46) / f64::from(x).sqrt();
+            let r = f64::from(rsqrt_q46(x));
+            assert!(r <= exact, "x = {x}: {r} > {exact}");
+            worst = worst.max(1.0 - r / exact);
+        };
+        for _ in 0..2_000_000 {
+            check((xorshift(&mut s) as u32) | 1 << 30);
+        }
+        // Every node, its neighbours, and the ends.
+        for i in 0..RSQRT_NODES as u32 - 1 {
+            let x = (128 + i) << 23;
+            for d in [0, 1, 127, 128, 1 << 22, (1 << 23) - 1] {
+                check(x + d);
+            }
+        }
+        check(u32::MAX);
+        std::println!("rsqrt_q46: worst relative shortfall {worst:.2e}");
+        assert!(worst < 1.2e-5, "{worst:e}");
+    }
+
+    #[test]
+    fn g_is_one_sided_and_close() {
+        let mut s = 0x2545_F491_4F6C_DD1Du64;
+        let (mut wk, mut wg) = (0.0f64, 0.0f64);
+        for n in 0..2_000_000u32 {
+            // Log-uniform over every octave, plus w = 1 and the top.
+            let w = match n {
+                0 => 1,
+                1 => (1 << 31) - 1,
+                _ => (xorshift(&mut s) as u32 >> 1) >> (xorshift(&mut s) % 31),
+            }
+            .max(1);
+            let wf = f64::from(w) / 2f64.powi(32);
+            let (kd, g) = w_coefficients(w);
+            let exact_g = (g_f64(wf) - 1.0) * 2f64.powi(19);
+            assert!(f64::from(g) <= exact_g, "w = {w}: G - 1 {g} > {exact_g}");
+            wg = wg.max((exact_g - f64::from(g)) / 2f64.powi(19));
+            wk = wk.max((f64::from(kd) / 32768.0 - (1.0 - wf.sqrt().asin() / PI)).abs());
+        }
+        std::println!("w table: worst |Kdot err| {wk:.2e}, worst G shortfall {wg:.2e}");
+        assert!(wk < 5e-5 && wg < 5e-5, "{wk:e} {wg:e}");
+    }
+
+    /// Worst errors of `Kdot` (read as `Thetahat` of `Theta = 2^15`) and of
+    /// `Khat / sqrt(Q)` beyond its rounding to an integer, against f64 at
+    /// the exact `rho`.
+    fn errors(k: i64, qz: u32, qx: u32) -> (f64, f64) {
+        let s = (f64::from(qz) * f64::from(qx)).sqrt();
+        let rho = k as f64 / s;
+        let (khat, kd) = relu_step(k as i32, ONE_Q15, qz, qx);
+        let ek = (f64::from(kd) / 32768.0 - kdot_f64(rho)).abs();
+        let ej = ((f64::from(khat) - s * j_f64(rho)).abs() - 0.5).max(0.0) / s;
+        (ek, ej)
+    }
+
     fn sweep_errors(q: u32) -> (f64, f64) {
-        let q64 = f64::from(q);
-        let mut ks: Vec<i64> = Vec::new();
         let qi = i64::from(q);
+        let mut ks: Vec<i64> = Vec::new();
         // Uniform over [-q, q] ...
         let steps = 1 << 17;
         for i in 0..=steps {
@@ -351,57 +693,44 @@ mod tests {
             }
             d *= 2;
         }
-        let (mut wk, mut wj) = (0.0f64, 0.0f64);
-        for k in ks {
-            let c = relu_coefficients(k as i32, q, q);
-            let rho = k as f64 / q64;
-            wk = wk.max((f64::from(c.kdot) / 32768.0 - kdot_f64(rho)).abs());
-            wj = wj.max((f64::from(c.j) / 32768.0 - j_f64(rho)).abs());
-        }
-        (wk, wj)
+        ks.into_iter()
+            .map(|k| errors(k, q, q))
+            .fold((0.0, 0.0), |(a, b), (x, y)| (a.max(x), b.max(y)))
     }
 
     #[test]
     fn coefficients_within_1e4_everywhere() {
         for q in [3u32, 1000, 65_537, (1 << 30) - 3, i32::MAX as u32] {
             let (wk, wj) = sweep_errors(q);
-            std::println!("q = {q}: worst |Kdot err| = {wk:.2e}, worst |J err| = {wj:.2e}");
+            std::println!("q = {q}: worst |Kdot err| = {wk:.2e}, worst |Khat err| / sqrt Q = {wj:.2e}");
             assert!(wk < 1e-4 && wj < 1e-4, "q = {q}: {wk:e} {wj:e}");
         }
     }
 
     #[test]
     fn coefficients_unequal_variances() {
-        // Q not a perfect square: compare against f64 rho = K / sqrt(qz qx).
         let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        let (mut wk, mut wj, mut wkhat) = (0.0f64, 0.0f64, 0.0f64);
-        for _ in 0..200_000 {
-            let qz = (next() % (1 << 30)) as u32 + 1;
-            let qx = (next() % u64::from(qz.min(1 << 20) * 4 + 7)) as u32 + 1;
+        let (mut wk, mut wj) = (0.0f64, 0.0f64);
+        for _ in 0..400_000 {
+            let qz = (xorshift(&mut state) % (1 << 30)) as u32 + 1;
+            let qx = (xorshift(&mut state) % u64::from(qz.min(1 << 20) * 4 + 7)) as u32 + 1;
             let s = (f64::from(qz) * f64::from(qx)).sqrt();
             let kmax = s.floor() as i64;
-            let k = match next() % 4 {
-                0 => kmax - (next() % 64) as i64,
-                1 => -kmax + (next() % 64) as i64,
-                _ => (next() % (2 * kmax as u64 + 1)) as i64 - kmax,
+            let k = match xorshift(&mut state) % 4 {
+                0 => kmax - (xorshift(&mut state) % 64) as i64,
+                1 => -kmax + (xorshift(&mut state) % 64) as i64,
+                _ => (xorshift(&mut state) % (2 * kmax as u64 + 1)) as i64 - kmax,
             };
-            let c = relu_coefficients(k as i32, qz, qx);
-            let rho = k as f64 / s;
-            wk = wk.max((f64::from(c.kdot) / 32768.0 - kdot_f64(rho)).abs());
-            wj = wj.max((f64::from(c.j) / 32768.0 - j_f64(rho)).abs());
-            let (khat, _) = relu_step(k as i32, 0, qz, qx);
-            let exact = s * j_f64(rho);
-            // Khat is rounded to an integer: allow that unit, then 1e-4 of sqrt Q.
-            wkhat = wkhat.max(((f64::from(khat) - exact).abs() - 1.0).max(0.0) / s);
+            let (ek, ej) = errors(k, qz, qx);
+            wk = wk.max(ek);
+            wj = wj.max(ej);
+            // The bound the range proof of `kernel_bounds` rests on.
+            let (khat, th) = relu_step(k as i32, -7_777_777, qz, qx);
+            assert!(khat >= 0 && khat as u32 <= qz.max(qx), "{k} {qz} {qx}: {khat}");
+            assert!((-7_777_777..=0).contains(&th));
         }
-        std::println!("random: Kdot {wk:.2e}, J {wj:.2e}, (|Khat err| - 1) / sqrt(Q) {wkhat:.2e}");
-        assert!(wk < 1e-4 && wj < 1e-4 && wkhat < 1e-4);
+        std::println!("random: Kdot {wk:.2e}, (|Khat err| - 1/2) / sqrt(Q) {wj:.2e}");
+        assert!(wk < 1e-4 && wj < 1e-4);
     }
 
     #[test]
@@ -409,19 +738,26 @@ mod tests {
         // Self-pair: rho = 1 exactly, Khat = q, Thetahat = Theta.
         for q in [1u32, 2, 9, 12_345, 145_161, i32::MAX as u32] {
             assert_eq!(relu_step(q as i32, -77, q, q), (q as i32, -77));
-            let c = relu_coefficients(q as i32, q, q);
-            assert_eq!((c.t_q16, c.kdot, c.j), (0, ONE_Q15, ONE_Q15));
             // Anti-aligned: rho = -1, Khat = 0, Kdot = 0.
-            let c = relu_coefficients(-(q as i32), q, q);
-            assert_eq!((c.kdot, c.j), (0, 0));
+            assert_eq!(relu_step(-(q as i32), 1000, q, q), (0, 0));
         }
         // Zero variance: rho = 0, Kdot = 1/2, Khat = 0.
         assert_eq!(relu_step(0, 10, 0, 5), (0, 5));
         assert_eq!(relu_step(0, 0, 7, 0), (0, 0));
-        // Orthogonal: Kdot = 1/2, J = 1/pi.
-        let c = relu_coefficients(0, 1000, 1000);
-        assert_eq!(c.kdot, 16384);
-        assert_eq!(c.j, i32::from(J_TABLE[TABLE_INTERVALS]));
+        // Orthogonal: Kdot = 1/2 exactly, Khat = sqrt(Q) / pi.
+        let (khat, kd) = relu_step(0, ONE_Q15, 1 << 20, 1 << 20);
+        assert_eq!(kd, ONE_Q15 / 2);
+        assert!((f64::from(khat) - 2f64.powi(20) / PI).abs() < 20.0, "{khat}");
+        // Extreme inputs do not panic and stay in range.
+        for (k, t, a, b) in [
+            (i32::MIN, i32::MIN, u32::MAX, u32::MAX),
+            (i32::MAX, i32::MAX, u32::MAX, 1),
+            (-1, i32::MIN, 1, u32::MAX),
+            (i32::MIN + 1, 5, u32::MAX, u32::MAX),
+        ] {
+            let (khat, th) = relu_step(k, t, a, b);
+            assert!(khat >= 0 && (th == 0 || th.signum() == t.signum()));
+        }
     }
 
     #[test]
@@ -437,6 +773,27 @@ mod tests {
         assert_eq!(requantise(i32::MAX, u32::MAX), 127);
         assert_eq!(requantise(i32::MIN, u32::MAX), -127);
         assert_eq!(requantise(i32::MIN + 1, u32::MAX), -127);
+    }
+
+    #[test]
+    fn requantiser_matches_requantise() {
+        let mut st = 0x1234_5678_9ABC_DEF1u64;
+        let mut mults: Vec<u32> = std::vec![1, 2, 3, 255, 1 << 16, (1 << 24) - 1, 1 << 24, 1 << 31, u32::MAX];
+        mults.extend((0..200).map(|_| (xorshift(&mut st) as u32 >> (xorshift(&mut st) % 32)).max(1)));
+        for m in mults {
+            let rq = Requantiser::new(NonZeroU32::new(m).unwrap());
+            let check = |u: i32| {
+                assert_eq!(rq.apply(u), i32::from(requantise(u, m)), "u = {u}, m = {m}");
+            };
+            for u in [i32::MIN, i32::MIN + 1, -1, 0, 1, i32::MAX, rq.lo, rq.hi] {
+                for d in -3..=3 {
+                    check(u.saturating_add(d));
+                }
+            }
+            for _ in 0..2000 {
+                check(xorshift(&mut st) as i32 >> (xorshift(&mut st) % 32));
+            }
+        }
     }
 
     #[test]

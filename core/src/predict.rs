@@ -45,7 +45,7 @@ use core::fmt;
 
 use crate::KernelKind;
 use crate::blob::{Model, copy, unpack};
-use crate::fixed::{relu_step, requantise};
+use crate::fixed::{Requantiser, relu_step};
 use crate::shape::{PATCH, Shape};
 
 /// The outcome of one prediction.
@@ -144,12 +144,25 @@ pub const fn scratch_len_for_dims(
     if height <= shrink || width <= shrink {
         return None;
     }
-    let Some(mut total) = classes.checked_mul(8) else {
+    // Bytes: score accumulators, word-alignment slack.
+    let Some(acc) = classes.checked_mul(8) else {
         return None;
     };
-    let Some(patch) = channels.checked_mul(PATCH * PATCH) else {
+    let Some(mut bytes) = acc.checked_add(ALIGN_SLACK) else {
         return None;
     };
+    // Words: the band (3 rows per channel of bytes, or for grayscale of
+    // pair words, whichever is larger).
+    let Some(band_bytes) = channels.checked_mul(PATCH * width) else {
+        return None;
+    };
+    let mut words = band_bytes.div_ceil(4);
+    if channels == 1 && words < PATCH * width {
+        words = PATCH * width;
+    }
+    // Words: the query's q maps (every layer) and, for layers below the
+    // top, a ring of 3 rows of horizontal sums (3 words per column of the
+    // next layer); bytes: the query's uq map.
     let mut l = 1;
     while l <= depth {
         // l <= depth and 2 depth < H, W: no underflow.
@@ -158,35 +171,40 @@ pub const fn scratch_len_for_dims(
         let Some(positions) = rows.checked_mul(cols) else {
             return None;
         };
-        // q^l map (i32).
-        let Some(q) = positions.checked_mul(4) else {
-            return None;
+        words = match words.checked_add(positions) {
+            Some(w) => w,
+            None => return None,
         };
-        let Some(t) = total.checked_add(q) else {
-            return None;
-        };
-        total = t;
         if l == 1 {
-            let Some(uq) = positions.checked_mul(rank) else {
-                return None;
+            // The row being computed: K, Theta and q_x per column.
+            words = match words.checked_add(3 * cols) {
+                Some(w) => w,
+                None => return None,
             };
-            let Some(t) = total.checked_add(uq) else {
-                return None;
+            bytes = match positions.checked_mul(rank) {
+                Some(uq) => match bytes.checked_add(uq) {
+                    Some(b) => b,
+                    None => return None,
+                },
+                None => return None,
             };
-            total = t;
         }
         if l < depth {
-            let Some(ring) = cols.checked_mul(RING_ENTRY_BYTES * 3) else {
-                return None;
+            // The next layer has cols - 2 columns.
+            words = match (cols - 2).checked_mul(RING_WORDS) {
+                Some(ring) => match words.checked_add(ring) {
+                    Some(w) => w,
+                    None => return None,
+                },
+                None => return None,
             };
-            let Some(t) = total.checked_add(ring) else {
-                return None;
-            };
-            total = t;
         }
         l += 1;
     }
-    total.checked_add(patch)
+    match words.checked_mul(4) {
+        Some(w) => bytes.checked_add(w),
+        None => None,
+    }
 }
 
 /// [`scratch_len_for_dims`] read from a blob's header (only the first
@@ -197,16 +215,10 @@ pub const fn scratch_len_for_dims(
 /// and keep `[u8; N]` in a `static` (e.g. through `cortex_m::singleton!`)
 /// or on the stack.
 pub const fn scratch_len_for_blob(blob: &[u8]) -> Option<usize> {
-    let Some(h) = blob.first_chunk::<{ crate::blob::HEADER_LEN }>() else {
-        return None;
-    };
-    let channels = u16::from_le_bytes([h[12], h[13]]) as usize;
-    let height = u16::from_le_bytes([h[14], h[15]]) as usize;
-    let width = u16::from_le_bytes([h[16], h[17]]) as usize;
-    let depth = h[18] as usize;
-    let classes = u16::from_le_bytes([h[20], h[21]]) as usize;
-    let rank = h[24] as usize;
-    scratch_len_for_dims(channels, height, width, depth, rank, classes)
+    match crate::blob::header_dims(blob) {
+        Some(d) => scratch_len_for_dims(d.channels, d.height, d.width, d.depth, d.rank, d.classes),
+        None => None,
+    }
 }
 
 /// Scratch bytes for a validated shape.
@@ -221,42 +233,28 @@ pub(crate) fn scratch_len_for(shape: Shape, rank: usize, classes: usize) -> Opti
     )
 }
 
-/// Bytes of one ring entry: `Khat`, `Thetahat`, `q_x` as i32.
-const RING_ENTRY_BYTES: usize = 12;
+/// Words per column of a ring: the horizontal 3-sums of `Khat`,
+/// `Phi = Thetahat + Khat` and `q_x`, times 3 rows.
+const RING_WORDS: usize = 9;
 
-/// Word `i` (i32, little-endian) of a byte map; 0 out of range, which the
-/// sizes validated by `from_bytes` rule out.
-#[inline]
-fn get_word(b: &[u8], i: usize) -> i32 {
-    let w = i
-        .checked_mul(4)
-        .and_then(|o| b.get(o..))
-        .and_then(<[u8]>::first_chunk::<4>);
-    w.map_or(0, |w| i32::from_le_bytes(*w))
-}
-
-/// Sets word `i` of a byte map (no-op out of range, see [`get_word`]).
-#[inline]
-fn set_word(b: &mut [u8], i: usize, v: i32) {
-    if let Some(w) = i
-        .checked_mul(4)
-        .and_then(|o| b.get_mut(o..))
-        .and_then(<[u8]>::first_chunk_mut::<4>)
-    {
-        *w = v.to_le_bytes();
-    }
-}
-
-fn get_i64(b: &[u8]) -> i64 {
-    b.first_chunk::<8>().map_or(0, |w| i64::from_le_bytes(*w))
-}
+/// Bytes the word-aligned part of the scratch may have to skip.
+const ALIGN_SLACK: usize = 3;
 
 /// Scratch split into its parts.
 struct Work<'s> {
+    /// The image rows `i..i + 3` of every channel, unpacked: per channel a
+    /// ring of 3 rows, image row `y` in slot `y % 3`; as bytes, or for a
+    /// grayscale 4-bit centre as pair words (see [`Model::load_pairs`]).
+    band: &'s mut [u32],
+    /// The query's `uq` map (i8), filter-major: `P_1` bytes per filter.
     uqz: &'s mut [u8],
-    qz: &'s mut [u8],
-    patch: &'s mut [u8],
-    rings: &'s mut [u8],
+    /// The query's `q^l` maps, layer after layer (each `<= i32::MAX`).
+    qz: &'s mut [i32],
+    /// The row being computed, one word per column: `K` (then `Khat`),
+    /// `Theta` (then `Phi`) and `q_x`.
+    row: [&'s mut [i32]; 3],
+    /// Per layer below the top, 3 ring rows of horizontal sums.
+    rings: &'s mut [i32],
 }
 
 impl Model<'_> {
@@ -266,19 +264,14 @@ impl Model<'_> {
     pub fn predict(&self, image: &[u8], scratch: &mut [u8]) -> Result<Prediction, PredictError> {
         self.check_inputs(image, scratch)?;
         let (acc, rest) = scratch.split_at_mut(self.classes.saturating_mul(8).min(scratch.len()));
-        let mut work = self.carve(rest);
         acc.fill(0);
-        self.prepare_query(image, &mut work);
-        for i in 0..self.centres {
-            let k = self.pair_kernel(i, &mut work);
+        self.each_kernel(image, rest, |i, k| {
             for (o, slot) in acc.chunks_exact_mut(8).enumerate() {
-                let a = i64::from(self.alpha(i, o).unwrap_or(0));
-                let v = get_i64(slot).saturating_add(a.saturating_mul(k));
+                let v = get_i64(slot).saturating_add(self.weighted(i, o, k));
                 copy(slot, &v.to_le_bytes());
             }
-        }
-        let mut scores = acc.chunks_exact(8).map(get_i64);
-        Ok(argmax(&mut scores))
+        });
+        Ok(argmax(&mut acc.chunks_exact(8).map(get_i64)))
     }
 
     /// Like [`Model::predict`], and also writes every class's score into
@@ -298,16 +291,12 @@ impl Model<'_> {
             })?;
         self.check_inputs(image, scratch)?;
         let (_, rest) = scratch.split_at_mut(self.classes.saturating_mul(8).min(scratch.len()));
-        let mut work = self.carve(rest);
         scores.fill(0);
-        self.prepare_query(image, &mut work);
-        for i in 0..self.centres {
-            let k = self.pair_kernel(i, &mut work);
+        self.each_kernel(image, rest, |i, k| {
             for (o, s) in scores.iter_mut().enumerate() {
-                let a = i64::from(self.alpha(i, o).unwrap_or(0));
-                *s = s.saturating_add(a.saturating_mul(k));
+                *s = s.saturating_add(self.weighted(i, o, k));
             }
-        }
+        });
         Ok(argmax(&mut scores.iter().copied()))
     }
 
@@ -350,22 +339,46 @@ impl Model<'_> {
         Ok(())
     }
 
+    /// `alpha[i][o] * k`, saturating.
+    #[inline]
+    fn weighted(&self, i: usize, o: usize, k: i64) -> i64 {
+        i64::from(self.alpha(i, o).unwrap_or(0)).saturating_mul(k)
+    }
+
+    /// Prepares the query once, then calls `each(i, kernel(z, x_i))` for
+    /// every centre in index order.
+    fn each_kernel(&self, image: &[u8], rest: &mut [u8], mut each: impl FnMut(usize, i64)) {
+        let mut work = self.carve(rest);
+        self.prepare_query(image, &mut work);
+        for i in 0..self.centres {
+            each(i, self.pair_kernel(i, &mut work));
+        }
+    }
+
     /// Splits the scratch after the score accumulators into its parts. The
     /// caller checked its length against `scratch_len`, whose computation
     /// (checked, in `from_bytes`) bounds every product here.
     #[allow(clippy::arithmetic_side_effects)] // bounded by scratch_len, see above
     fn carve<'s>(&self, rest: &'s mut [u8]) -> Work<'s> {
         let s = &self.shape;
-        let uq_len = s.positions(1) * self.rank;
-        let q_len = 4 * (1..=s.depth()).map(|l| s.positions(l)).sum::<usize>();
-        let patch_len = s.patch_dim();
-        let (uqz, rest) = rest.split_at_mut(uq_len.min(rest.len()));
-        let (qz, rest) = rest.split_at_mut(q_len.min(rest.len()));
-        let (patch, rings) = rest.split_at_mut(patch_len.min(rest.len()));
+        let (uqz, rest) = rest.split_at_mut((s.positions(1) * self.rank).min(rest.len()));
+        let (_, words, _) = bytemuck::pod_align_to_mut::<u8, i32>(rest);
+        let mut band_len = (s.channels() * PATCH * s.width()).div_ceil(4);
+        if s.channels() == 1 {
+            band_len = band_len.max(PATCH * s.width());
+        }
+        let (band, words) = words.split_at_mut(band_len.min(words.len()));
+        let q_len: usize = (1..=s.depth()).map(|l| s.positions(l)).sum();
+        let (qz, words) = words.split_at_mut(q_len.min(words.len()));
+        let cols = s.grid(1).1;
+        let (k, words) = words.split_at_mut(cols.min(words.len()));
+        let (t, words) = words.split_at_mut(cols.min(words.len()));
+        let (q, rings) = words.split_at_mut(cols.min(words.len()));
         Work {
+            band: bytemuck::try_cast_slice_mut(band).unwrap_or(&mut []),
             uqz,
             qz,
-            patch,
+            row: [k, t, q],
             rings,
         }
     }
@@ -376,55 +389,94 @@ impl Model<'_> {
         (1..layer).map(|l| self.shape.positions(l)).sum()
     }
 
-    /// Byte offset of layer `layer`'s ring in `Work::rings`.
+    /// The ring of layer `layer` (`1..depth`) in `Work::rings`: 3 rows of
+    /// horizontal sums, 3 words per column of layer `layer + 1`.
     #[allow(clippy::arithmetic_side_effects)] // partial sums of scratch_len's terms
-    fn ring_offset(&self, layer: usize) -> usize {
-        (1..layer)
-            .map(|l| 3 * self.shape.grid(l).1 * RING_ENTRY_BYTES)
-            .sum()
+    fn ring_range(&self, layer: usize) -> core::ops::Range<usize> {
+        let start = (1..layer)
+            .map(|l| RING_WORDS * self.shape.grid(l + 1).1)
+            .sum();
+        start..start + RING_WORDS * self.shape.grid(layer + 1).1
     }
 
-    /// `u_j = sum_k patch[k] W[k][j]`, requantised.
-    ///
-    /// Bound: |u| <= 9 c * 255 * 128 <= i32::MAX (`MAX_CHANNELS`).
-    #[allow(clippy::arithmetic_side_effects)] // see the bound above
-    #[inline]
-    fn project(&self, patch: &[u8], j: usize) -> i32 {
-        let mut u = 0i32;
-        for (&p, &w) in patch
-            .iter()
-            .zip(self.w.iter().skip(j).step_by(self.rank.max(1)))
-        {
-            u += i32::from(p) * i32::from(w as i8);
-        }
-        i32::from(requantise(u, self.u_mult))
-    }
-
-    /// Copies the patch at grid position `(i, j)` of `img` (packed at
-    /// `bits`) in kernel order: channel, row offset, column offset.
-    ///
-    /// Indices are below `c * H * W` (`i, j` are grid positions of layer 1,
-    /// so `i + 2 < H`, `j + 2 < W`), which `Shape::new` checked.
-    #[allow(clippy::arithmetic_side_effects)] // see above
-    fn gather(&self, img: &[u8], bits: u8, i: usize, j: usize, patch: &mut [u8]) {
-        let (h, w) = (self.shape.height(), self.shape.width());
-        let plane = h * w;
-        let mut rows = patch.chunks_exact_mut(PATCH);
-        for ch in 0..self.shape.channels() {
-            for a in 0..PATCH {
-                let base = ch * plane + (i + a) * w + j;
-                let Some(dst) = rows.next() else { return };
-                if bits == 8 {
-                    if let Some(src) = img.get(base..base + PATCH) {
-                        copy(dst, src);
-                    }
-                } else {
-                    for (b, d) in dst.iter_mut().enumerate() {
-                        *d = unpack(bits, img, base + b);
-                    }
+    /// Makes the band hold image rows `row..row + 3` of every channel of
+    /// `img` (packed at `bits`), unpacking only the rows not there yet.
+    #[allow(clippy::arithmetic_side_effects)] // 3 W <= c H W (Shape::new)
+    fn load_band(&self, img: &[u8], bits: u8, row: usize, band: &mut [u8]) {
+        let w = self.shape.width();
+        let first = if row == 0 { 0 } else { PATCH - 1 };
+        for (ch, slots) in band.chunks_exact_mut((PATCH * w).max(1)).enumerate() {
+            for y in row.saturating_add(first)..row.saturating_add(PATCH) {
+                if let Some(dst) = slots.chunks_exact_mut(w.max(1)).nth(y % PATCH) {
+                    self.unpack_row(img, bits, ch, y, dst);
                 }
             }
         }
+    }
+
+    /// Unpacks row `y` of channel `ch` of `img` into `dst` (`W` bytes).
+    /// 4-bit pixels come in pairs per byte, low nibble first; a row of a
+    /// 4-bit image starts on an odd nibble when `H W` or `W` is odd.
+    #[allow(clippy::arithmetic_side_effects)] // y < H, ch < c: inside c H W (Shape::new)
+    fn unpack_row(&self, img: &[u8], bits: u8, ch: usize, y: usize, dst: &mut [u8]) {
+        let (h, w) = (self.shape.height(), self.shape.width());
+        let start = (ch * h + y) * w;
+        if bits == 8 {
+            copy(dst, img.get(start..).unwrap_or(&[]));
+        } else if start % 2 == 0 {
+            let src = img.get(start / 2..).unwrap_or(&[]);
+            let mut pairs = dst.chunks_exact_mut(2);
+            for (d, &b) in (&mut pairs).zip(src) {
+                if let [lo, hi] = d {
+                    *lo = (b & 0x0F) * 17;
+                    *hi = (b >> 4) * 17;
+                }
+            }
+            if let (Some(last), Some(&b)) = (pairs.into_remainder().first_mut(), src.get(w / 2)) {
+                *last = (b & 0x0F) * 17;
+            }
+        } else {
+            for (x, d) in dst.iter_mut().enumerate() {
+                *d = unpack(bits, img, start + x);
+            }
+        }
+    }
+
+    /// The band's three rows of channel `ch` in patch order for layer-1
+    /// row `row` (image rows `row`, `row + 1`, `row + 2`).
+    #[allow(clippy::arithmetic_side_effects)] // slot indices < 3
+    fn band_rows<'b>(&self, band: &'b [u8], ch: usize, row: usize) -> [&'b [u8]; PATCH] {
+        let w = self.shape.width();
+        let slots = band
+            .chunks_exact((PATCH * w).max(1))
+            .nth(ch)
+            .unwrap_or(&[]);
+        let slot = |a: usize| {
+            slots
+                .chunks_exact(w.max(1))
+                .nth((row + a) % PATCH)
+                .unwrap_or(&[])
+        };
+        [slot(0), slot(1), slot(2)]
+    }
+
+    /// `uq` of filter `k` at column `j` of layer-1 row `row` of the band:
+    /// `requantise(sum_t P[t] W[t][k])`, any channel count.
+    ///
+    /// Bound: |u| <= 9 c * 255 * 128 <= i32::MAX (`MAX_CHANNELS`).
+    #[allow(clippy::arithmetic_side_effects)] // see the bound above
+    fn project(&self, band: &[u8], row: usize, j: usize, k: usize) -> i32 {
+        let mut weights = self.w.iter().skip(k).step_by(self.rank.max(1));
+        let mut u = 0i32;
+        for ch in 0..self.shape.channels() {
+            for src in self.band_rows(band, ch, row) {
+                for &p in src.iter().skip(j).take(PATCH) {
+                    let w = weights.next().copied().unwrap_or(0);
+                    u += i32::from(p) * i32::from(w as i8);
+                }
+            }
+        }
+        self.requantiser.apply(u)
     }
 
     /// Query maps: `uq` at layer 1 and `q^l` for every layer.
@@ -435,143 +487,362 @@ impl Model<'_> {
     #[allow(clippy::arithmetic_side_effects)] // see above
     fn prepare_query(&self, image: &[u8], work: &mut Work<'_>) {
         let s = &self.shape;
-        let r = self.rank;
         let (rows, cols) = s.grid(1);
-        for i in 0..rows {
-            for j in 0..cols {
-                let p = i * cols + j;
-                self.gather(image, 8, i, j, work.patch);
+        let p1 = s.positions(1);
+        for (i, q_row) in work.qz.chunks_exact_mut(cols.max(1)).take(rows).enumerate() {
+            let band = bytes_of(work.band);
+            self.load_band(image, 8, i, band);
+            for (j, qz) in q_row.iter_mut().enumerate() {
                 let mut q = 0i32;
-                if let Some(uz) = work.uqz.get_mut(p * r..p * r + r) {
-                    for (jj, slot) in uz.iter_mut().enumerate() {
-                        let uq = self.project(work.patch, jj);
+                for k in 0..self.rank {
+                    let uq = self.project(band, i, j, k);
+                    if let Some(slot) = work.uqz.get_mut(k * p1 + i * cols + j) {
                         *slot = uq as i8 as u8;
-                        q += uq * uq;
                     }
+                    q += uq * uq;
                 }
-                set_word(work.qz, p, q);
+                *qz = q;
             }
         }
         for layer in 2..=s.depth() {
-            let (src_off, dst_off) = (self.q_offset(layer - 1), self.q_offset(layer));
-            let src_cols = s.grid(layer - 1).1;
-            let (rows, cols) = s.grid(layer);
-            for i in 0..rows {
-                for j in 0..cols {
-                    let mut q = 0i32;
-                    for a in 0..PATCH {
-                        for b in 0..PATCH {
-                            q += get_word(work.qz, src_off + (i + a) * src_cols + j + b);
-                        }
-                    }
-                    set_word(work.qz, dst_off + i * cols + j, q);
+            let (lo, hi) = work.qz.split_at_mut(self.q_offset(layer).min(work.qz.len()));
+            let src = lo.get(self.q_offset(layer - 1)..).unwrap_or(&[]);
+            window_sums(src, s.grid(layer - 1).1, hi, s.grid(layer));
+        }
+    }
+
+    /// The centre's layer-1 `K1 = sum_k uq_k(z) uq_k(x)` and
+    /// `q1 = sum_k uq_k(x)^2` along layer-1 row `row`, into the row's `K`
+    /// and `q_x`, filter by filter. Grayscale centres take one pass along
+    /// the row per filter for `u` (into the row's `Theta`, free until the
+    /// ReLU step) and one to requantise and accumulate; 4-bit ones compute
+    /// two positions per multiply ([`gray4_project`]).
+    #[allow(clippy::arithmetic_side_effects)] // K1, q1 <= r 127^2
+    fn layer1_row(&self, work: &mut Work<'_>, row: usize) {
+        let s = &self.shape;
+        let (p1, cols) = (s.positions(1), s.grid(1).1);
+        let Work { band, uqz, row: [k1, u, q1], .. } = work;
+        k1.fill(0);
+        q1.fill(0);
+        for k in 0..self.rank {
+            let start = k * p1 + row * cols;
+            let z_row = uqz.get(start..start + cols).unwrap_or(&[]);
+            if s.channels() == 1 {
+                let mut w = [0i32; 9];
+                for (d, &src) in w.iter_mut().zip(self.w.iter().skip(k).step_by(self.rank)) {
+                    *d = i32::from(src as i8);
+                }
+                if self.pixel_bits == 4 {
+                    gray4_project(&w, self.pair_rows(band, row), u);
+                } else {
+                    gray8_project(&w, self.band_rows(bytes_of(band), 0, row), u);
+                }
+                accumulate(u, z_row, (k1, q1), self.requantiser);
+            } else {
+                let band = bytes_of(band);
+                let accs = k1.iter_mut().zip(q1.iter_mut()).zip(z_row);
+                for (j, ((kk, qq), &z)) in accs.enumerate() {
+                    let uq = self.project(band, row, j, k);
+                    *kk += uq * i32::from(z as i8);
+                    *qq += uq * uq;
                 }
             }
         }
+    }
+
+    /// Makes the band hold, for a grayscale 4-bit centre, image rows
+    /// `row..row + 3` as pair words: slot `y % 3` holds `W` words,
+    /// word `x` = `v[x] | v[x + 1] << 16` (4-bit values, `v[W] = 0`), so
+    /// one multiply by a weight serves two neighbouring positions.
+    #[allow(clippy::arithmetic_side_effects)] // y < H: pixel indices < H W
+    fn load_pairs(&self, img: &[u8], row: usize, band: &mut [u32]) {
+        let w = self.shape.width();
+        let first = if row == 0 { 0 } else { PATCH - 1 };
+        for y in row.saturating_add(first)..row.saturating_add(PATCH) {
+            let Some(dst) = band.chunks_exact_mut(w.max(1)).nth(y % PATCH) else {
+                continue;
+            };
+            let start = y * w;
+            let nibble = |i: usize| {
+                let b = img.get(i / 2).copied().unwrap_or(0);
+                u32::from(if i % 2 == 0 { b & 0x0F } else { b >> 4 })
+            };
+            if start % 2 == 0 {
+                // Byte-aligned row: two pixels per byte, low nibble first.
+                let src = img.get(start / 2..).unwrap_or(&[]);
+                let mut next = src.iter().skip(1).map(|&b| u32::from(b & 0x0F));
+                for (d, &b) in dst.chunks_mut(2).zip(src) {
+                    let (lo, hi) = (u32::from(b & 0x0F), u32::from(b >> 4));
+                    match d {
+                        [d0, d1] => {
+                            *d0 = lo | hi << 16;
+                            *d1 = hi | next.next().unwrap_or(0) << 16;
+                        }
+                        [d0] => *d0 = lo,
+                        _ => {}
+                    }
+                }
+                // The word past the row's last pixel has no right neighbour.
+                if let Some(last) = dst.last_mut() {
+                    *last &= 0xFFFF;
+                }
+            } else {
+                let mut prev = nibble(start);
+                for (x, d) in dst.iter_mut().enumerate() {
+                    let next = if x + 1 < w { nibble(start + x + 1) } else { 0 };
+                    *d = prev | next << 16;
+                    prev = next;
+                }
+            }
+        }
+    }
+
+    /// The band's three pair-word rows for layer-1 row `row`.
+    #[allow(clippy::arithmetic_side_effects)] // slot indices < 3
+    fn pair_rows<'b>(&self, band: &'b [u32], row: usize) -> [&'b [u32]; PATCH] {
+        let w = self.shape.width().max(1);
+        let slot = |a: usize| band.chunks_exact(w).nth((row + a) % PATCH).unwrap_or(&[]);
+        [slot(0), slot(1), slot(2)]
     }
 
     /// `kernel(z, x_centre)` with the query maps already in `work`.
     ///
+    /// Each layer-1 row goes through the ReLU step and, as horizontal
+    /// 3-sums, into its layer's 3-row ring; as soon as a ring holds three
+    /// rows, the next layer computes its row from the column sums of the
+    /// ring, and so on up to the readout. A position whose query variance
+    /// is 0 has a blank receptive field: `K = Theta = 0` there, so
+    /// `Khat = Thetahat = 0` without the ReLU step (exactly what the step
+    /// would give).
+    ///
     /// Bounds (`kernel_bounds`, checked in `from_bytes`): every `K`, `q`,
     /// `Khat` map is at most `B_l = 9^(l-1) r 127^2` in magnitude and every
-    /// `Theta`, `Thetahat` at most `l B_l`, with `L B_L <= i32::MAX`, so the
-    /// i32 sums below cannot overflow (partial sums are bounded by the sum
-    /// of magnitudes); the readout is at most `P_L (L + 1) B_L <= 2^47`.
-    /// Indices stay inside the maps that `scratch_len` counted.
+    /// `Theta`, `Phi` at most `(l + 1) B_l`, with `L B_L <= i32::MAX`, so the
+    /// i32 sums cannot overflow (partial sums are bounded by the sum of
+    /// magnitudes); the readout is at most `P_L (L + 1) B_L <= 2^47`.
     #[allow(clippy::arithmetic_side_effects)] // see above
     fn pair_kernel(&self, centre: usize, work: &mut Work<'_>) -> i64 {
         let s = &self.shape;
         let depth = s.depth();
-        let r = self.rank;
         let img = self.centre_bytes(centre).unwrap_or(&[]);
         let (rows, cols) = s.grid(1);
         let mut readout = 0i64;
+        let pairs = s.channels() == 1 && self.pixel_bits == 4;
         for i in 0..rows {
-            for j in 0..cols {
-                let p = i * cols + j;
-                self.gather(img, self.pixel_bits, i, j, work.patch);
-                let (mut k1, mut qx) = (0i32, 0i32);
-                if let Some(uz) = work.uqz.get(p * r..p * r + r) {
-                    for (jj, &z) in uz.iter().enumerate() {
-                        let uq = self.project(work.patch, jj);
-                        k1 += uq * i32::from(z as i8);
-                        qx += uq * uq;
-                    }
-                }
-                let qz = get_word(work.qz, p);
-                let (kh, th) = relu_step(k1, k1, qz as u32, qx as u32);
-                if depth == 1 {
-                    readout += self.readout_term(kh, th);
-                } else {
-                    let e = ((i % 3) * cols + j) * 3;
-                    set_word(work.rings, e, kh);
-                    set_word(work.rings, e + 1, th);
-                    set_word(work.rings, e + 2, qx);
-                }
+            if pairs {
+                self.load_pairs(img, i, work.band);
+            } else {
+                self.load_band(img, self.pixel_bits, i, bytes_of(work.band));
             }
-            if depth > 1 {
-                readout += self.cascade(i, work);
+            self.layer1_row(work, i);
+            let q_row = work.qz.get(i * cols..(i + 1) * cols).unwrap_or(&[]);
+            let [k, t, q] = &mut work.row;
+            relu_row::<true>([k, t, q], q_row);
+            if depth == 1 {
+                readout += self.readout([k, t], cols);
+            } else {
+                let ring = work.rings.get_mut(self.ring_range(1)).unwrap_or(&mut []);
+                push_row([k, t, q], ring_row(ring, i));
+                if i >= 2 {
+                    readout += self.cascade(i - 2, work);
+                }
             }
         }
         readout
     }
 
-    /// After row `row` of layer 1 is in its ring: computes every row of
-    /// the layers above that became computable, returning their readout
-    /// contribution. Same bounds as [`Model::pair_kernel`].
+    /// After row `row + 2` of layer 1 is in its ring: computes row `row` of
+    /// layer 2 and every row above that became computable, returning their
+    /// readout contribution. Same bounds as [`Model::pair_kernel`].
     #[allow(clippy::arithmetic_side_effects)] // see pair_kernel
     fn cascade(&self, row: usize, work: &mut Work<'_>) -> i64 {
         let s = &self.shape;
         let depth = s.depth();
-        let mut readout = 0i64;
-        let (mut layer, mut row) = (1, row);
-        while layer < depth && row >= 2 {
-            let out_row = row - 2;
-            let next = layer + 1;
-            let src_cols = s.grid(layer).1;
-            let cols = s.grid(next).1;
-            let q_off = self.q_offset(next) + out_row * cols;
-            let (lo, hi) = work
-                .rings
-                .split_at_mut(self.ring_offset(next).min(work.rings.len()));
-            let src = lo.get(self.ring_offset(layer)..).unwrap_or(&[]);
-            for j in 0..cols {
-                let (mut k, mut th, mut qx) = (0i32, 0i32, 0i32);
-                for a in 0..PATCH {
-                    let slot = (out_row + a) % 3;
-                    for b in 0..PATCH {
-                        let e = (slot * src_cols + j + b) * 3;
-                        k += get_word(src, e);
-                        th += get_word(src, e + 1);
-                        qx += get_word(src, e + 2);
-                    }
-                }
-                th += k;
-                let qz = get_word(work.qz, q_off + j);
-                let (kh, thh) = relu_step(k, th, qz as u32, qx as u32);
-                if next == depth {
-                    readout += self.readout_term(kh, thh);
-                } else {
-                    let e = ((out_row % 3) * cols + j) * 3;
-                    set_word(hi, e, kh);
-                    set_word(hi, e + 1, thh);
-                    set_word(hi, e + 2, qx);
-                }
+        let (mut layer, mut row) = (2, row);
+        loop {
+            let cols = s.grid(layer).1;
+            let q_off = self.q_offset(layer) + row * cols;
+            let q_row = work.qz.get(q_off..q_off + cols).unwrap_or(&[]);
+            let [k, t, q] = &mut work.row;
+            let below = work.rings.get(self.ring_range(layer - 1)).unwrap_or(&[]);
+            column_sums(below, [k, t, q]);
+            relu_row::<false>([k, t, q], q_row);
+            if layer == depth {
+                return self.readout([k, t], cols);
             }
-            layer = next;
-            row = out_row;
+            let ring = work.rings.get_mut(self.ring_range(layer)).unwrap_or(&mut []);
+            push_row([k, t, q], ring_row(ring, row));
+            if row < 2 {
+                return 0;
+            }
+            layer += 1;
+            row -= 2;
         }
-        readout
     }
 
-    #[inline]
-    fn readout_term(&self, khat: i32, thetahat: i32) -> i64 {
-        match self.kind {
-            // Both are below 2^31 in magnitude: the i64 sum cannot overflow.
-            KernelKind::Ntk => i64::from(khat).saturating_add(i64::from(thetahat)),
-            KernelKind::Nngp => i64::from(khat),
+    /// The top layer's readout of a row of `cols` columns: `sum Phi` (NTK,
+    /// `Thetahat + Khat`) or `sum Khat` (NNGP), i64. A row's part of one pair's
+    /// readout, `<= 2^47`.
+    #[allow(clippy::arithmetic_side_effects)] // see above
+    fn readout(&self, [khat, phi]: [&mut [i32]; 2], cols: usize) -> i64 {
+        let values = match self.kind {
+            KernelKind::Ntk => phi,
+            KernelKind::Nngp => khat,
+        };
+        values.iter().take(cols).map(|&v| i64::from(v)).sum()
+    }
+}
+
+/// One filter along a grayscale layer-1 row of 8-bit pixels:
+/// `u[j] = 3x3 patch at j . w` from the band's three rows. Its own function
+/// so that the weights stay in registers.
+///
+/// Bound: |u| <= 9 * 255 * 128.
+#[inline(never)]
+#[allow(clippy::arithmetic_side_effects)] // see above
+fn gray8_project(w: &[i32; 9], [r0, r1, r2]: [&[u8]; PATCH], u: &mut [i32]) {
+    let patches = r0.windows(PATCH).zip(r1.windows(PATCH)).zip(r2.windows(PATCH));
+    for (u, ((a, b), c)) in u.iter_mut().zip(patches) {
+        if let (Some(a), Some(b), Some(c)) =
+            (a.first_chunk::<3>(), b.first_chunk::<3>(), c.first_chunk::<3>())
+        {
+            let px = |v: u8| i32::from(v);
+            *u = px(a[0]) * w[0] + px(a[1]) * w[1] + px(a[2]) * w[2]
+                + px(b[0]) * w[3] + px(b[1]) * w[4] + px(b[2]) * w[5]
+                + px(c[0]) * w[6] + px(c[1]) * w[7] + px(c[2]) * w[8];
         }
     }
+}
+
+/// One filter along a grayscale layer-1 row of 4-bit pixels, two
+/// positions per multiply: with pair words `v[x] | v[x + 1] << 16`,
+/// `sum w * pair` holds position `j`'s `sum w v` in its low half and
+/// position `j + 1`'s in its high half. Each half is at most
+/// `9 * 128 * 15 = 17280 < 2^15` in magnitude, so the total is exactly
+/// `lo + hi 2^16` with no carry lost: `lo` is the sign-extended low half,
+/// `hi = (total - lo) >> 16`. The pixel is `17 v`, so `u = 17 * half`.
+#[inline(never)]
+#[allow(clippy::arithmetic_side_effects)] // see above
+fn gray4_project(w: &[i32; 9], [r0, r1, r2]: [&[u32]; PATCH], u: &mut [i32]) {
+    let v = |x: u32| x as i32;
+    for (i, pair) in u.chunks_mut(2).enumerate() {
+        let j = 2 * i;
+        let row = |r: &[u32]| r.get(j..).and_then(<[u32]>::first_chunk::<3>).copied();
+        if let (Some(a), Some(b), Some(c)) = (row(r0), row(r1), row(r2)) {
+            let total = v(a[0]) * w[0] + v(a[1]) * w[1] + v(a[2]) * w[2]
+                + v(b[0]) * w[3] + v(b[1]) * w[4] + v(b[2]) * w[5]
+                + v(c[0]) * w[6] + v(c[1]) * w[7] + v(c[2]) * w[8];
+            let lo = i32::from(total as i16);
+            let hi = (total - lo) >> 16;
+            match pair {
+                [u0, u1] => {
+                    *u0 = 17 * lo;
+                    *u1 = 17 * hi;
+                }
+                [u0] => *u0 = 17 * lo,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Requantises a row of `u` and adds `uq * z` into `K1` and `uq^2` into
+/// `q1`. Bounds: |uq| <= 127, so K1, q1 <= r 127^2.
+#[inline(never)]
+#[allow(clippy::arithmetic_side_effects)] // see above
+fn accumulate(u: &[i32], z_row: &[u8], (k1, q1): (&mut [i32], &mut [i32]), rq: Requantiser) {
+    for (((kk, qq), &z), &u) in k1.iter_mut().zip(q1.iter_mut()).zip(z_row).zip(u) {
+        let uq = rq.apply(u);
+        *kk += uq * i32::from(z as i8);
+        *qq += uq * uq;
+    }
+}
+
+/// The bytes of the band (its byte view; a `u32` slice always has one).
+fn bytes_of(words: &mut [u32]) -> &mut [u8] {
+    bytemuck::try_cast_slice_mut(words).unwrap_or(&mut [])
+}
+
+/// The ReLU step along a row, in place: `K -> Khat`, `Theta -> Phi =
+/// Thetahat + Khat` (at layer 1, `Theta = K`: `LAYER1` reads it from `K`).
+/// A blank query field (`q_z = 0`) gives 0 without the step. Its own
+/// function so that the step's many temporaries get the registers.
+#[inline(never)]
+#[allow(clippy::arithmetic_side_effects)] // Phi <= (l + 1) B_l, see pair_kernel
+fn relu_row<const LAYER1: bool>([k, t, q]: [&mut [i32]; 3], qz: &[i32]) {
+    for (((k, t), &qx), &qz) in k.iter_mut().zip(t.iter_mut()).zip(q.iter()).zip(qz) {
+        if qz == 0 {
+            *k = 0;
+            *t = 0;
+        } else {
+            let theta = if LAYER1 { *k } else { *t };
+            let (khat, thetahat) = relu_step(*k, theta, qz as u32, qx as u32);
+            *k = khat;
+            *t = thetahat + khat;
+        }
+    }
+}
+
+/// A layer's `K`, `Theta` and `q_x` (`[k, t, q]`, one per column) from the
+/// ring below: the sums of its three rows of horizontal sums.
+#[inline(never)]
+#[allow(clippy::arithmetic_side_effects)] // bounded as in pair_kernel
+fn column_sums(ring: &[i32], [k, t, q]: [&mut [i32]; 3]) {
+    let n = ring.len() / 3;
+    let mut rows = ring.chunks_exact(n.max(1));
+    let (Some(r0), Some(r1), Some(r2)) = (rows.next(), rows.next(), rows.next()) else {
+        return;
+    };
+    let out = k.iter_mut().zip(t.iter_mut()).zip(q.iter_mut());
+    let cells = r0.chunks_exact(3).zip(r1.chunks_exact(3)).zip(r2.chunks_exact(3));
+    for (((k, t), q), ((a, b), c)) in out.zip(cells) {
+        if let (&[ka, ta, qa], &[kb, tb, qb], &[kc, tc, qc]) = (a, b, c) {
+            *k = ka + kb + kc;
+            *t = ta + tb + tc;
+            *q = qa + qb + qc;
+        }
+    }
+}
+
+/// Ring row `row % 3` of a layer's ring (3 rows of equal length).
+#[allow(clippy::arithmetic_side_effects)] // len / 3 * (row % 3) <= len
+fn ring_row(ring: &mut [i32], row: usize) -> &mut [i32] {
+    let n = ring.len() / 3;
+    ring.get_mut(n * (row % 3)..n * (row % 3 + 1))
+        .unwrap_or(&mut [])
+}
+
+/// The horizontal 3-sums of a row's `[Khat, Phi, q_x]` into a ring row
+/// (3 words per column, two columns fewer).
+#[inline(never)]
+#[allow(clippy::arithmetic_side_effects)] // sums of three bounded values, see pair_kernel
+fn push_row([k, t, q]: [&mut [i32]; 3], out: &mut [i32]) {
+    let sum3 = |w: &[i32]| w.iter().sum::<i32>();
+    let windows = k.windows(PATCH).zip(t.windows(PATCH)).zip(q.windows(PATCH));
+    for (o, ((kw, tw), qw)) in out.chunks_exact_mut(3).zip(windows) {
+        if let [ok, ot, oq] = o {
+            *ok = sum3(kw);
+            *ot = sum3(tw);
+            *oq = sum3(qw);
+        }
+    }
+}
+
+/// `dst = 3x3 VALID window sums of src` (`src` has `src_cols` columns,
+/// `dst` is `(rows, cols)`); bounded as `q^l` (see `prepare_query`).
+#[allow(clippy::arithmetic_side_effects)] // see prepare_query
+fn window_sums(src: &[i32], src_cols: usize, dst: &mut [i32], (rows, cols): (usize, usize)) {
+    for i in 0..rows {
+        for (j, d) in dst.iter_mut().skip(i * cols).take(cols).enumerate() {
+            *d = (0..PATCH)
+                .flat_map(|a| src.iter().skip((i + a) * src_cols + j).take(PATCH))
+                .sum();
+        }
+    }
+}
+
+fn get_i64(b: &[u8]) -> i64 {
+    b.first_chunk::<8>().map_or(0, |w| i64::from_le_bytes(*w))
 }
 
 /// Argmax with the lowest index winning ties, and the margin to the

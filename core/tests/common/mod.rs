@@ -12,7 +12,7 @@
     clippy::panic
 )]
 
-use convrfm_core::fixed::{J_TABLE, KDOT_TABLE};
+use convrfm_core::fixed::{RHO_TABLE, RSQRT_TABLE, W_TABLE};
 use convrfm_core::{BlobParts, KernelKind, encode, encoded_len, pack_pixels};
 
 /// xorshift64*: small, seeded, reproducible.
@@ -166,42 +166,76 @@ impl Owned {
 
 // ---- Independent reference of the integer kernel (spec, full maps) ----
 
-fn interp(table: &[u16; 129], t: u64) -> i64 {
-    let t = t.min(65536);
-    let i = ((t >> 9) as usize).min(127);
-    let f = t as i64 - ((i as i64) << 9);
-    let (lo, hi) = (i64::from(table[i]), i64::from(table[i + 1]));
-    lo + (((hi - lo) * f + 256) >> 9)
+/// Linear interpolation between packed table nodes `i`, `i + 1` (field
+/// `half`: 0 = low 16 bits, 1 = high), `f` in 1/65536ths, rounded down.
+fn lerp(table: &[u32], i: u128, half: u32, f: u128) -> u128 {
+    let i = i as usize;
+    let field = |v: u32| u128::from((v >> (16 * half)) & 0xFFFF);
+    let (lo, hi) = (field(table[i]), field(table[i + 1]));
+    if hi >= lo {
+        lo + (((hi - lo) * f) >> 16)
+    } else {
+        lo - (((lo - hi) * f) >> 16)
+    }
 }
 
-/// The ReLU step, from the spec, in u128/i128.
+/// The ReLU step, from the spec (docs/blob-format.md), in u128/i128.
 pub fn ref_relu(k: i64, theta: i64, qz: i64, qx: i64) -> (i64, i64) {
     let q = (qz as u128) * (qx as u128);
-    if q == 0 {
-        return (0, (theta * 16384 + 16384) >> 15);
-    }
-    let lz = (q as u64).leading_zeros();
-    let e = lz.saturating_sub(2) / 2;
-    let qn = q << (2 * e);
-    let sn = qn.isqrt();
-    let a = k.unsigned_abs() as u128;
-    let an = a << e;
-    let r2 = q.saturating_sub(a * a) << (2 * e);
-    let den = sn * (sn + an);
-    let bits = 128 - den.leading_zeros();
-    let h = bits.saturating_sub(30);
-    let t2 = (((r2 >> h) << 32) / (den >> h)).min(1 << 32);
-    let t = t2.isqrt() as u64;
-    let mut kd = interp(&KDOT_TABLE, t);
-    let mut j = interp(&J_TABLE, t);
-    if k < 0 {
-        let x = (((1u128 << 32) - t2 + (1 << 16)) >> 17) as i64;
-        kd = 32768 - kd;
-        j = (j - x).max(0);
-    }
-    let khat = ((sn * j as u128 + (1u128 << (14 + e))) >> (15 + e)) as i64;
-    let thetahat = (theta * kd + (1 << 14)) >> 15;
-    (khat, thetahat)
+    let a = u128::from(k.unsigned_abs());
+    let hi = |x: u128| x >> 32;
+    let (kd, khat): (u128, u128) = if q == 0 {
+        (16384, 0)
+    } else if a * a >= q {
+        if k > 0 { (32768, a) } else { (0, 0) }
+    } else {
+        // Normalise Q to [2^62, 2^64) with an even shift.
+        let mut n = 0;
+        while q << (n + 2) < 1 << 64 {
+            n += 2;
+        }
+        let (h, p) = (n / 2, q << n);
+        let qn = hi(p);
+        let i = (qn >> 23) - 128;
+        let (t0, t1) = (
+            u128::from(RSQRT_TABLE[i as usize]),
+            u128::from(RSQRT_TABLE[i as usize + 1]),
+        );
+        let r = t0 - hi((t0 - t1) * ((qn << 9) & 0xFFFF_0000));
+        let an = a << h;
+        let p_rho = hi(an * r);
+        let (kd, khat) = if p_rho < 3 << 28 {
+            let (i, f) = (p_rho >> 23, (p_rho >> 7) & 0xFFFF);
+            let kd = 16384 + ((lerp(&RHO_TABLE, i, 0, f) + 2) >> 2);
+            let j = lerp(&RHO_TABLE, i, 1, f);
+            let t = hi((hi(qn * r) << 2) * (j << 16));
+            // Round half up of t / 2^h.
+            (kd, if h == 0 { t } else { (t + (1 << (h - 1))) >> h })
+        } else {
+            let dn = hi(p - an * an);
+            let w = ((((dn * r) >> 31) * r) >> 29) as u32;
+            let (kd, g) = if w == 0 {
+                (32768, 0)
+            } else {
+                let z = w.leading_zeros();
+                let m = u128::from(w << z);
+                let i = u128::from(31 - z) * 16 + ((m >> 27) & 15);
+                let f = (m >> 11) & 0xFFFF;
+                (
+                    32768 - ((lerp(&W_TABLE, i, 0, f) + 2) >> 2),
+                    lerp(&W_TABLE, i, 1, f),
+                )
+            };
+            (kd, a + ((a * g + (1 << 18)) >> 19))
+        };
+        if k < 0 {
+            (32768 - kd, khat.saturating_sub(a))
+        } else {
+            (kd, khat)
+        }
+    };
+    let thetahat = (theta * kd as i64 + (1 << 14)) >> 15;
+    (khat.min(i32::MAX as u128) as i64, thetahat)
 }
 
 /// Integer kernel of `(z, x)` (8-bit values, channel-major), full maps.
