@@ -31,7 +31,7 @@
 use core::fmt;
 
 use crate::crc::crc32;
-use crate::fixed::{Requantiser, U_LIMIT, kernel_bounds};
+use crate::fixed::{U_LIMIT, kernel_bounds};
 use crate::predict::scratch_len_for;
 use crate::shape::{Shape, ShapeError};
 
@@ -827,8 +827,6 @@ pub struct Model<'a> {
     pub(crate) centres: usize,
     pub(crate) rank: usize,
     pub(crate) u_mult: u32,
-    /// `u_mult`'s clamp range, worked out once.
-    pub(crate) requantiser: Requantiser,
     pub(crate) alpha_scale: f32,
     pub(crate) accuracy_bp: u16,
     pub(crate) image_bytes: usize,
@@ -938,8 +936,9 @@ impl<'a> Model<'a> {
         if centres == 0 {
             return Err(BlobError::NoCentres);
         }
-        let requantiser =
-            Requantiser::new(core::num::NonZeroU32::new(u_mult).ok_or(BlobError::ZeroUMult)?);
+        if u_mult == 0 {
+            return Err(BlobError::ZeroUMult);
+        }
         let alpha_scale = f32::from_bits(scale_bits);
         if !(alpha_scale.is_finite() && alpha_scale > 0.0) {
             return Err(BlobError::BadAlphaScale(scale_bits));
@@ -1066,7 +1065,6 @@ impl<'a> Model<'a> {
             centres: m,
             rank: usize::from(rank),
             u_mult,
-            requantiser,
             alpha_scale,
             accuracy_bp,
             image_bytes: img_bytes,

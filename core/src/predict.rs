@@ -45,7 +45,7 @@ use core::fmt;
 
 use crate::KernelKind;
 use crate::blob::{Model, copy, unpack};
-use crate::fixed::{Requantiser, relu_step};
+use crate::fixed::{HIGH_MULT_LIMIT, relu_step, requantise, requantise_high};
 use crate::shape::{PATCH, Shape};
 
 /// The outcome of one prediction.
@@ -144,22 +144,22 @@ pub const fn scratch_len_for_dims(
     if height <= shrink || width <= shrink {
         return None;
     }
-    // Bytes: score accumulators, word-alignment slack.
+    // Bytes: score accumulators, the band of 3 image rows per channel,
+    // word-alignment slack.
     let Some(acc) = classes.checked_mul(8) else {
         return None;
     };
-    let Some(mut bytes) = acc.checked_add(ALIGN_SLACK) else {
+    let Some(band) = channels.checked_mul(PATCH * width) else {
         return None;
     };
-    // Words: the band (3 rows per channel of bytes, or for grayscale of
-    // pair words, whichever is larger).
-    let Some(band_bytes) = channels.checked_mul(PATCH * width) else {
+    let Some(mut bytes) = acc.checked_add(band) else {
         return None;
     };
-    let mut words = band_bytes.div_ceil(4);
-    if channels == 1 && words < PATCH * width {
-        words = PATCH * width;
-    }
+    bytes = match bytes.checked_add(ALIGN_SLACK) {
+        Some(b) => b,
+        None => return None,
+    };
+    let mut words = 0usize;
     // Words: the query's q maps (every layer) and, for layers below the
     // top, a ring of 3 rows of horizontal sums (3 words per column of the
     // next layer); bytes: the query's uq map.
@@ -242,10 +242,9 @@ const ALIGN_SLACK: usize = 3;
 
 /// Scratch split into its parts.
 struct Work<'s> {
-    /// The image rows `i..i + 3` of every channel, unpacked: per channel a
-    /// ring of 3 rows, image row `y` in slot `y % 3`; as bytes, or for a
-    /// grayscale 4-bit centre as pair words (see [`Model::load_pairs`]).
-    band: &'s mut [u32],
+    /// The image rows `i..i + 3` of every channel, unpacked to 8 bits: per
+    /// channel a ring of 3 rows, image row `y` in slot `y % 3`.
+    band: &'s mut [u8],
     /// The query's `uq` map (i8), filter-major: `P_1` bytes per filter.
     uqz: &'s mut [u8],
     /// The query's `q^l` maps, layer after layer (each `<= i32::MAX`).
@@ -361,13 +360,9 @@ impl Model<'_> {
     #[allow(clippy::arithmetic_side_effects)] // bounded by scratch_len, see above
     fn carve<'s>(&self, rest: &'s mut [u8]) -> Work<'s> {
         let s = &self.shape;
+        let (band, rest) = rest.split_at_mut((s.channels() * PATCH * s.width()).min(rest.len()));
         let (uqz, rest) = rest.split_at_mut((s.positions(1) * self.rank).min(rest.len()));
         let (_, words, _) = bytemuck::pod_align_to_mut::<u8, i32>(rest);
-        let mut band_len = (s.channels() * PATCH * s.width()).div_ceil(4);
-        if s.channels() == 1 {
-            band_len = band_len.max(PATCH * s.width());
-        }
-        let (band, words) = words.split_at_mut(band_len.min(words.len()));
         let q_len: usize = (1..=s.depth()).map(|l| s.positions(l)).sum();
         let (qz, words) = words.split_at_mut(q_len.min(words.len()));
         let cols = s.grid(1).1;
@@ -375,7 +370,7 @@ impl Model<'_> {
         let (t, words) = words.split_at_mut(cols.min(words.len()));
         let (q, rings) = words.split_at_mut(cols.min(words.len()));
         Work {
-            band: bytemuck::try_cast_slice_mut(band).unwrap_or(&mut []),
+            band,
             uqz,
             qz,
             row: [k, t, q],
@@ -447,10 +442,7 @@ impl Model<'_> {
     #[allow(clippy::arithmetic_side_effects)] // slot indices < 3
     fn band_rows<'b>(&self, band: &'b [u8], ch: usize, row: usize) -> [&'b [u8]; PATCH] {
         let w = self.shape.width();
-        let slots = band
-            .chunks_exact((PATCH * w).max(1))
-            .nth(ch)
-            .unwrap_or(&[]);
+        let slots = band.chunks_exact((PATCH * w).max(1)).nth(ch).unwrap_or(&[]);
         let slot = |a: usize| {
             slots
                 .chunks_exact(w.max(1))
@@ -476,7 +468,7 @@ impl Model<'_> {
                 }
             }
         }
-        self.requantiser.apply(u)
+        i32::from(requantise(u, self.u_mult))
     }
 
     /// Query maps: `uq` at layer 1 and `q^l` for every layer.
@@ -490,12 +482,11 @@ impl Model<'_> {
         let (rows, cols) = s.grid(1);
         let p1 = s.positions(1);
         for (i, q_row) in work.qz.chunks_exact_mut(cols.max(1)).take(rows).enumerate() {
-            let band = bytes_of(work.band);
-            self.load_band(image, 8, i, band);
+            self.load_band(image, 8, i, work.band);
             for (j, qz) in q_row.iter_mut().enumerate() {
                 let mut q = 0i32;
                 for k in 0..self.rank {
-                    let uq = self.project(band, i, j, k);
+                    let uq = self.project(work.band, i, j, k);
                     if let Some(slot) = work.uqz.get_mut(k * p1 + i * cols + j) {
                         *slot = uq as i8 as u8;
                     }
@@ -505,7 +496,9 @@ impl Model<'_> {
             }
         }
         for layer in 2..=s.depth() {
-            let (lo, hi) = work.qz.split_at_mut(self.q_offset(layer).min(work.qz.len()));
+            let (lo, hi) = work
+                .qz
+                .split_at_mut(self.q_offset(layer).min(work.qz.len()));
             let src = lo.get(self.q_offset(layer - 1)..).unwrap_or(&[]);
             window_sums(src, s.grid(layer - 1).1, hi, s.grid(layer));
         }
@@ -513,34 +506,83 @@ impl Model<'_> {
 
     /// The centre's layer-1 `K1 = sum_k uq_k(z) uq_k(x)` and
     /// `q1 = sum_k uq_k(x)^2` along layer-1 row `row`, into the row's `K`
-    /// and `q_x`, filter by filter. Grayscale centres take one pass along
-    /// the row per filter for `u` (into the row's `Theta`, free until the
-    /// ReLU step) and one to requantise and accumulate; 4-bit ones compute
-    /// two positions per multiply ([`gray4_project`]).
-    #[allow(clippy::arithmetic_side_effects)] // K1, q1 <= r 127^2
-    fn layer1_row(&self, work: &mut Work<'_>, row: usize) {
+    /// and `q_x`. Requantisation is one high-word multiply when the
+    /// multiplier allows ([`requantise_high`]).
+    fn layer1_row(&self, work: &mut Work<'_>, img: &[u8], row: usize) {
+        let m = self.u_mult;
+        if m <= HIGH_MULT_LIMIT {
+            let m8 = (m << 8) as i32;
+            self.layer1_row_with(work, img, row, move |u| requantise_high(u, m8));
+        } else {
+            self.layer1_row_with(work, img, row, move |u| i32::from(requantise(u, m)));
+        }
+    }
+
+    /// [`Model::layer1_row`] with a requantisation. Grayscale centres go
+    /// filter by filter along the row: `u` into the row's `Theta` (free
+    /// until the ReLU step), then requantised and accumulated. 4-bit ones
+    /// with an even width read the packed centre directly and compute two
+    /// positions per multiply ([`gray4_pass`]), two filters per
+    /// accumulation.
+    #[allow(clippy::arithmetic_side_effects)] // K1, q1 <= r 127^2; indices inside the maps
+    fn layer1_row_with(
+        &self,
+        work: &mut Work<'_>,
+        img: &[u8],
+        row: usize,
+        rq: impl Fn(i32) -> i32 + Copy,
+    ) {
         let s = &self.shape;
-        let (p1, cols) = (s.positions(1), s.grid(1).1);
-        let Work { band, uqz, row: [k1, u, q1], .. } = work;
+        let (p1, cols, w) = (s.positions(1), s.grid(1).1, s.width());
+        let Work {
+            band,
+            uqz,
+            row: [k1, u, q1],
+            ..
+        } = work;
         k1.fill(0);
         q1.fill(0);
-        for k in 0..self.rank {
+        let z_row = |k: usize| {
             let start = k * p1 + row * cols;
-            let z_row = uqz.get(start..start + cols).unwrap_or(&[]);
-            if s.channels() == 1 {
-                let mut w = [0i32; 9];
-                for (d, &src) in w.iter_mut().zip(self.w.iter().skip(k).step_by(self.rank)) {
-                    *d = i32::from(src as i8);
+            uqz.get(start..start + cols).unwrap_or(&[])
+        };
+        let weights = |k: usize| {
+            let mut w = [0i32; 9];
+            for (d, &src) in w.iter_mut().zip(self.w.iter().skip(k).step_by(self.rank)) {
+                *d = i32::from(src as i8);
+            }
+            w
+        };
+        if s.channels() == 1 && self.pixel_bits == 4 && w % 2 == 0 {
+            let (ua, ub) = u.split_at_mut(cols / 2);
+            let project = |k: usize, acc: &mut [i32]| {
+                for (a, w3) in weights(k).chunks_exact(PATCH).enumerate() {
+                    let start = (row + a) * w / 2;
+                    let bytes = img.get(start..start + w / 2).unwrap_or(&[]);
+                    if let &[w0, w1, w2] = w3 {
+                        gray4_pass([w0, w1, w2], bytes, acc, a == 0);
+                    }
                 }
-                if self.pixel_bits == 4 {
-                    gray4_project(&w, self.pair_rows(band, row), u);
+            };
+            for k in (0..self.rank).step_by(2) {
+                project(k, ua);
+                if k + 1 < self.rank {
+                    project(k + 1, ub);
+                    accumulate_pairs(ua, Some((ub, z_row(k + 1))), z_row(k), (k1, q1), rq);
                 } else {
-                    gray8_project(&w, self.band_rows(bytes_of(band), 0, row), u);
+                    accumulate_pairs(ua, None, z_row(k), (k1, q1), rq);
                 }
-                accumulate(u, z_row, (k1, q1), self.requantiser);
-            } else {
-                let band = bytes_of(band);
-                let accs = k1.iter_mut().zip(q1.iter_mut()).zip(z_row);
+            }
+        } else if s.channels() == 1 {
+            self.load_band(img, self.pixel_bits, row, band);
+            for k in 0..self.rank {
+                gray8_project(&weights(k), self.band_rows(band, 0, row), u);
+                accumulate(u, z_row(k), (k1, q1), rq);
+            }
+        } else {
+            self.load_band(img, self.pixel_bits, row, band);
+            for k in 0..self.rank {
+                let accs = k1.iter_mut().zip(q1.iter_mut()).zip(z_row(k));
                 for (j, ((kk, qq), &z)) in accs.enumerate() {
                     let uq = self.project(band, row, j, k);
                     *kk += uq * i32::from(z as i8);
@@ -548,61 +590,6 @@ impl Model<'_> {
                 }
             }
         }
-    }
-
-    /// Makes the band hold, for a grayscale 4-bit centre, image rows
-    /// `row..row + 3` as pair words: slot `y % 3` holds `W` words,
-    /// word `x` = `v[x] | v[x + 1] << 16` (4-bit values, `v[W] = 0`), so
-    /// one multiply by a weight serves two neighbouring positions.
-    #[allow(clippy::arithmetic_side_effects)] // y < H: pixel indices < H W
-    fn load_pairs(&self, img: &[u8], row: usize, band: &mut [u32]) {
-        let w = self.shape.width();
-        let first = if row == 0 { 0 } else { PATCH - 1 };
-        for y in row.saturating_add(first)..row.saturating_add(PATCH) {
-            let Some(dst) = band.chunks_exact_mut(w.max(1)).nth(y % PATCH) else {
-                continue;
-            };
-            let start = y * w;
-            let nibble = |i: usize| {
-                let b = img.get(i / 2).copied().unwrap_or(0);
-                u32::from(if i % 2 == 0 { b & 0x0F } else { b >> 4 })
-            };
-            if start % 2 == 0 {
-                // Byte-aligned row: two pixels per byte, low nibble first.
-                let src = img.get(start / 2..).unwrap_or(&[]);
-                let mut next = src.iter().skip(1).map(|&b| u32::from(b & 0x0F));
-                for (d, &b) in dst.chunks_mut(2).zip(src) {
-                    let (lo, hi) = (u32::from(b & 0x0F), u32::from(b >> 4));
-                    match d {
-                        [d0, d1] => {
-                            *d0 = lo | hi << 16;
-                            *d1 = hi | next.next().unwrap_or(0) << 16;
-                        }
-                        [d0] => *d0 = lo,
-                        _ => {}
-                    }
-                }
-                // The word past the row's last pixel has no right neighbour.
-                if let Some(last) = dst.last_mut() {
-                    *last &= 0xFFFF;
-                }
-            } else {
-                let mut prev = nibble(start);
-                for (x, d) in dst.iter_mut().enumerate() {
-                    let next = if x + 1 < w { nibble(start + x + 1) } else { 0 };
-                    *d = prev | next << 16;
-                    prev = next;
-                }
-            }
-        }
-    }
-
-    /// The band's three pair-word rows for layer-1 row `row`.
-    #[allow(clippy::arithmetic_side_effects)] // slot indices < 3
-    fn pair_rows<'b>(&self, band: &'b [u32], row: usize) -> [&'b [u32]; PATCH] {
-        let w = self.shape.width().max(1);
-        let slot = |a: usize| band.chunks_exact(w).nth((row + a) % PATCH).unwrap_or(&[]);
-        [slot(0), slot(1), slot(2)]
     }
 
     /// `kernel(z, x_centre)` with the query maps already in `work`.
@@ -627,14 +614,8 @@ impl Model<'_> {
         let img = self.centre_bytes(centre).unwrap_or(&[]);
         let (rows, cols) = s.grid(1);
         let mut readout = 0i64;
-        let pairs = s.channels() == 1 && self.pixel_bits == 4;
         for i in 0..rows {
-            if pairs {
-                self.load_pairs(img, i, work.band);
-            } else {
-                self.load_band(img, self.pixel_bits, i, bytes_of(work.band));
-            }
-            self.layer1_row(work, i);
+            self.layer1_row(work, img, i);
             let q_row = work.qz.get(i * cols..(i + 1) * cols).unwrap_or(&[]);
             let [k, t, q] = &mut work.row;
             relu_row::<true>([k, t, q], q_row);
@@ -670,7 +651,10 @@ impl Model<'_> {
             if layer == depth {
                 return self.readout([k, t], cols);
             }
-            let ring = work.rings.get_mut(self.ring_range(layer)).unwrap_or(&mut []);
+            let ring = work
+                .rings
+                .get_mut(self.ring_range(layer))
+                .unwrap_or(&mut []);
             push_row([k, t, q], ring_row(ring, row));
             if row < 2 {
                 return 0;
@@ -701,46 +685,101 @@ impl Model<'_> {
 #[inline(never)]
 #[allow(clippy::arithmetic_side_effects)] // see above
 fn gray8_project(w: &[i32; 9], [r0, r1, r2]: [&[u8]; PATCH], u: &mut [i32]) {
-    let patches = r0.windows(PATCH).zip(r1.windows(PATCH)).zip(r2.windows(PATCH));
+    let patches = r0
+        .windows(PATCH)
+        .zip(r1.windows(PATCH))
+        .zip(r2.windows(PATCH));
     for (u, ((a, b), c)) in u.iter_mut().zip(patches) {
-        if let (Some(a), Some(b), Some(c)) =
-            (a.first_chunk::<3>(), b.first_chunk::<3>(), c.first_chunk::<3>())
-        {
+        if let (Some(a), Some(b), Some(c)) = (
+            a.first_chunk::<3>(),
+            b.first_chunk::<3>(),
+            c.first_chunk::<3>(),
+        ) {
             let px = |v: u8| i32::from(v);
-            *u = px(a[0]) * w[0] + px(a[1]) * w[1] + px(a[2]) * w[2]
-                + px(b[0]) * w[3] + px(b[1]) * w[4] + px(b[2]) * w[5]
-                + px(c[0]) * w[6] + px(c[1]) * w[7] + px(c[2]) * w[8];
+            *u = px(a[0]) * w[0]
+                + px(a[1]) * w[1]
+                + px(a[2]) * w[2]
+                + px(b[0]) * w[3]
+                + px(b[1]) * w[4]
+                + px(b[2]) * w[5]
+                + px(c[0]) * w[6]
+                + px(c[1]) * w[7]
+                + px(c[2]) * w[8];
         }
     }
 }
 
-/// One filter along a grayscale layer-1 row of 4-bit pixels, two
-/// positions per multiply: with pair words `v[x] | v[x + 1] << 16`,
-/// `sum w * pair` holds position `j`'s `sum w v` in its low half and
-/// position `j + 1`'s in its high half. Each half is at most
-/// `9 * 128 * 15 = 17280 < 2^15` in magnitude, so the total is exactly
-/// `lo + hi 2^16` with no carry lost: `lo` is the sign-extended low half,
-/// `hi = (total - lo) >> 16`. The pixel is `17 v`, so `u = 17 * half`.
+/// One image row's part of one filter along a grayscale layer-1 row of
+/// a 4-bit centre (`bytes`: the row as stored, two pixels per byte, low
+/// nibble first), two positions per multiply. With pair words
+/// `p[x] = v[x] | v[x + 1] << 16`, `w0 p[2i] + w1 p[2i + 1] + w2 p[2i + 2]`
+/// holds position `2i`'s `sum w v` in its low half and position `2i + 1`'s
+/// in its high half. Byte `i` is `p[2i]` spread into halves; `p[2i + 1]`
+/// joins the high half of `p[2i]` and the low half of `p[2i + 2]`. Summed
+/// over the three rows each half is at most `9 * 128 * 15 = 17280 < 2^15`
+/// in magnitude, so the word is exactly `lo + hi 2^16`
+/// ([`accumulate_pairs`] splits it). Writes (`first`) or adds into `acc`,
+/// one word per pair of positions.
+#[inline(never)]
+#[allow(clippy::arithmetic_side_effects)] // |sum| < 2^31, see above
+fn gray4_pass([w0, w1, w2]: [i32; 3], bytes: &[u8], acc: &mut [i32], first: bool) {
+    let spread = |b: u8| i32::from(b & 0x0F) | i32::from(b >> 4) << 16;
+    let Some((&b0, rest)) = bytes.split_first() else {
+        return;
+    };
+    let mut even = spread(b0);
+    for (a, &b) in acc.iter_mut().zip(rest) {
+        let next = spread(b);
+        let odd = (even >> 16) | (next << 16);
+        let s = w0 * even + w1 * odd + w2 * next;
+        *a = if first { s } else { *a + s };
+        even = next;
+    }
+}
+
+/// Splits the words of [`gray4_pass`] (one filter, or two: `b`), requantises
+/// each position's `u = 17 * half` (the pixel is `17 v`) and adds
+/// `uq * z` into `K1` and `uq^2` into `q1`. Bounds: halves `< 2^15`;
+/// |uq| <= 127, so K1, q1 <= r 127^2.
 #[inline(never)]
 #[allow(clippy::arithmetic_side_effects)] // see above
-fn gray4_project(w: &[i32; 9], [r0, r1, r2]: [&[u32]; PATCH], u: &mut [i32]) {
-    let v = |x: u32| x as i32;
-    for (i, pair) in u.chunks_mut(2).enumerate() {
-        let j = 2 * i;
-        let row = |r: &[u32]| r.get(j..).and_then(<[u32]>::first_chunk::<3>).copied();
-        if let (Some(a), Some(b), Some(c)) = (row(r0), row(r1), row(r2)) {
-            let total = v(a[0]) * w[0] + v(a[1]) * w[1] + v(a[2]) * w[2]
-                + v(b[0]) * w[3] + v(b[1]) * w[4] + v(b[2]) * w[5]
-                + v(c[0]) * w[6] + v(c[1]) * w[7] + v(c[2]) * w[8];
-            let lo = i32::from(total as i16);
-            let hi = (total - lo) >> 16;
-            match pair {
-                [u0, u1] => {
-                    *u0 = 17 * lo;
-                    *u1 = 17 * hi;
+fn accumulate_pairs(
+    a: &[i32],
+    b: Option<(&[i32], &[u8])>,
+    za: &[u8],
+    (k1, q1): (&mut [i32], &mut [i32]),
+    rq: impl Fn(i32) -> i32,
+) {
+    let split = |total: i32| {
+        let lo = i32::from(total as i16);
+        (17 * lo, 17 * ((total - lo) >> 16))
+    };
+    let (bb, zb) = b.unwrap_or((&[], &[]));
+    let two = !bb.is_empty();
+    let cells = k1
+        .chunks_exact_mut(2)
+        .zip(q1.chunks_exact_mut(2))
+        .zip(za.chunks_exact(2));
+    for (i, (((kk, qq), z), &ta)) in cells.zip(a).enumerate() {
+        if let ([k0, k1], [q0, q1], &[z0, z1]) = (kk, qq, z) {
+            let (u0, u1) = split(ta);
+            let (x0, x1) = (rq(u0), rq(u1));
+            *k0 += x0 * i32::from(z0 as i8);
+            *k1 += x1 * i32::from(z1 as i8);
+            *q0 += x0 * x0;
+            *q1 += x1 * x1;
+            if two {
+                if let (Some(&tb), Some(&[zb0, zb1])) = (
+                    bb.get(i),
+                    zb.get(2 * i..).and_then(<[u8]>::first_chunk::<2>),
+                ) {
+                    let (u0, u1) = split(tb);
+                    let (y0, y1) = (rq(u0), rq(u1));
+                    *k0 += y0 * i32::from(zb0 as i8);
+                    *k1 += y1 * i32::from(zb1 as i8);
+                    *q0 += y0 * y0;
+                    *q1 += y1 * y1;
                 }
-                [u0] => *u0 = 17 * lo,
-                _ => {}
             }
         }
     }
@@ -750,17 +789,17 @@ fn gray4_project(w: &[i32; 9], [r0, r1, r2]: [&[u32]; PATCH], u: &mut [i32]) {
 /// `q1`. Bounds: |uq| <= 127, so K1, q1 <= r 127^2.
 #[inline(never)]
 #[allow(clippy::arithmetic_side_effects)] // see above
-fn accumulate(u: &[i32], z_row: &[u8], (k1, q1): (&mut [i32], &mut [i32]), rq: Requantiser) {
+fn accumulate(
+    u: &[i32],
+    z_row: &[u8],
+    (k1, q1): (&mut [i32], &mut [i32]),
+    rq: impl Fn(i32) -> i32,
+) {
     for (((kk, qq), &z), &u) in k1.iter_mut().zip(q1.iter_mut()).zip(z_row).zip(u) {
-        let uq = rq.apply(u);
+        let uq = rq(u);
         *kk += uq * i32::from(z as i8);
         *qq += uq * uq;
     }
-}
-
-/// The bytes of the band (its byte view; a `u32` slice always has one).
-fn bytes_of(words: &mut [u32]) -> &mut [u8] {
-    bytemuck::try_cast_slice_mut(words).unwrap_or(&mut [])
 }
 
 /// The ReLU step along a row, in place: `K -> Khat`, `Theta -> Phi =
@@ -794,7 +833,10 @@ fn column_sums(ring: &[i32], [k, t, q]: [&mut [i32]; 3]) {
         return;
     };
     let out = k.iter_mut().zip(t.iter_mut()).zip(q.iter_mut());
-    let cells = r0.chunks_exact(3).zip(r1.chunks_exact(3)).zip(r2.chunks_exact(3));
+    let cells = r0
+        .chunks_exact(3)
+        .zip(r1.chunks_exact(3))
+        .zip(r2.chunks_exact(3));
     for (((k, t), q), ((a, b), c)) in out.zip(cells) {
         if let (&[ka, ta, qa], &[kb, tb, qb], &[kc, tc, qc]) = (a, b, c) {
             *k = ka + kb + kc;

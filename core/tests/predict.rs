@@ -306,7 +306,10 @@ fn scratch_len_28x28_depth3_within_16k() {
     // alignment slack, then words: q maps, the current row, two rings.
     let s = Shape::new(1, 28, 28, 3).unwrap();
     let p: usize = (1..=3).map(|l| s.positions(l)).sum();
-    assert_eq!(n, 10 * 8 + 3 * 28 + 676 * 9 + 3 + 4 * (p + 3 * 26 + 9 * (24 + 22)));
+    assert_eq!(
+        n,
+        10 * 8 + 3 * 28 + 676 * 9 + 3 + 4 * (p + 3 * 26 + 9 * (24 + 22))
+    );
     assert_eq!(scratch_len_for_dims(1, 6, 6, 3, 1, 2), None);
     assert_eq!(scratch_len_for_dims(1, 28, 28, 0, 1, 2), None);
 }

@@ -196,12 +196,10 @@ pub fn ref_relu(k: i64, theta: i64, qz: i64, qx: i64) -> (i64, i64) {
         }
         let (h, p) = (n / 2, q << n);
         let qn = hi(p);
-        let i = (qn >> 23) - 128;
-        let (t0, t1) = (
-            u128::from(RSQRT_TABLE[i as usize]),
-            u128::from(RSQRT_TABLE[i as usize + 1]),
-        );
-        let r = t0 - hi((t0 - t1) * ((qn << 9) & 0xFFFF_0000));
+        let i = (qn >> 23) as usize;
+        let (t0, t1) = (u128::from(RSQRT_TABLE[i]), u128::from(RSQRT_TABLE[i + 1]));
+        // Position in the interval: the 23 low bits of Qn.
+        let r = t0 - (((t0 - t1) * (qn & 0x7F_FFFF)) >> 23);
         let an = a << h;
         let p_rho = hi(an * r);
         let (kd, khat) = if p_rho < 3 << 28 {
@@ -213,7 +211,7 @@ pub fn ref_relu(k: i64, theta: i64, qz: i64, qx: i64) -> (i64, i64) {
             (kd, if h == 0 { t } else { (t + (1 << (h - 1))) >> h })
         } else {
             let dn = hi(p - an * an);
-            let w = ((((dn * r) >> 31) * r) >> 29) as u32;
+            let w = ((((dn * r) >> 31) * r) >> 30) as u32;
             let (kd, g) = if w == 0 {
                 (32768, 0)
             } else {
