@@ -254,6 +254,9 @@ struct Work<'s> {
     row: [&'s mut [i32]; 3],
     /// Per layer below the top, 3 ring rows of horizontal sums.
     rings: &'s mut [i32],
+    /// Grayscale models (`r <= d = 9`): each filter's 9 weights, read once
+    /// per prediction.
+    weights: [[i8; PATCH * PATCH]; PATCH * PATCH],
 }
 
 impl Model<'_> {
@@ -369,12 +372,21 @@ impl Model<'_> {
         let (k, words) = words.split_at_mut(cols.min(words.len()));
         let (t, words) = words.split_at_mut(cols.min(words.len()));
         let (q, rings) = words.split_at_mut(cols.min(words.len()));
+        let mut weights = [[0i8; PATCH * PATCH]; PATCH * PATCH];
+        if s.channels() == 1 {
+            for (k, wk) in weights.iter_mut().enumerate().take(self.rank) {
+                for (d, &src) in wk.iter_mut().zip(self.w.iter().skip(k).step_by(self.rank)) {
+                    *d = src as i8;
+                }
+            }
+        }
         Work {
             band,
             uqz,
             qz,
             row: [k, t, q],
             rings,
+            weights,
         }
     }
 
@@ -481,13 +493,36 @@ impl Model<'_> {
         let s = &self.shape;
         let (rows, cols) = s.grid(1);
         let p1 = s.positions(1);
-        for (i, q_row) in work.qz.chunks_exact_mut(cols.max(1)).take(rows).enumerate() {
-            self.load_band(image, 8, i, work.band);
+        let m = self.u_mult;
+        let Work {
+            band,
+            uqz,
+            qz,
+            row: [_, u, _],
+            weights,
+            ..
+        } = work;
+        for (i, q_row) in qz.chunks_exact_mut(cols.max(1)).take(rows).enumerate() {
+            self.load_band(image, 8, i, band);
+            if s.channels() == 1 {
+                q_row.fill(0);
+                for (k, w) in weights.iter().enumerate().take(self.rank) {
+                    gray8_project(&w.map(i32::from), self.band_rows(band, 0, i), u);
+                    let start = k * p1 + i * cols;
+                    let z_row = uqz.get_mut(start..start + cols).unwrap_or(&mut []);
+                    for ((z, q), &u) in z_row.iter_mut().zip(q_row.iter_mut()).zip(u.iter()) {
+                        let uq = i32::from(requantise(u, m));
+                        *z = uq as i8 as u8;
+                        *q += uq * uq;
+                    }
+                }
+                continue;
+            }
             for (j, qz) in q_row.iter_mut().enumerate() {
                 let mut q = 0i32;
                 for k in 0..self.rank {
-                    let uq = self.project(work.band, i, j, k);
-                    if let Some(slot) = work.uqz.get_mut(k * p1 + i * cols + j) {
+                    let uq = self.project(band, i, j, k);
+                    if let Some(slot) = uqz.get_mut(k * p1 + i * cols + j) {
                         *slot = uq as i8 as u8;
                     }
                     q += uq * uq;
@@ -496,9 +531,7 @@ impl Model<'_> {
             }
         }
         for layer in 2..=s.depth() {
-            let (lo, hi) = work
-                .qz
-                .split_at_mut(self.q_offset(layer).min(work.qz.len()));
+            let (lo, hi) = qz.split_at_mut(self.q_offset(layer).min(qz.len()));
             let src = lo.get(self.q_offset(layer - 1)..).unwrap_or(&[]);
             window_sums(src, s.grid(layer - 1).1, hi, s.grid(layer));
         }
@@ -538,6 +571,7 @@ impl Model<'_> {
             band,
             uqz,
             row: [k1, u, q1],
+            weights,
             ..
         } = work;
         k1.fill(0);
@@ -546,13 +580,8 @@ impl Model<'_> {
             let start = k * p1 + row * cols;
             uqz.get(start..start + cols).unwrap_or(&[])
         };
-        let weights = |k: usize| {
-            let mut w = [0i32; 9];
-            for (d, &src) in w.iter_mut().zip(self.w.iter().skip(k).step_by(self.rank)) {
-                *d = i32::from(src as i8);
-            }
-            w
-        };
+        let weights = |k: usize| weights.get(k).map_or([0; 9], |w| w.map(i32::from));
+
         if s.channels() == 1 && self.pixel_bits == 4 && w % 2 == 0 {
             let (ua, ub) = u.split_at_mut(cols / 2);
             let project = |k: usize, acc: &mut [i32]| {
