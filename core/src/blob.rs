@@ -1,4 +1,4 @@
-//! The model blob, format v1: constants, [`encode`], and the checked parse
+//! The model blob, format v2: constants, [`encode`], and the checked parse
 //! [`Model::from_bytes`] with its infallible accessors.
 //!
 //! This module is the one place the format lives; `docs/blob-format.md`
@@ -7,7 +7,7 @@
 //! ```text
 //! offset size field
 //!      0    8 magic "CRFMBLOB"
-//!      8    2 format version (1)
+//!      8    2 format version (2)
 //!     10    2 header length (72)
 //!     12    2 channels c            14  2 height H        16  2 width W
 //!     18    1 depth L               19  1 pixel bits (8 or 4)
@@ -38,8 +38,11 @@ use crate::shape::{Shape, ShapeError};
 /// First 8 bytes of every blob.
 pub const MAGIC: [u8; 8] = *b"CRFMBLOB";
 
-/// The format version this crate reads and writes.
-pub const FORMAT_VERSION: u16 = 1;
+/// The format version this crate reads and writes. Version 2 has the
+/// layout of version 1; it changed the integer arithmetic of the kernel
+/// (`docs/blob-format.md`, §5), which is part of what a blob means, so a
+/// version-1 blob is refused with a message naming both versions.
+pub const FORMAT_VERSION: u16 = 2;
 
 /// Bytes from the start of the blob to the end of the section table; the
 /// first section starts here.
@@ -175,7 +178,7 @@ pub enum NameError {
     NotUtf8,
 }
 
-/// Why a byte slice is not a valid v1 blob. Each variant names what is
+/// Why a byte slice is not a valid blob. Each variant names what is
 /// wrong and where.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -193,7 +196,7 @@ pub enum BlobError {
     UnsupportedVersion(u16),
     /// The header-length field is not [`HEADER_LEN`].
     BadHeaderLength {
-        /// What v1 requires.
+        /// What the format requires.
         expected: u16,
         /// What the blob says.
         got: u16,
@@ -286,13 +289,13 @@ pub enum BlobError {
         previous_end: usize,
     },
     /// A section does not start at the first aligned offset after the
-    /// previous one (v1 leaves no gaps beyond alignment padding).
+    /// previous one (the format leaves no gaps beyond alignment padding).
     SectionGap {
         /// Which section.
         section: Section,
         /// Its offset.
         offset: u32,
-        /// The offset v1 requires.
+        /// The offset the format requires.
         expected: usize,
     },
     /// The CRC does not follow the last section (after padding).
@@ -326,10 +329,11 @@ impl fmt::Display for BlobError {
             Self::BadMagic => write!(f, "not a convrfm blob (bad magic)"),
             Self::UnsupportedVersion(v) => write!(
                 f,
-                "unsupported blob format version {v} (this build reads {FORMAT_VERSION})"
+                "blob format version {v}, this build reads version {FORMAT_VERSION} only \
+                 (re-export the model with this build of convrfm)"
             ),
             Self::BadHeaderLength { expected, got } => {
-                write!(f, "header length {got}, format v1 requires {expected}")
+                write!(f, "header length {got}, the format requires {expected}")
             }
             Self::TotalLength { declared, got } => write!(
                 f,

@@ -583,7 +583,7 @@ impl Model<'_> {
         let weights = |k: usize| weights.get(k).map_or([0; 9], |w| w.map(i32::from));
 
         if s.channels() == 1 && self.pixel_bits == 4 && w % 2 == 0 {
-            let (ua, ub) = u.split_at_mut(cols / 2);
+            let (ua, ub) = u.split_at_mut((cols / 2).min(u.len()));
             let project = |k: usize, acc: &mut [i32]| {
                 for (a, w3) in weights(k).chunks_exact(PATCH).enumerate() {
                     let start = (row + a) * w / 2;

@@ -143,7 +143,7 @@ fn header_hex_example_is_what_encode_writes() {
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
         .join(" ");
-    let expected = "43 52 46 4d 42 4c 4f 42 01 00 48 00 01 00 1c 00 \
+    let expected = "43 52 46 4d 42 4c 4f 42 02 00 48 00 01 00 1c 00 \
                     1c 00 03 04 0a 00 64 00 09 00 45 23 01 00 5f 70 \
                     89 30 e9 20 dc a1 00 00 48 00 00 00 51 00 00 00 \
                     9c 00 00 00 20 99 00 00 bc 99 00 00 d0 07 00 00 \
@@ -290,7 +290,7 @@ fn every_single_bit_flip_is_rejected() {
 #[test]
 fn bad_versions_and_header_lengths() {
     let blob = sample(21).encode();
-    for v in [0u16, 2, 3, 0x0100, u16::MAX] {
+    for v in [0u16, 1, 3, 0x0200, u16::MAX] {
         let mut b = blob.clone();
         set_u16(&mut b, 8, v);
         fix_crc(&mut b);
@@ -308,7 +308,14 @@ fn bad_versions_and_header_lengths() {
             })
         );
     }
-    assert_eq!(FORMAT_VERSION, 1);
+    assert_eq!(FORMAT_VERSION, 2);
+    // A version-1 blob (same layout, older arithmetic) gets a message that
+    // names both versions.
+    let mut b = blob.clone();
+    set_u16(&mut b, 8, 1);
+    fix_crc(&mut b);
+    let msg = Model::from_bytes(&b).unwrap_err().to_string();
+    assert!(msg.contains("version 1") && msg.contains("version 2"), "{msg}");
 }
 
 /// A fixed model whose numbers the table below refers to: 1x8x8, depth 2,
