@@ -315,7 +315,10 @@ fn bad_versions_and_header_lengths() {
     set_u16(&mut b, 8, 1);
     fix_crc(&mut b);
     let msg = Model::from_bytes(&b).unwrap_err().to_string();
-    assert!(msg.contains("version 1") && msg.contains("version 2"), "{msg}");
+    assert!(
+        msg.contains("version 1") && msg.contains("version 2"),
+        "{msg}"
+    );
 }
 
 /// A fixed model whose numbers the table below refers to: 1x8x8, depth 2,
