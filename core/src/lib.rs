@@ -40,5 +40,7 @@ pub use blob::{
     declared_len, encode, encoded_len, image_bytes, pack_pixels, pixel_to_4bit,
 };
 pub use crc::{Crc32, crc32};
-pub use predict::{PredictError, Prediction, scratch_len_for_blob, scratch_len_for_dims};
+pub use predict::{
+    PredictError, Prediction, QZ_STORE_LIMIT, scratch_len_for_blob, scratch_len_for_dims,
+};
 pub use shape::{PATCH, Shape, ShapeError};

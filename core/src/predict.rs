@@ -19,27 +19,18 @@
 //!
 //! # Memory
 //!
-//! The query's maps (its `uq` at layer 1 and its `q` at every layer) are
-//! computed once per prediction. A centre's maps are never stored whole:
-//! its layer-1 row `i` is computed, pushed through the ReLU step into a
-//! 3-row ring buffer, and as soon as a layer has three rows the next layer
+//! The query's maps (its `uq` and `q` at layer 1) are computed once per
+//! prediction. A centre's maps are never stored whole: its layer-1 row `i`
+//! is computed, pushed through the ReLU step and, as horizontal 3-sums,
+//! into a 3-row ring, and as soon as a layer has three rows the next layer
 //! computes its row, and so on up to the readout. So scratch is
 //! `O(positions * r)` for the query plus `O(width * depth)` for the rings,
-//! independent of `m`.
-//!
-//! Scratch layout (bytes, no alignment needed: words are read and written
-//! with `from_le_bytes` / `to_le_bytes`):
-//!
-//! | part | bytes |
-//! | --- | --- |
-//! | score accumulators (i64) | `8 * classes` |
-//! | query `uq`, layer 1 (i8) | `P_1 * r` |
-//! | query `q^l`, every layer (i32) | `4 * (P_1 + ... + P_L)` |
-//! | centre patch (u8) | `9 c` |
-//! | rings, layers `1..L-1`: 3 rows x cols x (Khat, Thetahat, q) (i32) | `36 * (C_1 + ... + C_{L-1})` |
-//!
-//! (`P_l`, `C_l`: positions and columns of layer `l`'s grid.) For 28x28
-//! grayscale, depth 3, `r = 9`, 10 classes this is 14,917 bytes.
+//! independent of `m`. The query's `q` at later layers (window sums of its
+//! `q^1`, the same for every centre) is stored when the whole scratch stays
+//! within [`QZ_STORE_LIMIT`]; otherwise it rides in the rings beside the
+//! centre's maps, recomputed per centre, 4 bytes per position less RAM.
+//! Both layouts compute the same integers. The layout table is in
+//! `docs/blob-format.md`, section 8.
 
 use core::fmt;
 
@@ -125,7 +116,6 @@ impl core::error::Error for PredictError {}
 ///
 /// `const`, so firmware can size a `static` buffer from its embedded blob
 /// with [`scratch_len_for_blob`].
-#[allow(clippy::arithmetic_side_effects)] // loop counter l <= depth, and 2 l <= 2 depth < H, W (checked first)
 pub const fn scratch_len_for_dims(
     channels: usize,
     height: usize,
@@ -133,6 +123,48 @@ pub const fn scratch_len_for_dims(
     depth: usize,
     rank: usize,
     classes: usize,
+) -> Option<usize> {
+    match layout(channels, height, width, depth, rank, classes) {
+        Some((len, _)) => Some(len),
+        None => None,
+    }
+}
+
+/// Largest scratch for which the query's `q` maps of every layer are
+/// stored rather than carried through the rings (see the module doc): a
+/// 16 KiB-RAM microcontroller keeps room for its image buffer and stack.
+pub const QZ_STORE_LIMIT: usize = 12 << 10;
+
+/// The scratch length and whether the query's later-layer `q` rides in
+/// the rings (`true`) or is stored (`false`).
+pub(crate) const fn layout(
+    channels: usize,
+    height: usize,
+    width: usize,
+    depth: usize,
+    rank: usize,
+    classes: usize,
+) -> Option<(usize, bool)> {
+    let stored = layout_len(channels, height, width, depth, rank, classes, false);
+    match stored {
+        Some(n) if n <= QZ_STORE_LIMIT => Some((n, false)),
+        _ => match layout_len(channels, height, width, depth, rank, classes, true) {
+            Some(n) => Some((n, true)),
+            None => None,
+        },
+    }
+}
+
+/// Scratch bytes of one layout (`carried`: later-layer `q_z` in the rings).
+#[allow(clippy::arithmetic_side_effects)] // loop counter l <= depth, and 2 l <= 2 depth < H, W (checked first)
+const fn layout_len(
+    channels: usize,
+    height: usize,
+    width: usize,
+    depth: usize,
+    rank: usize,
+    classes: usize,
+    carried: bool,
 ) -> Option<usize> {
     if depth == 0 {
         return None;
@@ -145,7 +177,7 @@ pub const fn scratch_len_for_dims(
         return None;
     }
     // Bytes: score accumulators, the band of 3 image rows per channel,
-    // word-alignment slack.
+    // word-alignment slack, the query's uq map.
     let Some(acc) = classes.checked_mul(8) else {
         return None;
     };
@@ -159,10 +191,11 @@ pub const fn scratch_len_for_dims(
         Some(b) => b,
         None => return None,
     };
+    // Words: the query's q maps (layer 1 only when carried), a row of
+    // projections and the row of cells being computed (layer 1's width),
+    // and for layers below the top a ring of 3 rows of CELL words per
+    // column of the next layer.
     let mut words = 0usize;
-    // Words: the query's q maps (every layer) and, for layers below the
-    // top, a ring of 3 rows of horizontal sums (3 words per column of the
-    // next layer); bytes: the query's uq map.
     let mut l = 1;
     while l <= depth {
         // l <= depth and 2 depth < H, W: no underflow.
@@ -171,13 +204,14 @@ pub const fn scratch_len_for_dims(
         let Some(positions) = rows.checked_mul(cols) else {
             return None;
         };
-        words = match words.checked_add(positions) {
-            Some(w) => w,
-            None => return None,
-        };
+        if l == 1 || !carried {
+            words = match words.checked_add(positions) {
+                Some(w) => w,
+                None => return None,
+            };
+        }
         if l == 1 {
-            // The row being computed: K, Theta and q_x per column.
-            words = match words.checked_add(3 * cols) {
+            words = match words.checked_add((1 + CELL) * cols) {
                 Some(w) => w,
                 None => return None,
             };
@@ -191,7 +225,7 @@ pub const fn scratch_len_for_dims(
         }
         if l < depth {
             // The next layer has cols - 2 columns.
-            words = match (cols - 2).checked_mul(RING_WORDS) {
+            words = match (cols - 2).checked_mul(3 * CELL) {
                 Some(ring) => match words.checked_add(ring) {
                     Some(w) => w,
                     None => return None,
@@ -233,9 +267,10 @@ pub(crate) fn scratch_len_for(shape: Shape, rank: usize, classes: usize) -> Opti
     )
 }
 
-/// Words per column of a ring: the horizontal 3-sums of `Khat`,
-/// `Phi = Thetahat + Khat` and `q_x`, times 3 rows.
-const RING_WORDS: usize = 9;
+/// Words of a cell, one grid position of the row being computed or of a
+/// ring row: `K` (then `Khat`), `Theta` (then `Phi = Thetahat + Khat`),
+/// `q_x`, and the query's `q_z` (used when it rides in the rings).
+const CELL: usize = 4;
 
 /// Bytes the word-aligned part of the scratch may have to skip.
 const ALIGN_SLACK: usize = 3;
@@ -247,13 +282,18 @@ struct Work<'s> {
     band: &'s mut [u8],
     /// The query's `uq` map (i8), filter-major: `P_1` bytes per filter.
     uqz: &'s mut [u8],
-    /// The query's `q^l` maps, layer after layer (each `<= i32::MAX`).
+    /// The query's `q^l` maps, layer after layer (each `<= i32::MAX`); only
+    /// `q^1` when the later ones ride in the rings.
     qz: &'s mut [i32],
-    /// The row being computed, one word per column: `K` (then `Khat`),
-    /// `Theta` (then `Phi`) and `q_x`.
-    row: [&'s mut [i32]; 3],
-    /// Per layer below the top, 3 ring rows of horizontal sums.
+    /// A row of the centre's layer-1 projections (one filter; for 4-bit
+    /// grayscale centres two filters' pair words).
+    u: &'s mut [i32],
+    /// The row being computed, [`CELL`] words per column.
+    cells: &'s mut [i32],
+    /// Per layer below the top, 3 ring rows of horizontal sums of cells.
     rings: &'s mut [i32],
+    /// Whether the query's later-layer `q_z` rides in the rings.
+    carried: bool,
     /// Grayscale models (`r <= d = 9`): each filter's 9 weights, read once
     /// per prediction.
     weights: [[i8; PATCH * PATCH]; PATCH * PATCH],
@@ -366,12 +406,16 @@ impl Model<'_> {
         let (band, rest) = rest.split_at_mut((s.channels() * PATCH * s.width()).min(rest.len()));
         let (uqz, rest) = rest.split_at_mut((s.positions(1) * self.rank).min(rest.len()));
         let (_, words, _) = bytemuck::pod_align_to_mut::<u8, i32>(rest);
-        let q_len: usize = (1..=s.depth()).map(|l| s.positions(l)).sum();
+        let carried = self.carries_qz();
+        let q_len: usize = if carried {
+            s.positions(1)
+        } else {
+            (1..=s.depth()).map(|l| s.positions(l)).sum()
+        };
         let (qz, words) = words.split_at_mut(q_len.min(words.len()));
         let cols = s.grid(1).1;
-        let (k, words) = words.split_at_mut(cols.min(words.len()));
-        let (t, words) = words.split_at_mut(cols.min(words.len()));
-        let (q, rings) = words.split_at_mut(cols.min(words.len()));
+        let (u, words) = words.split_at_mut(cols.min(words.len()));
+        let (cells, rings) = words.split_at_mut((CELL * cols).min(words.len()));
         let mut weights = [[0i8; PATCH * PATCH]; PATCH * PATCH];
         if s.channels() == 1 {
             for (k, wk) in weights.iter_mut().enumerate().take(self.rank) {
@@ -384,26 +428,43 @@ impl Model<'_> {
             band,
             uqz,
             qz,
-            row: [k, t, q],
+            u,
+            cells,
             rings,
+            carried,
             weights,
         }
     }
 
-    /// Word offset of the query's `q^l` map in `Work::qz`.
+    /// Whether this model's scratch layout carries the query's later-layer
+    /// `q_z` in the rings ([`layout`]).
+    fn carries_qz(&self) -> bool {
+        let s = &self.shape;
+        layout(
+            s.channels(),
+            s.height(),
+            s.width(),
+            s.depth(),
+            self.rank,
+            self.classes,
+        )
+        .is_some_and(|(_, carried)| carried)
+    }
+
+    /// Word offset of the query's `q^l` map in `Work::qz` (stored layout).
     #[allow(clippy::arithmetic_side_effects)] // partial sums of scratch_len's terms
     fn q_offset(&self, layer: usize) -> usize {
         (1..layer).map(|l| self.shape.positions(l)).sum()
     }
 
     /// The ring of layer `layer` (`1..depth`) in `Work::rings`: 3 rows of
-    /// horizontal sums, 3 words per column of layer `layer + 1`.
+    /// horizontal sums, a cell per column of layer `layer + 1`.
     #[allow(clippy::arithmetic_side_effects)] // partial sums of scratch_len's terms
     fn ring_range(&self, layer: usize) -> core::ops::Range<usize> {
         let start = (1..layer)
-            .map(|l| RING_WORDS * self.shape.grid(l + 1).1)
+            .map(|l| 3 * CELL * self.shape.grid(l + 1).1)
             .sum();
-        start..start + RING_WORDS * self.shape.grid(layer + 1).1
+        start..start + 3 * CELL * self.shape.grid(layer + 1).1
     }
 
     /// Makes the band hold image rows `row..row + 3` of every channel of
@@ -498,7 +559,7 @@ impl Model<'_> {
             band,
             uqz,
             qz,
-            row: [_, u, _],
+            u,
             weights,
             ..
         } = work;
@@ -531,6 +592,9 @@ impl Model<'_> {
             }
         }
         for layer in 2..=s.depth() {
+            if work.carried {
+                break;
+            }
             let (lo, hi) = qz.split_at_mut(self.q_offset(layer).min(qz.len()));
             let src = lo.get(self.q_offset(layer - 1)..).unwrap_or(&[]);
             window_sums(src, s.grid(layer - 1).1, hi, s.grid(layer));
@@ -570,12 +634,12 @@ impl Model<'_> {
         let Work {
             band,
             uqz,
-            row: [k1, u, q1],
+            u,
+            cells,
             weights,
             ..
         } = work;
-        k1.fill(0);
-        q1.fill(0);
+        cells.fill(0);
         let z_row = |k: usize| {
             let start = k * p1 + row * cols;
             uqz.get(start..start + cols).unwrap_or(&[])
@@ -597,25 +661,27 @@ impl Model<'_> {
                 project(k, ua);
                 if k + 1 < self.rank {
                     project(k + 1, ub);
-                    accumulate_pairs(ua, Some((ub, z_row(k + 1))), z_row(k), (k1, q1), rq);
+                    accumulate_pairs(ua, Some((ub, z_row(k + 1))), z_row(k), cells, rq);
                 } else {
-                    accumulate_pairs(ua, None, z_row(k), (k1, q1), rq);
+                    accumulate_pairs(ua, None, z_row(k), cells, rq);
                 }
             }
         } else if s.channels() == 1 {
             self.load_band(img, self.pixel_bits, row, band);
             for k in 0..self.rank {
                 gray8_project(&weights(k), self.band_rows(band, 0, row), u);
-                accumulate(u, z_row(k), (k1, q1), rq);
+                accumulate(u, z_row(k), cells, rq);
             }
         } else {
             self.load_band(img, self.pixel_bits, row, band);
             for k in 0..self.rank {
-                let accs = k1.iter_mut().zip(q1.iter_mut()).zip(z_row(k));
-                for (j, ((kk, qq), &z)) in accs.enumerate() {
-                    let uq = self.project(band, row, j, k);
-                    *kk += uq * i32::from(z as i8);
-                    *qq += uq * uq;
+                let cells = cells.chunks_exact_mut(CELL).zip(z_row(k));
+                for (j, (cell, &z)) in cells.enumerate() {
+                    if let [kk, _, qq, _] = cell {
+                        let uq = self.project(band, row, j, k);
+                        *kk += uq * i32::from(z as i8);
+                        *qq += uq * uq;
+                    }
                 }
             }
         }
@@ -646,13 +712,16 @@ impl Model<'_> {
         for i in 0..rows {
             self.layer1_row(work, img, i);
             let q_row = work.qz.get(i * cols..(i + 1) * cols).unwrap_or(&[]);
-            let [k, t, q] = &mut work.row;
-            relu_row::<true>([k, t, q], q_row);
+            relu_layer1(work.cells, q_row);
             if depth == 1 {
-                readout += self.readout([k, t], cols);
+                readout += self.readout(work.cells, cols);
             } else {
                 let ring = work.rings.get_mut(self.ring_range(1)).unwrap_or(&mut []);
-                push_row([k, t, q], ring_row(ring, i));
+                if work.carried {
+                    push_row::<true>(work.cells, ring_row(ring, i));
+                } else {
+                    push_row::<false>(work.cells, ring_row(ring, i));
+                }
                 if i >= 2 {
                     readout += self.cascade(i - 2, work);
                 }
@@ -671,20 +740,28 @@ impl Model<'_> {
         let (mut layer, mut row) = (2, row);
         loop {
             let cols = s.grid(layer).1;
-            let q_off = self.q_offset(layer) + row * cols;
-            let q_row = work.qz.get(q_off..q_off + cols).unwrap_or(&[]);
-            let [k, t, q] = &mut work.row;
             let below = work.rings.get(self.ring_range(layer - 1)).unwrap_or(&[]);
-            column_sums(below, [k, t, q]);
-            relu_row::<false>([k, t, q], q_row);
+            if work.carried {
+                column_sums::<true>(below, work.cells);
+                relu_upper(work.cells, cols, None);
+            } else {
+                let q_off = self.q_offset(layer) + row * cols;
+                let q_row = work.qz.get(q_off..q_off + cols).unwrap_or(&[]);
+                column_sums::<false>(below, work.cells);
+                relu_upper(work.cells, cols, Some(q_row));
+            }
             if layer == depth {
-                return self.readout([k, t], cols);
+                return self.readout(work.cells, cols);
             }
             let ring = work
                 .rings
                 .get_mut(self.ring_range(layer))
                 .unwrap_or(&mut []);
-            push_row([k, t, q], ring_row(ring, row));
+            if work.carried {
+                push_row::<true>(work.cells, ring_row(ring, row));
+            } else {
+                push_row::<false>(work.cells, ring_row(ring, row));
+            }
             if row < 2 {
                 return 0;
             }
@@ -697,12 +774,16 @@ impl Model<'_> {
     /// `Thetahat + Khat`) or `sum Khat` (NNGP), i64. A row's part of one pair's
     /// readout, `<= 2^47`.
     #[allow(clippy::arithmetic_side_effects)] // see above
-    fn readout(&self, [khat, phi]: [&mut [i32]; 2], cols: usize) -> i64 {
-        let values = match self.kind {
-            KernelKind::Ntk => phi,
-            KernelKind::Nngp => khat,
+    fn readout(&self, cells: &[i32], cols: usize) -> i64 {
+        let field = match self.kind {
+            KernelKind::Ntk => 1,
+            KernelKind::Nngp => 0,
         };
-        values.iter().take(cols).map(|&v| i64::from(v)).sum()
+        cells
+            .chunks_exact(CELL)
+            .take(cols)
+            .map(|c| i64::from(c.get(field).copied().unwrap_or(0)))
+            .sum()
     }
 }
 
@@ -776,7 +857,7 @@ fn accumulate_pairs(
     a: &[i32],
     b: Option<(&[i32], &[u8])>,
     za: &[u8],
-    (k1, q1): (&mut [i32], &mut [i32]),
+    cells: &mut [i32],
     rq: impl Fn(i32) -> i32,
 ) {
     let split = |total: i32| {
@@ -785,12 +866,9 @@ fn accumulate_pairs(
     };
     let (bb, zb) = b.unwrap_or((&[], &[]));
     let two = !bb.is_empty();
-    let cells = k1
-        .chunks_exact_mut(2)
-        .zip(q1.chunks_exact_mut(2))
-        .zip(za.chunks_exact(2));
-    for (i, (((kk, qq), z), &ta)) in cells.zip(a).enumerate() {
-        if let ([k0, k1], [q0, q1], &[z0, z1]) = (kk, qq, z) {
+    let pairs = cells.chunks_exact_mut(2 * CELL).zip(za.chunks_exact(2));
+    for (i, ((cell, z), &ta)) in pairs.zip(a).enumerate() {
+        if let ([k0, _, q0, _, k1, _, q1, _], &[z0, z1]) = (cell, z) {
             let (u0, u1) = split(ta);
             let (x0, x1) = (rq(u0), rq(u1));
             *k0 += x0 * i32::from(z0 as i8);
@@ -814,63 +892,96 @@ fn accumulate_pairs(
     }
 }
 
-/// Requantises a row of `u` and adds `uq * z` into `K1` and `uq^2` into
-/// `q1`. Bounds: |uq| <= 127, so K1, q1 <= r 127^2.
+/// Requantises a row of `u` and adds `uq * z` into each cell's `K1` and
+/// `uq^2` into its `q1`. Bounds: |uq| <= 127, so K1, q1 <= r 127^2.
 #[inline(never)]
 #[allow(clippy::arithmetic_side_effects)] // see above
-fn accumulate(
-    u: &[i32],
-    z_row: &[u8],
-    (k1, q1): (&mut [i32], &mut [i32]),
-    rq: impl Fn(i32) -> i32,
-) {
-    for (((kk, qq), &z), &u) in k1.iter_mut().zip(q1.iter_mut()).zip(z_row).zip(u) {
-        let uq = rq(u);
-        *kk += uq * i32::from(z as i8);
-        *qq += uq * uq;
-    }
-}
-
-/// The ReLU step along a row, in place: `K -> Khat`, `Theta -> Phi =
-/// Thetahat + Khat` (at layer 1, `Theta = K`: `LAYER1` reads it from `K`).
-/// A blank query field (`q_z = 0`) gives 0 without the step. Its own
-/// function so that the step's many temporaries get the registers.
-#[inline(never)]
-#[allow(clippy::arithmetic_side_effects)] // Phi <= (l + 1) B_l, see pair_kernel
-fn relu_row<const LAYER1: bool>([k, t, q]: [&mut [i32]; 3], qz: &[i32]) {
-    for (((k, t), &qx), &qz) in k.iter_mut().zip(t.iter_mut()).zip(q.iter()).zip(qz) {
-        if qz == 0 {
-            *k = 0;
-            *t = 0;
-        } else {
-            let theta = if LAYER1 { *k } else { *t };
-            let (khat, thetahat) = relu_step(*k, theta, qz as u32, qx as u32);
-            *k = khat;
-            *t = thetahat + khat;
+fn accumulate(u: &[i32], z_row: &[u8], cells: &mut [i32], rq: impl Fn(i32) -> i32) {
+    for ((cell, &z), &u) in cells.chunks_exact_mut(CELL).zip(z_row).zip(u) {
+        if let [kk, _, qq, _] = cell {
+            let uq = rq(u);
+            *kk += uq * i32::from(z as i8);
+            *qq += uq * uq;
         }
     }
 }
 
-/// A layer's `K`, `Theta` and `q_x` (`[k, t, q]`, one per column) from the
-/// ring below: the sums of its three rows of horizontal sums.
+/// The ReLU step at one position, `(Khat, Phi = Thetahat + Khat)`; a
+/// blank query field (`q_z = 0`) gives 0 without the step (exactly what
+/// the step gives there, see `pair_kernel`).
+#[inline(always)]
+#[allow(clippy::arithmetic_side_effects)] // Phi <= (l + 1) B_l, see pair_kernel
+fn relu_cell(k: i32, theta: i32, qz: i32, qx: i32) -> (i32, i32) {
+    if qz == 0 {
+        return (0, 0);
+    }
+    let (khat, thetahat) = relu_step(k, theta, qz as u32, qx as u32);
+    (khat, thetahat + khat)
+}
+
+/// The ReLU step along a layer-1 row of cells, in place: `K -> Khat`,
+/// `Phi` from `Theta = K`, and the query's `q_z` kept in the cell for the
+/// window sums. Its own function so that the step's temporaries get the
+/// registers.
+#[inline(never)]
+fn relu_layer1(cells: &mut [i32], qz: &[i32]) {
+    for (cell, &qz) in cells.chunks_exact_mut(CELL).zip(qz) {
+        if let [k, t, q, z] = cell {
+            (*k, *t) = relu_cell(*k, *k, qz, *q);
+            *z = qz;
+        }
+    }
+}
+
+/// The ReLU step along a later layer's row of cells, in place: `K ->
+/// Khat`, `Theta -> Phi`, for the row's `cols` cells, with the query's
+/// `q_z` from `qz` (stored maps: its row of the layer) or from the cells
+/// themselves (`None`: it rode in the rings).
+#[inline(never)]
+fn relu_upper(cells: &mut [i32], cols: usize, qz: Option<&[i32]>) {
+    match qz {
+        Some(qz) => {
+            for (cell, &qz) in cells.chunks_exact_mut(CELL).zip(qz).take(cols) {
+                if let [k, t, q, _] = cell {
+                    (*k, *t) = relu_cell(*k, *t, qz, *q);
+                }
+            }
+        }
+        None => {
+            for cell in cells.chunks_exact_mut(CELL).take(cols) {
+                if let [k, t, q, z] = cell {
+                    (*k, *t) = relu_cell(*k, *t, *z, *q);
+                }
+            }
+        }
+    }
+}
+
+/// A layer's cells from the ring below: the sums of its three rows of
+/// horizontal sums, cell by cell (the query's `q_z` too when `CARRIED`).
+/// The row is as long as the ring's rows.
 #[inline(never)]
 #[allow(clippy::arithmetic_side_effects)] // bounded as in pair_kernel
-fn column_sums(ring: &[i32], [k, t, q]: [&mut [i32]; 3]) {
+fn column_sums<const CARRIED: bool>(ring: &[i32], cells: &mut [i32]) {
     let n = ring.len() / 3;
     let mut rows = ring.chunks_exact(n.max(1));
     let (Some(r0), Some(r1), Some(r2)) = (rows.next(), rows.next(), rows.next()) else {
         return;
     };
-    let out = k.iter_mut().zip(t.iter_mut()).zip(q.iter_mut());
-    let cells = r0
-        .chunks_exact(3)
-        .zip(r1.chunks_exact(3))
-        .zip(r2.chunks_exact(3));
-    for (((k, t), q), ((a, b), c)) in out.zip(cells) {
-        if let (&[ka, ta, qa], &[kb, tb, qb], &[kc, tc, qc]) = (a, b, c) {
-            *k = ka + kb + kc;
-            *t = ta + tb + tc;
-            *q = qa + qb + qc;
+    let sums = r0
+        .chunks_exact(CELL)
+        .zip(r1.chunks_exact(CELL))
+        .zip(r2.chunks_exact(CELL));
+    for (c, ((a, b), d)) in cells.chunks_exact_mut(CELL).zip(sums) {
+        if let ([c0, c1, c2, c3], &[a0, a1, a2, a3], &[b0, b1, b2, b3], &[d0, d1, d2, d3]) =
+            (c, a, b, d)
+        {
+            *c0 = a0 + b0 + d0;
+            *c1 = a1 + b1 + d1;
+            *c2 = a2 + b2 + d2;
+            if CARRIED {
+                *c3 = a3 + b3 + d3;
+            }
         }
     }
 }
@@ -883,18 +994,29 @@ fn ring_row(ring: &mut [i32], row: usize) -> &mut [i32] {
         .unwrap_or(&mut [])
 }
 
-/// The horizontal 3-sums of a row's `[Khat, Phi, q_x]` into a ring row
-/// (3 words per column, two columns fewer).
+/// The horizontal 3-sums of a row's cells into a ring row (two columns
+/// fewer), the query's `q_z` too when `CARRIED`.
 #[inline(never)]
 #[allow(clippy::arithmetic_side_effects)] // sums of three bounded values, see pair_kernel
-fn push_row([k, t, q]: [&mut [i32]; 3], out: &mut [i32]) {
-    let sum3 = |w: &[i32]| w.iter().sum::<i32>();
-    let windows = k.windows(PATCH).zip(t.windows(PATCH)).zip(q.windows(PATCH));
-    for (o, ((kw, tw), qw)) in out.chunks_exact_mut(3).zip(windows) {
-        if let [ok, ot, oq] = o {
-            *ok = sum3(kw);
-            *ot = sum3(tw);
-            *oq = sum3(qw);
+fn push_row<const CARRIED: bool>(cells: &[i32], out: &mut [i32]) {
+    let (c1, c2) = (
+        cells.get(CELL..).unwrap_or(&[]),
+        cells.get(2 * CELL..).unwrap_or(&[]),
+    );
+    let windows = cells
+        .chunks_exact(CELL)
+        .zip(c1.chunks_exact(CELL))
+        .zip(c2.chunks_exact(CELL));
+    for (o, ((a, b), d)) in out.chunks_exact_mut(CELL).zip(windows) {
+        if let ([o0, o1, o2, o3], &[a0, a1, a2, a3], &[b0, b1, b2, b3], &[d0, d1, d2, d3]) =
+            (o, a, b, d)
+        {
+            *o0 = a0 + b0 + d0;
+            *o1 = a1 + b1 + d1;
+            *o2 = a2 + b2 + d2;
+            if CARRIED {
+                *o3 = a3 + b3 + d3;
+            }
         }
     }
 }
