@@ -6,14 +6,14 @@
 # that a faulting or hung firmware fails within a timeout, and prints the
 # footprint table (flash, RAM, stack, instructions per inference).
 #
-#   scripts/firmware-test.sh          all checks + table (1,000 images; ~14 min)
+#   scripts/firmware-test.sh          all checks + table (1,000 images)
 #   scripts/firmware-test.sh report   the table only (100 images by default)
 #
 # Environment: FW_IMAGES (images per run, default 1000 / 100 for report),
-# FW_M0_DEFAULT_IMAGES (images for the default blob on the M0, default 10:
-# it takes ~2.4 G instructions each). Installs what it needs on a bare
-# Debian machine (Rust targets, qemu-system-arm). Scratch files go to
-# firmware/target/fw-test/.
+# FW_M0_BIG_IMAGES (images for the 64 KiB and the default blob on the M0,
+# default 100: they take ~0.2 and ~0.4 G instructions each). Installs what
+# it needs on a bare Debian machine (Rust targets, qemu-system-arm).
+# Scratch files go to firmware/target/fw-test/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -25,7 +25,7 @@ case "$mode" in
   report) images=${FW_IMAGES:-100} ;;
   *) echo "usage: $0 [test|report]" >&2; exit 2 ;;
 esac
-m0_default_images=${FW_M0_DEFAULT_IMAGES:-10}
+m0_big_images=${FW_M0_BIG_IMAGES:-100}
 pixels=784 # Fashion-MNIST: 1x28x28
 
 passed=0
@@ -64,13 +64,15 @@ step "host reference: firmware/host-check (convrfm-core on $host)"
 host_check=$fw/host-check/target/$host/release/convrfm-host-check
 
 # Firmware configurations: NAME TARGET BLOB TARGET_DIR IMAGES SECONDS_PER_IMAGE
-# (the last is a generous bound for the QEMU timeout: measured ~0.6 s, ~0.2 s
-# and ~2.3 s per image). Each blob has its own target dir so that switching
-# blobs never rebuilds another configuration.
+# (the last is a generous bound for the QEMU timeout, several times the
+# ~0.1-0.4 s per image measured). Each blob has its own target dir so that
+# switching blobs never rebuilds another configuration.
 configs=(
-  "m4-default thumbv7em-none-eabihf blobs/fashion-mnist.blob target $images 4"
+  "m4-default thumbv7em-none-eabihf blobs/fashion-mnist.blob target $images 2"
+  "m4-64k thumbv7em-none-eabihf blobs/fashion-mnist-64k.blob target/64k-blob $images 2"
   "m0-small thumbv6m-none-eabi blobs/fashion-mnist-m0.blob target/m0-blob $images 2"
-  "m0-default thumbv6m-none-eabi blobs/fashion-mnist.blob target $m0_default_images 12"
+  "m0-64k thumbv6m-none-eabi blobs/fashion-mnist-64k.blob target/64k-blob $m0_big_images 4"
+  "m0-default thumbv6m-none-eabi blobs/fashion-mnist.blob target $m0_big_images 6"
 )
 
 # cargo in firmware/ with the configuration's blob and target. The default
@@ -242,25 +244,27 @@ for c in "${configs[@]}"; do
   budget() { sed -n "s/^ *$1 *:.*LENGTH *= *\([0-9]*[KM]*\).*/\1/p" "$memory_x"; }
   blob_bytes=$(stat -c %s "$fw/$blob")
   stack=$(field "$d/firmware.log" used)
+  scratch=$(field "$d/firmware.log" scratch)
   accuracy=$(sed -n 's/^host accuracy: \([0-9.]*\) %.*/\1/p' "$d/host.log")
   rows+=("$(awk -v name="$name" -v blob="$blob_bytes" -v flash="$flash" -v ram="$ram" \
-    -v stack="$stack" -v fb="$(budget FLASH)" -v rb="$(budget RAM)" \
+    -v stack="$stack" -v scratch="$scratch" -v fb="$(budget FLASH)" -v rb="$(budget RAM)" \
     -v ci="$(field "$d/calibrate.log" insns)" -v ct="$(field "$d/calibrate.log" ticks)" \
     -v tt="$(field "$d/firmware.log" ticks_total)" -v tmin="$(field "$d/firmware.log" ticks_min)" \
     -v tmax="$(field "$d/firmware.log" ticks_max)" -v n="$n" -v acc="$accuracy" 'BEGIN {
       k = ci / ct; mean = tt / n * k
-      printf "| %s | %d | %d | %d / %s | %d | %d | %d / %s | %.1f M (%.1f-%.1f) | %.0f | %.0f | %s %% (%d) |",
-        name, blob, flash - blob, flash, fb, ram, stack, ram + stack, rb,
+      printf "| %s | %d | %d | %d / %s | %d | %d | %d | %d / %s | %.1f M (%.1f-%.1f) | %.0f | %.0f | %s %% (%d) |",
+        name, blob, flash - blob, flash, fb, scratch, ram, stack, ram + stack, rb,
         mean / 1e6, tmin * k / 1e6, tmax * k / 1e6, mean / 80e3, mean / 170e3, acc, n
     }')")
 done
 
 step "footprint (QEMU 7.2; instructions counted with -icount shift=0 + SysTick)"
-echo "| build | blob B | code B | flash B / budget | static RAM B | stack B | RAM B / budget | insns/inference mean (min-max) | ms @80 MHz | ms @170 MHz | host accuracy (images) |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| build | blob B | code B | flash B / budget | scratch B | static RAM B | stack B | RAM B / budget | insns/inference mean (min-max) | ms @80 MHz | ms @170 MHz | host accuracy (images) |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 printf '%s\n' "${rows[@]}"
 echo "m4-*: thumbv7em-none-eabihf on mps2-an386 (Cortex-M4F), memory-m4.x; m0-*: thumbv6m-none-eabi on microbit (Cortex-M0), memory-m0.x."
-echo "code = flash - blob; RAM = static (.data+.bss) + stack high-water mark; ms = instructions / clock,"
+echo "code = flash - blob; scratch = convrfm-core's prediction buffer (part of static RAM);"
+echo "RAM = static (.data+.bss) + stack high-water mark; ms = instructions / clock,"
 echo "an estimate that assumes one cycle per instruction (no wait states, multi-cycle loads, or multiplies)."
 
 echo
