@@ -40,15 +40,20 @@ if [ ! -f "$plugin" ]; then
     scripts/qemu-plugin/pcprof.c $(pkg-config --libs glib-2.0)
   rm -rf "$tmp"
 fi
-gzip -dc data/fashion-mnist/t10k-images-idx3-ubyte.gz | tail -c +17 | head -c $((n * 784)) >"$work/images.bin"
+# Whole file first: `head` closing the pipe early would fail the pipeline.
+gzip -dc data/fashion-mnist/t10k-images-idx3-ubyte.gz | tail -c +17 >"$work/all-images.bin"
+head -c $((n * 784)) "$work/all-images.bin" >"$work/images.bin"
 select=()
 [ "$blob" = blobs/fashion-mnist.blob ] || select=("CONVRFM_BLOB=$blob")
 (cd firmware && env "${select[@]}" cargo build -q --release --target "$target" --target-dir target/profile/build)
 elf=firmware/target/profile/build/$target/release/convrfm-firmware
+# Semihosting paths are relative to QEMU's working directory, firmware/.
 # shellcheck disable=SC2086 # machine holds several words on purpose
-PCPROF_OUT=$work/counts.txt timeout 3600 qemu-system-arm -machine $machine -nographic \
+(cd firmware && PCPROF_OUT=$(realpath -m "../$work/counts.txt") timeout 3600 \
+  qemu-system-arm -machine $machine -nographic \
   -semihosting-config "enable=on,target=native,arg=x,arg=classify,arg=target/profile/images.bin,arg=target/profile/out.bin" \
-  -plugin "$(realpath "$plugin")" -d plugin -kernel "$elf" >"$work/run.log" 2>&1 || { cat "$work/run.log"; exit 1; }
+  -plugin "$(realpath "../$plugin")" -d plugin -kernel "../$elf") >"$work/run.log" 2>&1 ||
+  { cat "$work/run.log"; exit 1; }
 # Fold address counts into functions (both lists sorted by address, in
 # decimal: Debian's awk reads no hexadecimal).
 nm -S --size-sort -C "$elf" | while read -r addr size kind sym; do

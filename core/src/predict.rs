@@ -36,7 +36,7 @@ use core::fmt;
 
 use crate::KernelKind;
 use crate::blob::{Model, copy, unpack};
-use crate::fixed::{HIGH_MULT_LIMIT, relu_step, requantise, requantise_high};
+use crate::fixed::{SMALL_MULT_LIMIT, relu_step, requantise, requantise_small};
 use crate::shape::{PATCH, Shape};
 
 /// The outcome of one prediction.
@@ -603,13 +603,13 @@ impl Model<'_> {
 
     /// The centre's layer-1 `K1 = sum_k uq_k(z) uq_k(x)` and
     /// `q1 = sum_k uq_k(x)^2` along layer-1 row `row`, into the row's `K`
-    /// and `q_x`. Requantisation is one high-word multiply when the
-    /// multiplier allows ([`requantise_high`]).
+    /// and `q_x`. Grayscale projections requantise with 32-bit products
+    /// when the multiplier allows ([`requantise_small`]).
     fn layer1_row(&self, work: &mut Work<'_>, img: &[u8], row: usize) {
         let m = self.u_mult;
-        if m <= HIGH_MULT_LIMIT {
-            let m8 = (m << 8) as i32;
-            self.layer1_row_with(work, img, row, move |u| requantise_high(u, m8));
+        if self.shape.channels() == 1 && m <= SMALL_MULT_LIMIT {
+            let (mh, ml) = ((m >> 12) as i32, (m & 0xFFF) as i32);
+            self.layer1_row_with(work, img, row, move |u| requantise_small(u, mh, ml));
         } else {
             self.layer1_row_with(work, img, row, move |u| i32::from(requantise(u, m)));
         }
