@@ -272,6 +272,10 @@ pub(crate) fn scratch_len_for(shape: Shape, rank: usize, classes: usize) -> Opti
 /// `q_x`, and the query's `q_z` (used when it rides in the rings).
 const CELL: usize = 4;
 
+/// Deepest kernel a valid blob has (`kernel_bounds` rejects depth 6 and
+/// more at any rank).
+const MAX_DEPTH: usize = 5;
+
 /// Bytes the word-aligned part of the scratch may have to skip.
 const ALIGN_SLACK: usize = 3;
 
@@ -294,9 +298,23 @@ struct Work<'s> {
     rings: &'s mut [i32],
     /// Whether the query's later-layer `q_z` rides in the rings.
     carried: bool,
+    /// Word offsets, by layer, of the rings in `rings` (ring `l` of
+    /// layers `1..depth` spans `ring_at[l]..ring_at[l + 1]`) and of the
+    /// stored query maps in `qz`: worked out once per prediction.
+    ring_at: [usize; MAX_DEPTH + 2],
+    q_at: [usize; MAX_DEPTH + 2],
     /// Grayscale models (`r <= d = 9`): each filter's 9 weights, read once
     /// per prediction.
     weights: [[i8; PATCH * PATCH]; PATCH * PATCH],
+}
+
+/// The ring of layer `layer` (`1..depth`) in `rings` (`ring_at`: the
+/// rings' offsets, see `Work`): 3 rows of horizontal sums, a cell per
+/// column of layer `layer + 1`.
+fn ring_of<'r>(rings: &'r mut [i32], ring_at: &[usize], layer: usize) -> &'r mut [i32] {
+    let at = |l: usize| ring_at.get(l).copied().unwrap_or(0);
+    let (start, end) = (at(layer), at(layer.saturating_add(1)));
+    rings.get_mut(start..end).unwrap_or(&mut [])
 }
 
 impl Model<'_> {
@@ -416,6 +434,19 @@ impl Model<'_> {
         let cols = s.grid(1).1;
         let (u, words) = words.split_at_mut(cols.min(words.len()));
         let (cells, rings) = words.split_at_mut((CELL * cols).min(words.len()));
+        let (mut ring_at, mut q_at) = ([0; MAX_DEPTH + 2], [0; MAX_DEPTH + 2]);
+        for layer in 1..=s.depth().min(MAX_DEPTH) {
+            let (r, q) = (
+                ring_at.get(layer).copied().unwrap_or(0),
+                q_at.get(layer).copied().unwrap_or(0),
+            );
+            if let Some(next) = ring_at.get_mut(layer + 1) {
+                *next = r + 3 * CELL * s.grid(layer + 1).1;
+            }
+            if let Some(next) = q_at.get_mut(layer + 1) {
+                *next = q + s.positions(layer);
+            }
+        }
         let mut weights = [[0i8; PATCH * PATCH]; PATCH * PATCH];
         if s.channels() == 1 {
             for (k, wk) in weights.iter_mut().enumerate().take(self.rank) {
@@ -432,6 +463,8 @@ impl Model<'_> {
             cells,
             rings,
             carried,
+            ring_at,
+            q_at,
             weights,
         }
     }
@@ -449,22 +482,6 @@ impl Model<'_> {
             self.classes,
         )
         .is_some_and(|(_, carried)| carried)
-    }
-
-    /// Word offset of the query's `q^l` map in `Work::qz` (stored layout).
-    #[allow(clippy::arithmetic_side_effects)] // partial sums of scratch_len's terms
-    fn q_offset(&self, layer: usize) -> usize {
-        (1..layer).map(|l| self.shape.positions(l)).sum()
-    }
-
-    /// The ring of layer `layer` (`1..depth`) in `Work::rings`: 3 rows of
-    /// horizontal sums, a cell per column of layer `layer + 1`.
-    #[allow(clippy::arithmetic_side_effects)] // partial sums of scratch_len's terms
-    fn ring_range(&self, layer: usize) -> core::ops::Range<usize> {
-        let start = (1..layer)
-            .map(|l| 3 * CELL * self.shape.grid(l + 1).1)
-            .sum();
-        start..start + 3 * CELL * self.shape.grid(layer + 1).1
     }
 
     /// Makes the band hold image rows `row..row + 3` of every channel of
@@ -595,8 +612,9 @@ impl Model<'_> {
             if work.carried {
                 break;
             }
-            let (lo, hi) = qz.split_at_mut(self.q_offset(layer).min(qz.len()));
-            let src = lo.get(self.q_offset(layer - 1)..).unwrap_or(&[]);
+            let at = |l: usize| work.q_at.get(l).copied().unwrap_or(0);
+            let (lo, hi) = qz.split_at_mut(at(layer).min(qz.len()));
+            let src = lo.get(at(layer - 1)..).unwrap_or(&[]);
             window_sums(src, s.grid(layer - 1).1, hi, s.grid(layer));
         }
     }
@@ -661,9 +679,12 @@ impl Model<'_> {
                 project(k, ua);
                 if k + 1 < self.rank {
                     project(k + 1, ub);
-                    accumulate_pairs(ua, Some((ub, z_row(k + 1))), z_row(k), cells, rq);
+                    let (a, b) = ((&*ua, z_row(k)), (&*ub, z_row(k + 1)));
+                    accumulate_pairs::<true>(a, b, cells, rq);
                 } else {
-                    accumulate_pairs(ua, None, z_row(k), cells, rq);
+                    // The second filter's slot is read but unused.
+                    let a = (&*ua, z_row(k));
+                    accumulate_pairs::<false>(a, a, cells, rq);
                 }
             }
         } else if s.channels() == 1 {
@@ -716,11 +737,12 @@ impl Model<'_> {
             if depth == 1 {
                 readout += self.readout(work.cells, cols);
             } else {
-                let ring = work.rings.get_mut(self.ring_range(1)).unwrap_or(&mut []);
-                if work.carried {
-                    push_row::<true>(work.cells, ring_row(ring, i));
+                let carried = work.carried;
+                let slot = ring_row(ring_of(work.rings, &work.ring_at, 1), i);
+                if carried {
+                    push_row::<true>(work.cells, slot);
                 } else {
-                    push_row::<false>(work.cells, ring_row(ring, i));
+                    push_row::<false>(work.cells, slot);
                 }
                 if i >= 2 {
                     readout += self.cascade(i - 2, work);
@@ -740,12 +762,16 @@ impl Model<'_> {
         let (mut layer, mut row) = (2, row);
         loop {
             let cols = s.grid(layer).1;
-            let below = work.rings.get(self.ring_range(layer - 1)).unwrap_or(&[]);
+            let start = |l: usize| work.ring_at.get(l).copied().unwrap_or(0);
+            let below = work
+                .rings
+                .get(start(layer - 1)..start(layer))
+                .unwrap_or(&[]);
             if work.carried {
                 column_sums::<true>(below, work.cells);
                 relu_upper(work.cells, cols, None);
             } else {
-                let q_off = self.q_offset(layer) + row * cols;
+                let q_off = work.q_at.get(layer).copied().unwrap_or(0) + row * cols;
                 let q_row = work.qz.get(q_off..q_off + cols).unwrap_or(&[]);
                 column_sums::<false>(below, work.cells);
                 relu_upper(work.cells, cols, Some(q_row));
@@ -753,14 +779,12 @@ impl Model<'_> {
             if layer == depth {
                 return self.readout(work.cells, cols);
             }
-            let ring = work
-                .rings
-                .get_mut(self.ring_range(layer))
-                .unwrap_or(&mut []);
-            if work.carried {
-                push_row::<true>(work.cells, ring_row(ring, row));
+            let carried = work.carried;
+            let slot = ring_row(ring_of(work.rings, &work.ring_at, layer), row);
+            if carried {
+                push_row::<true>(work.cells, slot);
             } else {
-                push_row::<false>(work.cells, ring_row(ring, row));
+                push_row::<false>(work.cells, slot);
             }
             if row < 2 {
                 return 0;
@@ -847,47 +871,44 @@ fn gray4_pass([w0, w1, w2]: [i32; 3], bytes: &[u8], acc: &mut [i32], first: bool
     }
 }
 
-/// Splits the words of [`gray4_pass`] (one filter, or two: `b`), requantises
-/// each position's `u = 17 * half` (the pixel is `17 v`) and adds
-/// `uq * z` into `K1` and `uq^2` into `q1`. Bounds: halves `< 2^15`;
-/// |uq| <= 127, so K1, q1 <= r 127^2.
+/// Splits the words of [`gray4_pass`] for one filter (`a`, query `za`) or
+/// two (`b`, `zb`: `TWO`), requantises each position's `u = 17 * half`
+/// (the pixel is `17 v`) and adds `uq * z` into the cells' `K1` and `uq^2`
+/// into their `q1`. Bounds: halves `< 2^15`; |uq| <= 127, so K1, q1 <=
+/// r 127^2.
 #[inline(never)]
 #[allow(clippy::arithmetic_side_effects)] // see above
-fn accumulate_pairs(
-    a: &[i32],
-    b: Option<(&[i32], &[u8])>,
-    za: &[u8],
+fn accumulate_pairs<const TWO: bool>(
+    (a, za): (&[i32], &[u8]),
+    (b, zb): (&[i32], &[u8]),
     cells: &mut [i32],
     rq: impl Fn(i32) -> i32,
 ) {
     let split = |total: i32| {
         let lo = i32::from(total as i16);
-        (17 * lo, 17 * ((total - lo) >> 16))
+        (rq(17 * lo), rq(17 * ((total - lo) >> 16)))
     };
-    let (bb, zb) = b.unwrap_or((&[], &[]));
-    let two = !bb.is_empty();
-    let pairs = cells.chunks_exact_mut(2 * CELL).zip(za.chunks_exact(2));
-    for (i, ((cell, z), &ta)) in pairs.zip(a).enumerate() {
-        if let ([k0, _, q0, _, k1, _, q1, _], &[z0, z1]) = (cell, z) {
-            let (u0, u1) = split(ta);
-            let (x0, x1) = (rq(u0), rq(u1));
-            *k0 += x0 * i32::from(z0 as i8);
-            *k1 += x1 * i32::from(z1 as i8);
-            *q0 += x0 * x0;
-            *q1 += x1 * x1;
-            if two {
-                if let (Some(&tb), Some(&[zb0, zb1])) = (
-                    bb.get(i),
-                    zb.get(2 * i..).and_then(<[u8]>::first_chunk::<2>),
-                ) {
-                    let (u0, u1) = split(tb);
-                    let (y0, y1) = (rq(u0), rq(u1));
-                    *k0 += y0 * i32::from(zb0 as i8);
-                    *k1 += y1 * i32::from(zb1 as i8);
-                    *q0 += y0 * y0;
-                    *q1 += y1 * y1;
-                }
+    let z = |z: u8| i32::from(z as i8);
+    let rows = a
+        .iter()
+        .zip(za.chunks_exact(2))
+        .zip(b.iter().zip(zb.chunks_exact(2)));
+    for (cell, ((&ta, za), (&tb, zb))) in cells.chunks_exact_mut(2 * CELL).zip(rows) {
+        if let ([k0, _, q0, _, k1, _, q1, _], &[za0, za1], &[zb0, zb1]) = (cell, za, zb) {
+            let (x0, x1) = split(ta);
+            let (mut kk0, mut kk1) = (x0 * z(za0), x1 * z(za1));
+            let (mut qq0, mut qq1) = (x0 * x0, x1 * x1);
+            if TWO {
+                let (y0, y1) = split(tb);
+                kk0 += y0 * z(zb0);
+                kk1 += y1 * z(zb1);
+                qq0 += y0 * y0;
+                qq1 += y1 * y1;
             }
+            *k0 += kk0;
+            *k1 += kk1;
+            *q0 += qq0;
+            *q1 += qq1;
         }
     }
 }
@@ -986,12 +1007,14 @@ fn column_sums<const CARRIED: bool>(ring: &[i32], cells: &mut [i32]) {
     }
 }
 
-/// Ring row `row % 3` of a layer's ring (3 rows of equal length).
-#[allow(clippy::arithmetic_side_effects)] // len / 3 * (row % 3) <= len
+/// Ring row `row % 3` of a layer's ring (3 rows of equal length). Rows
+/// are below 2^16 (`H` is a u16), where `(row * 0xAAAB) >> 17` is
+/// `row / 3`: no division, which ARMv6-M would call a routine for.
+#[allow(clippy::arithmetic_side_effects)] // row < 2^16; slot <= 2, n * 3 <= len
 fn ring_row(ring: &mut [i32], row: usize) -> &mut [i32] {
-    let n = ring.len() / 3;
-    ring.get_mut(n * (row % 3)..n * (row % 3 + 1))
-        .unwrap_or(&mut [])
+    let slot = row - 3 * ((row * 0xAAAB) >> 17);
+    let n = (ring.len() * 0xAAAB) >> 17;
+    ring.get_mut(n * slot..n * (slot + 1)).unwrap_or(&mut [])
 }
 
 /// The horizontal 3-sums of a row's cells into a ring row (two columns
