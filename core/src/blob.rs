@@ -77,7 +77,8 @@ const OFF_TOTAL_LEN: usize = 36;
 const OFF_SECTIONS: usize = 40;
 
 /// The header fields that size a prediction's scratch.
-pub(crate) struct HeaderDims {
+#[derive(Clone, Copy)]
+pub(crate) struct Dims {
     pub channels: usize,
     pub height: usize,
     pub width: usize,
@@ -86,13 +87,27 @@ pub(crate) struct HeaderDims {
     pub classes: usize,
 }
 
-/// [`HeaderDims`] read from the first [`HEADER_LEN`] bytes, unvalidated
+impl Dims {
+    /// The dimensions of a validated shape.
+    pub(crate) fn of(shape: Shape, rank: usize, classes: usize) -> Self {
+        Self {
+            channels: shape.channels(),
+            height: shape.height(),
+            width: shape.width(),
+            depth: shape.depth(),
+            rank,
+            classes,
+        }
+    }
+}
+
+/// [`Dims`] read from the first [`HEADER_LEN`] bytes, unvalidated
 /// (`const`, for [`crate::scratch_len_for_blob`]); `None` if shorter.
-pub(crate) const fn header_dims(blob: &[u8]) -> Option<HeaderDims> {
+pub(crate) const fn header_dims(blob: &[u8]) -> Option<Dims> {
     let Some(h) = blob.first_chunk::<HEADER_LEN>() else {
         return None;
     };
-    Some(HeaderDims {
+    Some(Dims {
         channels: u16::from_le_bytes([h[OFF_CHANNELS], h[OFF_CHANNELS + 1]]) as usize,
         height: u16::from_le_bytes([h[OFF_HEIGHT], h[OFF_HEIGHT + 1]]) as usize,
         width: u16::from_le_bytes([h[OFF_WIDTH], h[OFF_WIDTH + 1]]) as usize,

@@ -35,7 +35,7 @@
 use core::fmt;
 
 use crate::KernelKind;
-use crate::blob::{Model, copy, unpack};
+use crate::blob::{Dims, Model, copy, unpack};
 use crate::fixed::{SMALL_MULT_LIMIT, relu_step, requantise, requantise_small};
 use crate::shape::{PATCH, Shape};
 
@@ -124,7 +124,19 @@ pub const fn scratch_len_for_dims(
     rank: usize,
     classes: usize,
 ) -> Option<usize> {
-    match layout(channels, height, width, depth, rank, classes) {
+    scratch_len_of(Dims {
+        channels,
+        height,
+        width,
+        depth,
+        rank,
+        classes,
+    })
+}
+
+/// The scratch length of [`layout`].
+const fn scratch_len_of(dims: Dims) -> Option<usize> {
+    match layout(dims) {
         Some((len, _)) => Some(len),
         None => None,
     }
@@ -137,18 +149,10 @@ pub const QZ_STORE_LIMIT: usize = 12 << 10;
 
 /// The scratch length and whether the query's later-layer `q` rides in
 /// the rings (`true`) or is stored (`false`).
-pub(crate) const fn layout(
-    channels: usize,
-    height: usize,
-    width: usize,
-    depth: usize,
-    rank: usize,
-    classes: usize,
-) -> Option<(usize, bool)> {
-    let stored = layout_len(channels, height, width, depth, rank, classes, false);
-    match stored {
+pub(crate) const fn layout(dims: Dims) -> Option<(usize, bool)> {
+    match layout_len(dims, false) {
         Some(n) if n <= QZ_STORE_LIMIT => Some((n, false)),
-        _ => match layout_len(channels, height, width, depth, rank, classes, true) {
+        _ => match layout_len(dims, true) {
             Some(n) => Some((n, true)),
             None => None,
         },
@@ -157,15 +161,15 @@ pub(crate) const fn layout(
 
 /// Scratch bytes of one layout (`carried`: later-layer `q_z` in the rings).
 #[allow(clippy::arithmetic_side_effects)] // loop counter l <= depth, and 2 l <= 2 depth < H, W (checked first)
-const fn layout_len(
-    channels: usize,
-    height: usize,
-    width: usize,
-    depth: usize,
-    rank: usize,
-    classes: usize,
-    carried: bool,
-) -> Option<usize> {
+const fn layout_len(dims: Dims, carried: bool) -> Option<usize> {
+    let Dims {
+        channels,
+        height,
+        width,
+        depth,
+        rank,
+        classes,
+    } = dims;
     if depth == 0 {
         return None;
     }
@@ -250,21 +254,14 @@ const fn layout_len(
 /// or on the stack.
 pub const fn scratch_len_for_blob(blob: &[u8]) -> Option<usize> {
     match crate::blob::header_dims(blob) {
-        Some(d) => scratch_len_for_dims(d.channels, d.height, d.width, d.depth, d.rank, d.classes),
+        Some(dims) => scratch_len_of(dims),
         None => None,
     }
 }
 
 /// Scratch bytes for a validated shape.
 pub(crate) fn scratch_len_for(shape: Shape, rank: usize, classes: usize) -> Option<usize> {
-    scratch_len_for_dims(
-        shape.channels(),
-        shape.height(),
-        shape.width(),
-        shape.depth(),
-        rank,
-        classes,
-    )
+    scratch_len_of(Dims::of(shape, rank, classes))
 }
 
 /// Words of a cell, one grid position of the row being computed or of a
@@ -472,16 +469,7 @@ impl Model<'_> {
     /// Whether this model's scratch layout carries the query's later-layer
     /// `q_z` in the rings ([`layout`]).
     fn carries_qz(&self) -> bool {
-        let s = &self.shape;
-        layout(
-            s.channels(),
-            s.height(),
-            s.width(),
-            s.depth(),
-            self.rank,
-            self.classes,
-        )
-        .is_some_and(|(_, carried)| carried)
+        layout(Dims::of(self.shape, self.rank, self.classes)).is_some_and(|(_, carried)| carried)
     }
 
     /// Makes the band hold image rows `row..row + 3` of every channel of
@@ -738,7 +726,7 @@ impl Model<'_> {
                 readout += self.readout(work.cells, cols);
             } else {
                 let carried = work.carried;
-                let slot = ring_row(ring_of(work.rings, &work.ring_at, 1), i);
+                let slot = ring_row(ring_of(work.rings, &work.ring_at, 1), i, CELL * s.grid(2).1);
                 if carried {
                     push_row::<true>(work.cells, slot);
                 } else {
@@ -768,19 +756,24 @@ impl Model<'_> {
                 .get(start(layer - 1)..start(layer))
                 .unwrap_or(&[]);
             if work.carried {
-                column_sums::<true>(below, work.cells);
+                column_sums::<true>(below, CELL * cols, work.cells);
                 relu_upper(work.cells, cols, None);
             } else {
                 let q_off = work.q_at.get(layer).copied().unwrap_or(0) + row * cols;
                 let q_row = work.qz.get(q_off..q_off + cols).unwrap_or(&[]);
-                column_sums::<false>(below, work.cells);
+                column_sums::<false>(below, CELL * cols, work.cells);
                 relu_upper(work.cells, cols, Some(q_row));
             }
             if layer == depth {
                 return self.readout(work.cells, cols);
             }
             let carried = work.carried;
-            let slot = ring_row(ring_of(work.rings, &work.ring_at, layer), row);
+            let next_cols = s.grid(layer + 1).1;
+            let slot = ring_row(
+                ring_of(work.rings, &work.ring_at, layer),
+                row,
+                CELL * next_cols,
+            );
             if carried {
                 push_row::<true>(work.cells, slot);
             } else {
@@ -978,70 +971,56 @@ fn relu_upper(cells: &mut [i32], cols: usize, qz: Option<&[i32]>) {
     }
 }
 
-/// A layer's cells from the ring below: the sums of its three rows of
-/// horizontal sums, cell by cell (the query's `q_z` too when `CARRIED`).
-/// The row is as long as the ring's rows.
-#[inline(never)]
-#[allow(clippy::arithmetic_side_effects)] // bounded as in pair_kernel
-fn column_sums<const CARRIED: bool>(ring: &[i32], cells: &mut [i32]) {
-    let n = ring.len() / 3;
-    let mut rows = ring.chunks_exact(n.max(1));
-    let (Some(r0), Some(r1), Some(r2)) = (rows.next(), rows.next(), rows.next()) else {
-        return;
-    };
-    let sums = r0
+/// `out = a + b + c`, cell by cell (the query's `q_z` word too when
+/// `CARRIED`): the vertical and the horizontal halves of a 3x3 window sum.
+#[inline(always)]
+#[allow(clippy::arithmetic_side_effects)] // sums of three bounded values, see pair_kernel
+fn add3_cells<const CARRIED: bool>(out: &mut [i32], a: &[i32], b: &[i32], c: &[i32]) {
+    let terms = a
         .chunks_exact(CELL)
-        .zip(r1.chunks_exact(CELL))
-        .zip(r2.chunks_exact(CELL));
-    for (c, ((a, b), d)) in cells.chunks_exact_mut(CELL).zip(sums) {
-        if let ([c0, c1, c2, c3], &[a0, a1, a2, a3], &[b0, b1, b2, b3], &[d0, d1, d2, d3]) =
-            (c, a, b, d)
+        .zip(b.chunks_exact(CELL))
+        .zip(c.chunks_exact(CELL));
+    for (o, ((a, b), c)) in out.chunks_exact_mut(CELL).zip(terms) {
+        if let ([o0, o1, o2, o3], &[a0, a1, a2, a3], &[b0, b1, b2, b3], &[c0, c1, c2, c3]) =
+            (o, a, b, c)
         {
-            *c0 = a0 + b0 + d0;
-            *c1 = a1 + b1 + d1;
-            *c2 = a2 + b2 + d2;
+            *o0 = a0 + b0 + c0;
+            *o1 = a1 + b1 + c1;
+            *o2 = a2 + b2 + c2;
             if CARRIED {
-                *c3 = a3 + b3 + d3;
+                *o3 = a3 + b3 + c3;
             }
         }
     }
 }
 
-/// Ring row `row % 3` of a layer's ring (3 rows of equal length). Rows
-/// are below 2^16 (`H` is a u16), where `(row * 0xAAAB) >> 17` is
-/// `row / 3`: no division, which ARMv6-M would call a routine for.
-#[allow(clippy::arithmetic_side_effects)] // row < 2^16; slot <= 2, n * 3 <= len
-fn ring_row(ring: &mut [i32], row: usize) -> &mut [i32] {
-    let slot = row - 3 * ((row * 0xAAAB) >> 17);
-    let n = (ring.len() * 0xAAAB) >> 17;
-    ring.get_mut(n * slot..n * (slot + 1)).unwrap_or(&mut [])
+/// A layer's cells from the ring below (3 rows of `slot` words): the sums
+/// of its three rows of horizontal sums.
+#[inline(never)]
+fn column_sums<const CARRIED: bool>(ring: &[i32], slot: usize, cells: &mut [i32]) {
+    let mut rows = ring.chunks_exact(slot.max(1));
+    if let (Some(r0), Some(r1), Some(r2)) = (rows.next(), rows.next(), rows.next()) {
+        add3_cells::<CARRIED>(cells, r0, r1, r2);
+    }
+}
+
+/// Ring row `row % 3` (of `slot` words) of a layer's ring. Rows are below
+/// 2^16 (`H` is a u16), where `(row * 0xAAAB) >> 17` is exactly `row / 3`:
+/// no division, which ARMv6-M would call a routine for.
+#[allow(clippy::arithmetic_side_effects)] // row < 2^16: row * 0xAAAB < 2^32; index <= 2
+fn ring_row(ring: &mut [i32], row: usize, slot: usize) -> &mut [i32] {
+    let index = row - 3 * ((row * 0xAAAB) >> 17);
+    ring.chunks_exact_mut(slot.max(1))
+        .nth(index)
+        .unwrap_or(&mut [])
 }
 
 /// The horizontal 3-sums of a row's cells into a ring row (two columns
 /// fewer), the query's `q_z` too when `CARRIED`.
 #[inline(never)]
-#[allow(clippy::arithmetic_side_effects)] // sums of three bounded values, see pair_kernel
 fn push_row<const CARRIED: bool>(cells: &[i32], out: &mut [i32]) {
-    let (c1, c2) = (
-        cells.get(CELL..).unwrap_or(&[]),
-        cells.get(2 * CELL..).unwrap_or(&[]),
-    );
-    let windows = cells
-        .chunks_exact(CELL)
-        .zip(c1.chunks_exact(CELL))
-        .zip(c2.chunks_exact(CELL));
-    for (o, ((a, b), d)) in out.chunks_exact_mut(CELL).zip(windows) {
-        if let ([o0, o1, o2, o3], &[a0, a1, a2, a3], &[b0, b1, b2, b3], &[d0, d1, d2, d3]) =
-            (o, a, b, d)
-        {
-            *o0 = a0 + b0 + d0;
-            *o1 = a1 + b1 + d1;
-            *o2 = a2 + b2 + d2;
-            if CARRIED {
-                *o3 = a3 + b3 + d3;
-            }
-        }
-    }
+    let shifted = |n: usize| cells.get(n..).unwrap_or(&[]);
+    add3_cells::<CARRIED>(out, cells, shifted(CELL), shifted(2 * CELL));
 }
 
 /// `dst = 3x3 VALID window sums of src` (`src` has `src_cols` columns,
