@@ -16,9 +16,10 @@
 //! - [`Shape`] is the image and patch-grid geometry shared with the host
 //!   trainer.
 //!
-//! `no_std`, no `alloc`, no `unsafe`, no floats in the inference path, and
-//! no panics: every size derived from input is computed with checked
-//! arithmetic and every failure is a value.
+//! `no_std`, no `alloc`, no `unsafe` (the scratch bytes are viewed as
+//! aligned words through `bytemuck`'s safe API), no floats in the inference
+//! path, and no panics: every size derived from input is computed with
+//! checked arithmetic and every failure is a value.
 //!
 //! What it is not for: training, gradients, AGOP, solvers, data loading and
 //! the float kernels live in `convrfm-train`; this crate never allocates,
