@@ -17,6 +17,17 @@
 //! 5. `score_o = sum_i alpha[i][o] * kernel(z, x_i)`, i64, saturating;
 //!    the class is the argmax, lowest index on ties.
 //!
+//! # Where the time goes
+//!
+//! Per centre, every grid position of every layer: layer 1's projections,
+//! the ReLU step, the window sums. Each hot loop is its own small function
+//! (`gray4_pass`, `accumulate_pairs`, `relu_layer1`, `relu_upper`,
+//! `push_row`, `column_sums`) so that its values stay in registers; 4-bit
+//! grayscale centres are read straight from the blob, two positions per
+//! multiply; positions under a blank query field skip the ReLU step (it
+//! would return 0 there). `scripts/firmware-profile.sh` counts the
+//! instructions each one takes on the Cortex-M targets.
+//!
 //! # Memory
 //!
 //! The query's maps (its `uq` and `q` at layer 1) are computed once per
