@@ -45,7 +45,7 @@
 //! The tables are one-sided where a range proof needs it: the reciprocal
 //! square root never exceeds `1/sqrt(Q)` and `G` never exceeds the true `G`,
 //! so `Khat <= sqrt(Q) + 1/2`, hence `Khat <= max(q_z, q_x)`, as the bounds
-//! of [`kernel_bounds`] assume. The exact definition, step by step, is
+//! of `kernel_bounds` assume. The exact definition, step by step, is
 //! [`relu_step`]; `docs/blob-format.md` repeats it for the host side.
 
 /// `1.0` in Q15.
@@ -443,7 +443,7 @@ fn w_coefficients(w_q31: u32) -> (u32, u32) {
 ///
 /// Every product is 32 x 32 -> 64 bits and cannot overflow; every step
 /// rounds down or to nearest as written. Within the bounds of
-/// [`kernel_bounds`] `Khat <= max(q_z, q_x)` and `|Thetahat| <= |Theta|`.
+/// `kernel_bounds` `Khat <= max(q_z, q_x)` and `|Thetahat| <= |Theta|`.
 #[inline(always)]
 #[allow(clippy::arithmetic_side_effects)] // each step's range is stated beside it
 pub fn relu_step(k: i32, theta: i32, q_z: u32, q_x: u32) -> (i32, i32) {
