@@ -665,19 +665,21 @@ impl Model<'_> {
 
         if s.channels() == 1 && self.pixel_bits == 4 && w % 2 == 0 {
             let (ua, ub) = u.split_at_mut((cols / 2).min(u.len()));
-            let project = |k: usize, acc: &mut [i32]| {
-                for (a, w3) in weights(k).chunks_exact(PATCH).enumerate() {
+            // Filters k and k + 1 together (k + 1 past the rank: zero weights).
+            let project = |k: usize, ua: &mut [i32], ub: &mut [i32]| {
+                let (wa, wb) = (weights(k), weights(k + 1));
+                let rows = wa.chunks_exact(PATCH).zip(wb.chunks_exact(PATCH));
+                for (a, (wa, wb)) in rows.enumerate() {
                     let start = (row + a) * w / 2;
                     let bytes = img.get(start..start + w / 2).unwrap_or(&[]);
-                    if let &[w0, w1, w2] = w3 {
-                        gray4_pass([w0, w1, w2], bytes, acc, a == 0);
+                    if let (&[a0, a1, a2], &[b0, b1, b2]) = (wa, wb) {
+                        gray4_pass([[a0, a1, a2], [b0, b1, b2]], bytes, (ua, ub), a == 0);
                     }
                 }
             };
             for k in (0..self.rank).step_by(2) {
-                project(k, ua);
+                project(k, ua, ub);
                 if k + 1 < self.rank {
-                    project(k + 1, ub);
                     let (a, b) = ((&*ua, z_row(k)), (&*ub, z_row(k + 1)));
                     accumulate_pairs::<true>(a, b, cells, rq);
                 } else {
@@ -847,30 +849,40 @@ fn gray8_project(w: &[i32; 9], [r0, r1, r2]: [&[u8]; PATCH], u: &mut [i32]) {
     }
 }
 
-/// One image row's part of one filter along a grayscale layer-1 row of
-/// a 4-bit centre (`bytes`: the row as stored, two pixels per byte, low
-/// nibble first), two positions per multiply. With pair words
-/// `p[x] = v[x] | v[x + 1] << 16`, `w0 p[2i] + w1 p[2i + 1] + w2 p[2i + 2]`
-/// holds position `2i`'s `sum w v` in its low half and position `2i + 1`'s
-/// in its high half. Byte `i` is `p[2i]` spread into halves; `p[2i + 1]`
-/// joins the high half of `p[2i]` and the low half of `p[2i + 2]`. Summed
-/// over the three rows each half is at most `9 * 128 * 15 = 17280 < 2^15`
-/// in magnitude, so the word is exactly `lo + hi 2^16`
-/// ([`accumulate_pairs`] splits it). Writes (`first`) or adds into `acc`,
-/// one word per pair of positions.
+/// One image row's part of two filters (`a`, `b`) along a grayscale
+/// layer-1 row of a 4-bit centre (`bytes`: the row as stored, two pixels
+/// per byte, low nibble first), two positions per multiply. With pair
+/// words `p[x] = v[x] | v[x + 1] << 16`, `w0 p[2i] + w1 p[2i + 1] + w2
+/// p[2i + 2]` holds position `2i`'s `sum w v` in its low half and position
+/// `2i + 1`'s in its high half. Byte `i` is `p[2i]` spread into halves;
+/// `p[2i + 1]` joins the high half of `p[2i]` and the low half of
+/// `p[2i + 2]`. Summed over the three rows each half is at most
+/// `9 * 128 * 15 = 17280 < 2^15` in magnitude, so the word is exactly
+/// `lo + hi 2^16` ([`accumulate_pairs`] splits it). Writes (`first`) or
+/// adds into `acc_a` and `acc_b`, one word per pair of positions.
 #[inline(never)]
 #[allow(clippy::arithmetic_side_effects)] // |sum| < 2^31, see above
-fn gray4_pass([w0, w1, w2]: [i32; 3], bytes: &[u8], acc: &mut [i32], first: bool) {
+fn gray4_pass(
+    [[a0, a1, a2], [b0, b1, b2]]: [[i32; 3]; 2],
+    bytes: &[u8],
+    (acc_a, acc_b): (&mut [i32], &mut [i32]),
+    first: bool,
+) {
     let spread = |b: u8| i32::from(b & 0x0F) | i32::from(b >> 4) << 16;
-    let Some((&b0, rest)) = bytes.split_first() else {
+    let Some((&byte0, rest)) = bytes.split_first() else {
         return;
     };
-    let mut even = spread(b0);
-    for (a, &b) in acc.iter_mut().zip(rest) {
-        let next = spread(b);
+    let mut even = spread(byte0);
+    for ((ta, tb), &byte) in acc_a.iter_mut().zip(acc_b.iter_mut()).zip(rest) {
+        let next = spread(byte);
         let odd = (even >> 16) | (next << 16);
-        let s = w0 * even + w1 * odd + w2 * next;
-        *a = if first { s } else { *a + s };
+        let sa = a0 * even + a1 * odd + a2 * next;
+        let sb = b0 * even + b1 * odd + b2 * next;
+        if first {
+            (*ta, *tb) = (sa, sb);
+        } else {
+            (*ta, *tb) = (*ta + sa, *tb + sb);
+        }
         even = next;
     }
 }
