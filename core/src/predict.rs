@@ -975,17 +975,21 @@ fn relu_layer1(cells: &mut [i32], qz: &[i32]) {
 /// `q_z` from `qz` (stored maps: its row of the layer) or from the cells
 /// themselves (`None`: it rode in the rings).
 #[inline(never)]
+#[allow(clippy::arithmetic_side_effects)] // cols <= C_1: inside the cells
 fn relu_upper(cells: &mut [i32], cols: usize, qz: Option<&[i32]>) {
+    // One bound for the loop: the row's cells.
+    let len = (CELL * cols).min(cells.len());
+    let cells = cells.get_mut(..len).unwrap_or(&mut []);
     match qz {
         Some(qz) => {
-            for (cell, &qz) in cells.chunks_exact_mut(CELL).zip(qz).take(cols) {
+            for (cell, &qz) in cells.chunks_exact_mut(CELL).zip(qz) {
                 if let [k, t, q, _] = cell {
                     (*k, *t) = relu_cell(*k, *t, qz, *q);
                 }
             }
         }
         None => {
-            for cell in cells.chunks_exact_mut(CELL).take(cols) {
+            for cell in cells.chunks_exact_mut(CELL) {
                 if let [k, t, q, z] = cell {
                     (*k, *t) = relu_cell(*k, *t, *z, *q);
                 }
