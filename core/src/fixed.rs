@@ -445,8 +445,17 @@ fn w_coefficients(w_q31: u32) -> (u32, u32) {
 /// rounds down or to nearest as written. Within the bounds of
 /// `kernel_bounds` `Khat <= max(q_z, q_x)` and `|Thetahat| <= |Theta|`.
 #[inline(always)]
-#[allow(clippy::arithmetic_side_effects)] // each step's range is stated beside it
 pub fn relu_step(k: i32, theta: i32, q_z: u32, q_x: u32) -> (i32, i32) {
+    let (khat, thetahat) = relu_step_unclamped(k, theta, q_z, q_x);
+    (khat.min(i32::MAX as u32) as i32, thetahat)
+}
+
+/// [`relu_step`] before its last line: `Khat` as a u32 (`<= sqrt(Q) + 1/2
+/// < 2^32`). The kernel, whose bounds keep `Khat <= max(q_z, q_x) < 2^31`,
+/// casts it directly.
+#[inline(always)]
+#[allow(clippy::arithmetic_side_effects)] // each step's range is stated beside it
+pub(crate) fn relu_step_unclamped(k: i32, theta: i32, q_z: u32, q_x: u32) -> (u32, i32) {
     let a = k.unsigned_abs(); // <= 2^31
     let (kdot, khat) = if q_z == 0 || q_x == 0 {
         (ONE_Q15 as u32 / 2, 0)
@@ -494,7 +503,7 @@ pub fn relu_step(k: i32, theta: i32, q_z: u32, q_x: u32) -> (i32, i32) {
     // |Theta| <= 2^31, kd <= 2^15: |product| <= 2^46, and the result is
     // between 0 and Theta (rounded): it fits an i32.
     let thetahat = (mul_wide_signed(theta, kdot as i32) + (1 << 14)) >> 15;
-    (khat.min(i32::MAX as u32) as i32, thetahat as i32)
+    (khat, thetahat as i32)
 }
 
 /// Requantises a layer-1 patch projection `u = P . W` to the i8 range:

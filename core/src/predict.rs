@@ -47,7 +47,7 @@ use core::fmt;
 
 use crate::KernelKind;
 use crate::blob::{Dims, Model, copy, unpack};
-use crate::fixed::{SMALL_MULT_LIMIT, relu_step, requantise, requantise_small};
+use crate::fixed::{SMALL_MULT_LIMIT, relu_step_unclamped, requantise, requantise_small};
 use crate::shape::{PATCH, Shape};
 
 /// The outcome of one prediction.
@@ -952,8 +952,9 @@ fn relu_cell(k: i32, theta: i32, qz: i32, qx: i32) -> (i32, i32) {
     if qz == 0 {
         return (0, 0);
     }
-    let (khat, thetahat) = relu_step(k, theta, qz as u32, qx as u32);
-    (khat, thetahat + khat)
+    // Khat <= max(q_z, q_x) < 2^31 within the kernel bounds: the cast is exact.
+    let (khat, thetahat) = relu_step_unclamped(k, theta, qz as u32, qx as u32);
+    (khat as i32, thetahat + khat as i32)
 }
 
 /// The ReLU step along a layer-1 row of cells, in place: `K -> Khat`,
