@@ -738,13 +738,8 @@ impl Model<'_> {
             if depth == 1 {
                 readout += self.readout(work.cells, cols);
             } else {
-                let carried = work.carried;
                 let slot = ring_row(ring_of(work.rings, &work.ring_at, 1), i, CELL * s.grid(2).1);
-                if carried {
-                    push_row::<true>(work.cells, slot);
-                } else {
-                    push_row::<false>(work.cells, slot);
-                }
+                push_to_ring(work.cells, slot, work.carried);
                 if i >= 2 {
                     readout += self.cascade(i - 2, work);
                 }
@@ -780,18 +775,13 @@ impl Model<'_> {
             if layer == depth {
                 return self.readout(work.cells, cols);
             }
-            let carried = work.carried;
             let next_cols = s.grid(layer + 1).1;
             let slot = ring_row(
                 ring_of(work.rings, &work.ring_at, layer),
                 row,
                 CELL * next_cols,
             );
-            if carried {
-                push_row::<true>(work.cells, slot);
-            } else {
-                push_row::<false>(work.cells, slot);
-            }
+            push_to_ring(work.cells, slot, work.carried);
             if row < 2 {
                 return 0;
             }
@@ -1041,6 +1031,16 @@ fn ring_row(ring: &mut [i32], row: usize, slot: usize) -> &mut [i32] {
     ring.chunks_exact_mut(slot.max(1))
         .nth(index)
         .unwrap_or(&mut [])
+}
+
+/// [`push_row`] for the layout in use (`carried`: the query's `q_z` rides
+/// in the rings).
+fn push_to_ring(cells: &[i32], out: &mut [i32], carried: bool) {
+    if carried {
+        push_row::<true>(cells, out);
+    } else {
+        push_row::<false>(cells, out);
+    }
 }
 
 /// The horizontal 3-sums of a row's cells into a ring row (two columns
