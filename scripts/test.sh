@@ -20,6 +20,14 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test (workspace)"
 cargo test --workspace
 
+step "tests that need Debian's dataset-fashion-mnist (installed if missing)"
+if [ ! -e /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
+  as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends dataset-fashion-mnist
+fi
+cargo test -p convrfm-train --lib data::fashion_mnist -- --ignored
+
 step "convrfm-core builds no_std for Cortex-M4F and Cortex-M0"
 cargo build -p convrfm-core --target thumbv7em-none-eabihf
 cargo build -p convrfm-core --target thumbv6m-none-eabi

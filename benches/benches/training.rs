@@ -11,11 +11,11 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use convrfm_core::Shape;
+use convrfm_train::fit::linalg::{psd_sqrt_normalised, solve_ridge};
+use convrfm_train::fit::readout::one_hot;
+use convrfm_train::kernel::KernelBlocks;
 use convrfm_train::kernel::{Kernel, KernelKind, LANES, Metric, Workspace};
-use convrfm_train::linalg::{psd_sqrt_normalised, solve_ridge};
-use convrfm_train::progress::Progress;
-use convrfm_train::rfm::one_hot;
-use convrfm_train::train_set::TrainSet;
+use convrfm_train::output::Progress;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 /// Training-set size of the `*_n1000` benchmarks.
@@ -93,23 +93,23 @@ fn kernel_tile(c: &mut Criterion) {
     });
 }
 
-/// `TrainSet::<f32>::gram`: the n x n training kernel matrix at n = 1000
+/// `KernelBlocks::<f32>::gram`: the n x n training kernel matrix at n = 1000
 /// (500 500 pairs, all rayon threads).
 fn gram_n1000(c: &mut Criterion) {
     let kernel = kernel();
     let x = images(N, 0x5eed_0001);
-    let set = TrainSet::<f32>::new(&kernel, &x);
+    let set = KernelBlocks::<f32>::new(&kernel, &x);
     let bar = QUIET.bar("bench", 0);
     c.bench_function("gram_n1000", |b| b.iter(|| set.gram(black_box(&x), &bar)));
 }
 
-/// `TrainSet::<f32>::agop`: patch-AGOP of a 10-class predictor with random
+/// `KernelBlocks::<f32>::agop`: patch-AGOP of a 10-class predictor with random
 /// coefficients over n = 1000 training images, at 20 query images (the
 /// first 20 training images, as `convrfm bench` does).
 fn agop_n1000(c: &mut Criterion) {
     let kernel = kernel();
     let x = images(N, 0x5eed_0001);
-    let set = TrainSet::<f32>::new(&kernel, &x);
+    let set = KernelBlocks::<f32>::new(&kernel, &x);
     let mut rng = XorShift(0x5eed_0004);
     let alpha: Vec<f64> = (0..N * CLASSES).map(|_| rng.next_signed()).collect();
     let queries = &x[..AGOP_IMAGES * shape().pixels()];
@@ -124,7 +124,7 @@ fn agop_n1000(c: &mut Criterion) {
 fn solve_n1000(c: &mut Criterion) {
     let kernel = kernel();
     let x = images(N, 0x5eed_0001);
-    let mut k = TrainSet::<f32>::new(&kernel, &x).gram(&x, &QUIET.bar("gram", 0));
+    let mut k = KernelBlocks::<f32>::new(&kernel, &x).gram(&x, &QUIET.bar("gram", 0));
     let scale = k.iter().fold(0.0f64, |a, v| a.max(*v));
     k.iter_mut().for_each(|v| *v /= scale);
     let mut rng = XorShift(0x5eed_0002);

@@ -32,8 +32,8 @@ use core::fmt;
 
 use crate::crc::crc32;
 use crate::fixed::{U_LIMIT, kernel_bounds};
-use crate::predict::scratch_len_for;
-use crate::shape::{Shape, ShapeError};
+use crate::scratch::{Dims, scratch_len_for, scratch_len_of};
+use crate::shape::{PATCH, Shape, ShapeError};
 
 /// First 8 bytes of every blob.
 pub const MAGIC: [u8; 8] = *b"CRFMBLOB";
@@ -76,34 +76,9 @@ const OFF_ACCURACY: usize = 34;
 const OFF_TOTAL_LEN: usize = 36;
 const OFF_SECTIONS: usize = 40;
 
-/// The header fields that size a prediction's scratch.
-#[derive(Clone, Copy)]
-pub(crate) struct Dims {
-    pub channels: usize,
-    pub height: usize,
-    pub width: usize,
-    pub depth: usize,
-    pub rank: usize,
-    pub classes: usize,
-}
-
-impl Dims {
-    /// The dimensions of a validated shape.
-    pub(crate) fn of(shape: Shape, rank: usize, classes: usize) -> Self {
-        Self {
-            channels: shape.channels(),
-            height: shape.height(),
-            width: shape.width(),
-            depth: shape.depth(),
-            rank,
-            classes,
-        }
-    }
-}
-
 /// [`Dims`] read from the first [`HEADER_LEN`] bytes, unvalidated
-/// (`const`, for [`crate::scratch_len_for_blob`]); `None` if shorter.
-pub(crate) const fn header_dims(blob: &[u8]) -> Option<Dims> {
+/// (`const`, for [`scratch_len_for_blob`]); `None` if shorter.
+const fn header_dims(blob: &[u8]) -> Option<Dims> {
     let Some(h) = blob.first_chunk::<HEADER_LEN>() else {
         return None;
     };
@@ -115,6 +90,20 @@ pub(crate) const fn header_dims(blob: &[u8]) -> Option<Dims> {
         rank: h[OFF_RANK] as usize,
         classes: u16::from_le_bytes([h[OFF_CLASSES], h[OFF_CLASSES + 1]]) as usize,
     })
+}
+
+/// [`scratch_len_for_dims`] read from a blob's header (only the first
+/// `HEADER_LEN` bytes are looked at; nothing is validated). For a blob
+/// that `Model::from_bytes` accepts this equals `Model::scratch_len`, so
+/// firmware can size its buffer at compile time with
+/// `const N: usize = match scratch_len_for_blob(BLOB) { Some(n) => n, None => panic!() };`
+/// and keep `[u8; N]` in a `static` (e.g. through `cortex_m::singleton!`)
+/// or on the stack.
+pub const fn scratch_len_for_blob(blob: &[u8]) -> Option<usize> {
+    match header_dims(blob) {
+        Some(dims) => scratch_len_of(dims),
+        None => None,
+    }
 }
 
 /// Which kernel the readout computes.
@@ -186,6 +175,7 @@ impl fmt::Display for Section {
 /// Why a class-name entry is invalid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum NameError {
     /// The entry runs past the end of the section.
     Truncated,
@@ -197,6 +187,7 @@ pub enum NameError {
 /// wrong and where.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum BlobError {
     /// Fewer bytes than the header or the declared total length needs.
     Truncated {
@@ -444,6 +435,7 @@ impl core::error::Error for BlobError {
 /// Why [`encode`] cannot write a blob.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum EncodeError {
     /// The output buffer is shorter than [`encoded_len`].
     BufferTooSmall {
@@ -632,33 +624,40 @@ impl Layout {
     }
 }
 
-/// Section lengths implied by the parts, with the checks that only the
+/// Bytes of the class-names section, with the checks that only the
 /// encoder can make (name lengths and count).
+fn names_len(class_names: &[&str]) -> Result<usize, EncodeError> {
+    let len = class_names
+        .iter()
+        .enumerate()
+        .try_fold(0usize, |acc, (index, name)| {
+            if name.len() > usize::from(u8::MAX) {
+                return Err(EncodeError::ClassNameTooLong {
+                    index,
+                    len: name.len(),
+                });
+            }
+            acc.checked_add(1)
+                .and_then(|a| a.checked_add(name.len()))
+                .ok_or(EncodeError::TooLarge)
+        })?;
+    u16::try_from(class_names.len()).map_err(|_| EncodeError::TooManyClasses(class_names.len()))?;
+    Ok(len)
+}
+
+/// Section lengths implied by the parts.
 fn part_lens(parts: &BlobParts<'_>) -> Result<[usize; 4], EncodeError> {
-    let names_len =
-        parts
-            .class_names
-            .iter()
-            .enumerate()
-            .try_fold(0usize, |acc, (index, name)| {
-                if name.len() > usize::from(u8::MAX) {
-                    return Err(EncodeError::ClassNameTooLong {
-                        index,
-                        len: name.len(),
-                    });
-                }
-                acc.checked_add(1)
-                    .and_then(|a| a.checked_add(name.len()))
-                    .ok_or(EncodeError::TooLarge)
-            })?;
-    u16::try_from(parts.class_names.len())
-        .map_err(|_| EncodeError::TooManyClasses(parts.class_names.len()))?;
     let alpha_len = parts
         .alpha
         .len()
         .checked_mul(2)
         .ok_or(EncodeError::TooLarge)?;
-    Ok([parts.w.len(), parts.centres.len(), alpha_len, names_len])
+    Ok([
+        parts.w.len(),
+        parts.centres.len(),
+        alpha_len,
+        names_len(parts.class_names)?,
+    ])
 }
 
 /// Length in bytes of the blob [`encode`] writes for `parts`.
@@ -668,6 +667,49 @@ fn part_lens(parts: &BlobParts<'_>) -> Result<[usize; 4], EncodeError> {
 pub fn encoded_len(parts: &BlobParts<'_>) -> Result<usize, EncodeError> {
     let lens = part_lens(parts)?;
     Layout::from_lens(lens)
+        .map(|l| l.total)
+        .ok_or(EncodeError::TooLarge)
+}
+
+/// The dimensions that fix a blob's length, besides its class names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sizes {
+    /// Image channels `c`.
+    pub channels: u16,
+    /// Image height `H`.
+    pub height: u16,
+    /// Image width `W`.
+    pub width: u16,
+    /// Bits per centre pixel (4 or 8).
+    pub pixel_bits: u8,
+    /// Rank `r` of the patch projection.
+    pub rank: u8,
+    /// Number of centres `m`.
+    pub centre_count: u16,
+}
+
+/// Length in bytes of the blob [`encode`] writes for parts of these
+/// dimensions and class names, without building them: what an exporter
+/// prices a candidate with. Equals [`encoded_len`] of such parts.
+pub fn encoded_len_for(sizes: Sizes, class_names: &[&str]) -> Result<usize, EncodeError> {
+    let c = usize::from(sizes.channels);
+    let m = usize::from(sizes.centre_count);
+    let pixels = c
+        .checked_mul(usize::from(sizes.height))
+        .and_then(|v| v.checked_mul(usize::from(sizes.width)))
+        .ok_or(EncodeError::TooLarge)?;
+    let image =
+        image_bytes(sizes.pixel_bits, pixels).ok_or(BlobError::BadPixelBits(sizes.pixel_bits))?;
+    let lens = [
+        c.checked_mul(PATCH * PATCH * usize::from(sizes.rank)),
+        m.checked_mul(image),
+        m.checked_mul(class_names.len())
+            .and_then(|v| v.checked_mul(2)),
+    ];
+    let [Some(w), Some(centres), Some(alpha)] = lens else {
+        return Err(EncodeError::TooLarge);
+    };
+    Layout::from_lens([w, centres, alpha, names_len(class_names)?])
         .map(|l| l.total)
         .ok_or(EncodeError::TooLarge)
 }

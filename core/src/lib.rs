@@ -28,20 +28,35 @@
 //! `docs/blob-format.md`).
 //! It is not a general neural-network runtime either: one model family,
 //! one blob format.
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn core::error::Error>> {
+//! // A blob made by `convrfm export` (this one ships with the firmware).
+//! let blob = include_bytes!("../../firmware/blobs/fashion-mnist-m0.blob");
+//! let model = convrfm_core::Model::from_bytes(blob)?;
+//! let mut scratch = [0u8; 16 << 10];
+//! let image = [0u8; 28 * 28]; // c * H * W pixels, channel-major
+//! let prediction = model.predict(&image, &mut scratch[..model.scratch_len()])?;
+//! assert!(usize::from(prediction.class) < model.classes());
+//! # Ok(())
+//! # }
+//! ```
 #![no_std]
+#![deny(missing_docs)]
 
 pub mod blob;
 mod crc;
 pub mod fixed;
 mod predict;
+mod scratch;
 mod shape;
 
 pub use blob::{
-    BlobError, BlobParts, ClassNames, EncodeError, KernelKind, Model, NameError, Section,
-    declared_len, encode, encoded_len, image_bytes, pack_pixels, pixel_to_4bit,
+    BlobError, BlobParts, ClassNames, EncodeError, KernelKind, Model, NameError, Section, Sizes,
+    declared_len, encode, encoded_len, encoded_len_for, image_bytes, pack_pixels, pixel_to_4bit,
+    scratch_len_for_blob,
 };
 pub use crc::{Crc32, crc32};
-pub use predict::{
-    PredictError, Prediction, QZ_STORE_LIMIT, scratch_len_for_blob, scratch_len_for_dims,
-};
+pub use predict::{PredictError, Prediction};
+pub use scratch::{QZ_STORE_LIMIT, scratch_len_for_dims};
 pub use shape::{PATCH, Shape, ShapeError};

@@ -46,9 +46,10 @@
 use core::fmt;
 
 use crate::KernelKind;
-use crate::blob::{Dims, Model, copy, unpack};
+use crate::blob::{Model, copy, unpack};
 use crate::fixed::{SMALL_MULT_LIMIT, relu_step_unclamped, requantise, requantise_small};
-use crate::shape::{PATCH, Shape};
+use crate::scratch::{CELL, Dims, layout};
+use crate::shape::PATCH;
 
 /// The outcome of one prediction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +68,7 @@ pub struct Prediction {
 /// model itself was validated by `Model::from_bytes`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum PredictError {
     /// The image does not have `c * H * W` pixels.
     ImageLength {
@@ -122,170 +124,9 @@ impl fmt::Display for PredictError {
 
 impl core::error::Error for PredictError {}
 
-/// Scratch bytes for a model of these dimensions (see the module doc for
-/// the layout); `None` if the geometry is invalid or the size overflows.
-///
-/// `const`, so firmware can size a `static` buffer from its embedded blob
-/// with [`scratch_len_for_blob`].
-pub const fn scratch_len_for_dims(
-    channels: usize,
-    height: usize,
-    width: usize,
-    depth: usize,
-    rank: usize,
-    classes: usize,
-) -> Option<usize> {
-    scratch_len_of(Dims {
-        channels,
-        height,
-        width,
-        depth,
-        rank,
-        classes,
-    })
-}
-
-/// The scratch length of [`layout`].
-const fn scratch_len_of(dims: Dims) -> Option<usize> {
-    match layout(dims) {
-        Some((len, _)) => Some(len),
-        None => None,
-    }
-}
-
-/// Largest scratch for which the query's `q` maps of every layer are
-/// stored rather than carried through the rings (see the module doc): a
-/// 16 KiB-RAM microcontroller keeps room for its image buffer and stack.
-pub const QZ_STORE_LIMIT: usize = 12 << 10;
-
-/// The scratch length and whether the query's later-layer `q` rides in
-/// the rings (`true`) or is stored (`false`).
-pub(crate) const fn layout(dims: Dims) -> Option<(usize, bool)> {
-    match layout_len(dims, false) {
-        Some(n) if n <= QZ_STORE_LIMIT => Some((n, false)),
-        _ => match layout_len(dims, true) {
-            Some(n) => Some((n, true)),
-            None => None,
-        },
-    }
-}
-
-/// Scratch bytes of one layout (`carried`: later-layer `q_z` in the rings).
-#[allow(clippy::arithmetic_side_effects)] // loop counter l <= depth, and 2 l <= 2 depth < H, W (checked first)
-const fn layout_len(dims: Dims, carried: bool) -> Option<usize> {
-    let Dims {
-        channels,
-        height,
-        width,
-        depth,
-        rank,
-        classes,
-    } = dims;
-    if depth == 0 {
-        return None;
-    }
-    // The last grid is (H - 2L) x (W - 2L); it must not be empty.
-    let Some(shrink) = depth.checked_mul(2) else {
-        return None;
-    };
-    if height <= shrink || width <= shrink {
-        return None;
-    }
-    // Bytes: score accumulators, the band of 3 image rows per channel,
-    // word-alignment slack, the query's uq map.
-    let Some(acc) = classes.checked_mul(8) else {
-        return None;
-    };
-    let Some(band) = channels.checked_mul(PATCH * width) else {
-        return None;
-    };
-    let Some(mut bytes) = acc.checked_add(band) else {
-        return None;
-    };
-    bytes = match bytes.checked_add(ALIGN_SLACK) {
-        Some(b) => b,
-        None => return None,
-    };
-    // Words: the query's q maps (layer 1 only when carried), a row of
-    // projections and the row of cells being computed (layer 1's width),
-    // and for layers below the top a ring of 3 rows of CELL words per
-    // column of the next layer.
-    let mut words = 0usize;
-    let mut l = 1;
-    while l <= depth {
-        // l <= depth and 2 depth < H, W: no underflow.
-        let rows = height - 2 * l;
-        let cols = width - 2 * l;
-        let Some(positions) = rows.checked_mul(cols) else {
-            return None;
-        };
-        if l == 1 || !carried {
-            words = match words.checked_add(positions) {
-                Some(w) => w,
-                None => return None,
-            };
-        }
-        if l == 1 {
-            words = match words.checked_add((1 + CELL) * cols) {
-                Some(w) => w,
-                None => return None,
-            };
-            bytes = match positions.checked_mul(rank) {
-                Some(uq) => match bytes.checked_add(uq) {
-                    Some(b) => b,
-                    None => return None,
-                },
-                None => return None,
-            };
-        }
-        if l < depth {
-            // The next layer has cols - 2 columns.
-            words = match (cols - 2).checked_mul(3 * CELL) {
-                Some(ring) => match words.checked_add(ring) {
-                    Some(w) => w,
-                    None => return None,
-                },
-                None => return None,
-            };
-        }
-        l += 1;
-    }
-    match words.checked_mul(4) {
-        Some(w) => bytes.checked_add(w),
-        None => None,
-    }
-}
-
-/// [`scratch_len_for_dims`] read from a blob's header (only the first
-/// `HEADER_LEN` bytes are looked at; nothing is validated). For a blob
-/// that `Model::from_bytes` accepts this equals `Model::scratch_len`, so
-/// firmware can size its buffer at compile time with
-/// `const N: usize = match scratch_len_for_blob(BLOB) { Some(n) => n, None => panic!() };`
-/// and keep `[u8; N]` in a `static` (e.g. through `cortex_m::singleton!`)
-/// or on the stack.
-pub const fn scratch_len_for_blob(blob: &[u8]) -> Option<usize> {
-    match crate::blob::header_dims(blob) {
-        Some(dims) => scratch_len_of(dims),
-        None => None,
-    }
-}
-
-/// Scratch bytes for a validated shape.
-pub(crate) fn scratch_len_for(shape: Shape, rank: usize, classes: usize) -> Option<usize> {
-    scratch_len_of(Dims::of(shape, rank, classes))
-}
-
-/// Words of a cell, one grid position of the row being computed or of a
-/// ring row: `K` (then `Khat`), `Theta` (then `Phi = Thetahat + Khat`),
-/// `q_x`, and the query's `q_z` (used when it rides in the rings).
-const CELL: usize = 4;
-
 /// Deepest kernel a valid blob has (`kernel_bounds` rejects depth 6 and
 /// more at any rank).
 const MAX_DEPTH: usize = 5;
-
-/// Bytes the word-aligned part of the scratch may have to skip.
-const ALIGN_SLACK: usize = 3;
 
 /// Scratch split into its parts.
 struct Work<'s> {
@@ -332,14 +173,7 @@ impl Model<'_> {
     pub fn predict(&self, image: &[u8], scratch: &mut [u8]) -> Result<Prediction, PredictError> {
         self.check_inputs(image, scratch)?;
         let (acc, rest) = scratch.split_at_mut(self.classes.saturating_mul(8).min(scratch.len()));
-        acc.fill(0);
-        self.each_kernel(image, rest, |i, k| {
-            for (o, slot) in acc.chunks_exact_mut(8).enumerate() {
-                let v = get_i64(slot).saturating_add(self.weighted(i, o, k));
-                copy(slot, &v.to_le_bytes());
-            }
-        });
-        Ok(argmax(&mut acc.chunks_exact(8).map(get_i64)))
+        Ok(self.score(image, rest, &mut ScoreBytes(acc)))
     }
 
     /// Like [`Model::predict`], and also writes every class's score into
@@ -351,7 +185,7 @@ impl Model<'_> {
         scores: &mut [i64],
     ) -> Result<Prediction, PredictError> {
         let got = scores.len();
-        let scores = scores
+        let mut scores = scores
             .get_mut(..self.classes)
             .ok_or(PredictError::ScoresTooShort {
                 needed: self.classes,
@@ -359,13 +193,19 @@ impl Model<'_> {
             })?;
         self.check_inputs(image, scratch)?;
         let (_, rest) = scratch.split_at_mut(self.classes.saturating_mul(8).min(scratch.len()));
-        scores.fill(0);
+        Ok(self.score(image, rest, &mut scores))
+    }
+
+    /// The one scoring loop of both predictions: zero the class scores,
+    /// add every centre's `alpha`-weighted kernel (saturating), argmax.
+    fn score(&self, image: &[u8], rest: &mut [u8], scores: &mut impl Scores) -> Prediction {
+        scores.zero();
         self.each_kernel(image, rest, |i, k| {
-            for (o, s) in scores.iter_mut().enumerate() {
-                *s = s.saturating_add(self.weighted(i, o, k));
+            for o in 0..self.classes {
+                scores.add(o, self.weighted(i, o, k));
             }
         });
-        Ok(argmax(&mut scores.iter().copied()))
+        argmax(&mut (0..self.classes).map(|o| scores.get(o)))
     }
 
     /// The integer kernel between `image` and centre `centre` (NTK or NNGP
@@ -1066,6 +906,54 @@ fn window_sums(src: &[i32], src_cols: usize, dst: &mut [i32], (rows, cols): (usi
 
 fn get_i64(b: &[u8]) -> i64 {
     b.first_chunk::<8>().map_or(0, |w| i64::from_le_bytes(*w))
+}
+
+/// Class score slots: the caller's `[i64]`, or, for [`Model::predict`],
+/// 8 bytes each at the start of the scratch (which need not be aligned).
+trait Scores {
+    fn zero(&mut self);
+    fn add(&mut self, class: usize, value: i64);
+    fn get(&self, class: usize) -> i64;
+}
+
+impl Scores for &mut [i64] {
+    fn zero(&mut self) {
+        self.fill(0);
+    }
+
+    fn add(&mut self, class: usize, value: i64) {
+        if let Some(s) = self.get_mut(class) {
+            *s = s.saturating_add(value);
+        }
+    }
+
+    fn get(&self, class: usize) -> i64 {
+        (**self).get(class).copied().unwrap_or(0)
+    }
+}
+
+/// [`Scores`] in unaligned little-endian bytes.
+struct ScoreBytes<'a>(&'a mut [u8]);
+
+impl Scores for ScoreBytes<'_> {
+    fn zero(&mut self) {
+        self.0.fill(0);
+    }
+
+    fn add(&mut self, class: usize, value: i64) {
+        if let Some(slot) = self
+            .0
+            .get_mut(class.saturating_mul(8)..)
+            .and_then(|s| s.get_mut(..8))
+        {
+            let v = get_i64(slot).saturating_add(value);
+            copy(slot, &v.to_le_bytes());
+        }
+    }
+
+    fn get(&self, class: usize) -> i64 {
+        self.0.get(class.saturating_mul(8)..).map_or(0, get_i64)
+    }
 }
 
 /// Argmax with the lowest index winning ties, and the margin to the

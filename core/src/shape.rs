@@ -24,6 +24,7 @@ pub struct Shape {
 /// Why a [`Shape`] is not usable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum ShapeError {
     /// A dimension is zero.
     ZeroDimension,

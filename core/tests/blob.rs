@@ -14,8 +14,8 @@ mod common;
 use common::{Owned, Rng};
 use convrfm_core::blob::{CRC_LEN, FORMAT_VERSION, HEADER_LEN, MAGIC};
 use convrfm_core::{
-    BlobError, EncodeError, KernelKind, Model, NameError, Section, ShapeError, crc32, declared_len,
-    encode, encoded_len, scratch_len_for_blob,
+    BlobError, EncodeError, KernelKind, Model, NameError, Section, ShapeError, Sizes, crc32,
+    declared_len, encode, encoded_len, encoded_len_for, scratch_len_for_blob,
 };
 use proptest::prelude::*;
 
@@ -602,6 +602,24 @@ fn fuzz_seeds_are_valid_blobs() {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// The exporter prices candidates from dimensions alone: the same
+    /// length as encoding the parts.
+    #[test]
+    fn length_from_sizes_is_the_encoded_length(seed in 1u64..1000) {
+        let o = sample(seed);
+        o.with_parts(|p| {
+            let sizes = Sizes {
+                channels: p.channels,
+                height: p.height,
+                width: p.width,
+                pixel_bits: p.pixel_bits,
+                rank: p.rank,
+                centre_count: p.centre_count,
+            };
+            assert_eq!(encoded_len_for(sizes, p.class_names), encoded_len(p));
+        });
+    }
 
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {

@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use convrfm_train::data::idx::{IdxArray, IdxData, write_idx};
 use convrfm_train::data::{Split, vendored_fashion_mnist};
-use convrfm_train::idx::{IdxArray, IdxData, write_idx};
 
 fn convrfm(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_convrfm"))
@@ -188,7 +188,12 @@ fn bad_model_and_bad_parameters_are_errors() {
     let o = convrfm(&["train", "--depth", "0"]);
     assert_clean_error(&o, &["depth must be at least 1"]);
     let o = convrfm(&["train", "--val-fraction", "1.5"]);
-    assert_clean_error(&o, &["validation fraction"]);
+    assert_clean_error(&o, &["val-fraction must be in (0, 1)"]);
+    let o = convrfm(&["train", "--protocol", "reference", "--lambdas", "1e-3"]);
+    assert_clean_error(&o, &["--lambdas cannot be given with it"]);
+    // Export options are checked before the model is even read.
+    let o = convrfm(&["export", "--model", "missing.convrfm", "--lambdas=-1"]);
+    assert_clean_error(&o, &["lambdas must be finite and non-negative, got -1"]);
 }
 
 #[test]

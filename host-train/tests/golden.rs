@@ -8,10 +8,10 @@
 use std::path::PathBuf;
 
 use convrfm_core::Shape;
+use convrfm_train::kernel::KernelBlocks;
+use convrfm_train::kernel::Real;
 use convrfm_train::kernel::{Kernel, KernelKind, LANES, Metric, Tape, Workspace};
-use convrfm_train::real::Real;
-use convrfm_train::train_set::TrainSet;
-use indicatif::ProgressBar;
+use convrfm_train::output::Phase;
 use serde_json::Value;
 
 const FILES: [&str; 6] = [
@@ -107,8 +107,8 @@ fn check_case<R: Real>(case: &Case, depth: usize, metric_name: &str) -> Errors {
             KernelKind::Nngp => "nngp",
         };
         let kernel = Kernel::new(shape, kind, metric.clone());
-        let set = TrainSet::<R>::new(&kernel, &case.x);
-        let hidden = ProgressBar::hidden();
+        let set = KernelBlocks::<R>::new(&kernel, &case.x);
+        let hidden = Phase::hidden();
         // cross() gives K(Z, X) (rows: Z); the file stores [X][Z].
         let kzx = set.cross(&case.z, &hidden);
         let nz = kzx.len() / nx;

@@ -11,10 +11,10 @@
 //! (`cargo test --test kernel_properties -- --nocapture`).
 
 use convrfm_core::Shape;
+use convrfm_train::kernel::KernelBlocks;
+use convrfm_train::kernel::Real;
 use convrfm_train::kernel::{Kernel, KernelKind, LANES, Metric};
-use convrfm_train::real::Real;
-use convrfm_train::train_set::TrainSet;
-use indicatif::ProgressBar;
+use convrfm_train::output::Phase;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -119,12 +119,12 @@ fn kernel(shape: Shape, kind: KernelKind, rows: &[f64]) -> Kernel {
 
 /// `K(Z, X)` (`m x n`) in precision `R`.
 fn cross<R: Real>(k: &Kernel, x: &[f64], z: &[f64]) -> Vec<f64> {
-    TrainSet::<R>::new(k, x).cross(z, &ProgressBar::hidden())
+    KernelBlocks::<R>::new(k, x).cross(z, &Phase::hidden())
 }
 
 /// `K(X, X)` (`n x n`) in precision `R`.
 fn gram<R: Real>(k: &Kernel, x: &[f64]) -> Vec<f64> {
-    TrainSet::<R>::new(k, x).gram(x, &ProgressBar::hidden())
+    KernelBlocks::<R>::new(k, x).gram(x, &Phase::hidden())
 }
 
 fn max_abs(v: &[f64]) -> f64 {
@@ -385,7 +385,7 @@ fn patch_gradient_matches_finite_differences() {
                 for rows in [&spd, &general, Metric::identity(d).rows()] {
                     for kind in KINDS {
                         let k = kernel(s, kind, rows);
-                        let set = TrainSet::<f64>::new(&k, &x);
+                        let set = KernelBlocks::<f64>::new(&k, &x);
                         let grads = set.patch_gradients(&alpha, CLASSES, &z, &[]);
                         let analytic = pixel_gradient(&grads, &s);
                         let f = predict(&cross::<f64>(&k, &x, &perturbations(&z, h)), &alpha, n);
@@ -436,8 +436,8 @@ fn agop_is_mean_outer_product_of_patch_gradients_and_psd() {
         let m = z.len() / s.pixels();
         let alpha = alpha(&mut rng, n);
         let k = kernel(s, KernelKind::Ntk, &spd_rows(&mut rng, d));
-        let set = TrainSet::<R>::new(&k, &x);
-        let agop = set.agop(&alpha, CLASSES, &x, &z, &ProgressBar::hidden());
+        let set = KernelBlocks::<R>::new(&k, &x);
+        let agop = set.agop(&alpha, CLASSES, &x, &z, &Phase::hidden());
 
         let mut want = vec![0.0; d * d];
         for (qi, query) in z.chunks_exact(s.pixels()).enumerate() {
@@ -668,7 +668,10 @@ fn kernel_and_gradient_invariant_under_right_orthogonal_metric_change() {
                 err < 1e-13,
                 "depth {depth} {kind:?}: gram changed by {err:e}"
             );
-            let (set, setq) = (TrainSet::<f64>::new(&k, &x), TrainSet::<f64>::new(&kq, &x));
+            let (set, setq) = (
+                KernelBlocks::<f64>::new(&k, &x),
+                KernelBlocks::<f64>::new(&kq, &x),
+            );
             for query in z.chunks_exact(s.pixels()) {
                 let g = set.patch_gradients(&alpha, CLASSES, query, &[]);
                 let gq = setq.patch_gradients(&alpha, CLASSES, query, &[]);
@@ -719,7 +722,10 @@ fn kernel_and_gradient_equivariant_under_flips() {
                     "{} depth {depth} {kind:?}: kernel off by {err:e}",
                     sym.name
                 );
-                let (set, sets) = (TrainSet::<f64>::new(&k, &x), TrainSet::<f64>::new(&ks, &xs));
+                let (set, sets) = (
+                    KernelBlocks::<f64>::new(&k, &x),
+                    KernelBlocks::<f64>::new(&ks, &xs),
+                );
                 for (query, query_s) in z.chunks_exact(s.pixels()).zip(zs.chunks_exact(s.pixels()))
                 {
                     let want =
@@ -781,7 +787,10 @@ fn zero_image_has_zero_kernel_and_no_gradient() {
         let mut alpha_z = alpha[..at * CLASSES].to_vec();
         alpha_z.extend_from_slice(&[5.0, -7.0, 11.0]);
         alpha_z.extend_from_slice(&alpha[at * CLASSES..]);
-        let (set, setz) = (TrainSet::<f64>::new(&k, &x), TrainSet::<f64>::new(&k, &xz));
+        let (set, setz) = (
+            KernelBlocks::<f64>::new(&k, &x),
+            KernelBlocks::<f64>::new(&k, &xz),
+        );
         for query in z.chunks_exact(s.pixels()) {
             let g = set.patch_gradients(&alpha, CLASSES, query, &[]);
             let gz = setz.patch_gradients(&alpha_z, CLASSES, query, &[]);
@@ -871,7 +880,7 @@ fn lane_padding_is_invisible() {
                 let k = kernel(s, kind, &rows);
                 let kzx = cross::<R>(&k, &x, &z);
                 let g = gram::<R>(&k, &x);
-                let set = TrainSet::<R>::new(&k, &x);
+                let set = KernelBlocks::<R>::new(&k, &x);
                 let grads: Vec<Vec<f64>> = z
                     .chunks_exact(per)
                     .map(|q| set.patch_gradients(&alpha, CLASSES, q, &[]))
@@ -898,7 +907,7 @@ fn lane_padding_is_invisible() {
                         let pair = cross::<R>(&k, &x[i * per..][..per], xj)[0];
                         assert_eq!(g[j * n + i], pair, "{} n = {n}: gram[{j}][{i}]", R::NAME);
                     }
-                    let set_j = TrainSet::<R>::new(&k, xj);
+                    let set_j = KernelBlocks::<R>::new(&k, xj);
                     let alpha_j = &alpha[j * CLASSES..][..CLASSES];
                     for (acc, q) in summed.iter_mut().zip(z.chunks_exact(per)) {
                         let gj = set_j.patch_gradients(alpha_j, CLASSES, q, &[]);
@@ -942,10 +951,13 @@ fn f32_matches_f64() {
         let z = images(&mut rng, 4, &s, 0.0, 1.0);
         let alpha = alpha(&mut rng, n);
         let rows = spd_rows(&mut rng, s.patch_dim());
-        let hidden = ProgressBar::hidden();
+        let hidden = Phase::hidden();
         for kind in KINDS {
             let k = kernel(s, kind, &rows);
-            let (s32, s64) = (TrainSet::<f32>::new(&k, &x), TrainSet::<f64>::new(&k, &x));
+            let (s32, s64) = (
+                KernelBlocks::<f32>::new(&k, &x),
+                KernelBlocks::<f64>::new(&k, &x),
+            );
             let errs = [
                 entry_rel_err(&s32.gram(&x, &hidden), &s64.gram(&x, &hidden)),
                 entry_rel_err(&s32.cross(&z, &hidden), &s64.cross(&z, &hidden)),

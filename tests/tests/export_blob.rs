@@ -2,9 +2,12 @@
 //! compact model the blob was exported from.
 
 use convrfm_train::data::{Split, vendored_fashion_mnist};
-use convrfm_train::export::{ExportOptions, best_under, blob_predict, build, search};
-use convrfm_train::progress::Progress;
-use convrfm_train::rfm::{TrainParams, argmax_rows, train};
+use convrfm_train::export::run::blob_predict;
+use convrfm_train::export::{ExportOptions, best_under, build, search};
+use convrfm_train::fit::TrainParams;
+use convrfm_train::fit::readout::argmax_rows;
+use convrfm_train::fit::train::train;
+use convrfm_train::output::Progress;
 
 const QUIET: Progress = Progress { quiet: true };
 
@@ -29,7 +32,7 @@ fn blob_agrees_with_its_float_model() {
         pixel_bits: vec![4, 8],
         ..ExportOptions::default()
     };
-    let candidates = search(&model, &opts, QUIET).unwrap();
+    let candidates = search(&model, &opts.clone().check().unwrap(), QUIET).unwrap();
     assert!(!candidates.is_empty());
     let chosen = best_under(&candidates, opts.max_flash).unwrap().clone();
     assert!(chosen.bytes <= 32 << 10);
@@ -37,7 +40,7 @@ fn blob_agrees_with_its_float_model() {
     let data = model.training_data();
     let compact = build(
         &model,
-        &data,
+        data,
         chosen.m,
         chosen.rank,
         chosen.pixel_bits,

@@ -2,9 +2,11 @@
 //! -> loaded model -> predictions, on the vendored Fashion-MNIST subset.
 
 use convrfm_train::data::{Split, vendored_fashion_mnist};
-use convrfm_train::model::Model;
-use convrfm_train::progress::Progress;
-use convrfm_train::rfm::{Precision, Protocol, TrainParams, train};
+use convrfm_train::fit::Model;
+use convrfm_train::fit::train::train;
+use convrfm_train::fit::{Protocol, TrainParams};
+use convrfm_train::kernel::Precision;
+use convrfm_train::output::Progress;
 
 const QUIET: Progress = Progress { quiet: true };
 
@@ -101,7 +103,7 @@ fn reference_protocol_reports_each_lambda_on_test() {
         assert_eq!(r.results[r.chosen].lambda, 1e-3);
     }
     // No validation split: the model holds all training images.
-    assert_eq!(out.model.train_labels.len(), 100);
+    assert_eq!(out.model.training_data().len(), 100);
 }
 
 /// Deep ConvRFM end to end on a tiny star set: two layers train, the model
@@ -111,8 +113,8 @@ fn reference_protocol_reports_each_lambda_on_test() {
 #[test]
 fn two_layer_deep_convrfm_trains_saves_and_guards_its_inputs() {
     use convrfm_train::data::PixelType;
+    use convrfm_train::data::synth::star;
     use convrfm_train::export::{ExportOptions, search};
-    use convrfm_train::synth::star;
 
     let train_set = star(60, 1, Split::Train);
     let test_set = star(100, 1, Split::Test);
@@ -133,16 +135,19 @@ fn two_layer_deep_convrfm_trains_saves_and_guards_its_inputs() {
     .unwrap();
     assert_eq!(seen, [(1, 0), (1, 1), (2, 0), (2, 1)]);
     assert_eq!(out.layers.len(), 2);
-    assert_eq!(out.layers[0].dims, (3, 32, 32));
-    assert_eq!((out.layers[1].dims, out.layers[1].depth), ((6, 30, 30), 1));
+    assert_eq!(out.layers[0].dims.to_string(), "3x32x32");
+    assert_eq!(
+        (out.layers[1].dims.to_string(), out.layers[1].depth),
+        ("6x30x30".into(), 1)
+    );
     let m = &out.model;
     assert_eq!(m.features.len(), 1);
     assert_eq!(
         (m.features[0].in_channels(), m.features[0].filters()),
         (3, 6)
     );
-    assert_eq!((m.channels, m.height, m.width), (3, 32, 32));
-    assert_eq!(m.pixel_type, PixelType::F32);
+    assert_eq!(m.dims().to_string(), "3x32x32");
+    assert_eq!(m.pixel_type(), PixelType::F32);
     assert_eq!(m.metric.dim(), 6 * 9);
     for s in &out.layers {
         let acc = s.test_accuracy.unwrap();
@@ -162,10 +167,10 @@ fn two_layer_deep_convrfm_trains_saves_and_guards_its_inputs() {
     let mut bytes = test_set.images.clone();
     bytes.pixel_type = PixelType::U8;
     let msg = format!("{:#}", m.scores(&bytes, QUIET).unwrap_err());
-    assert!(msg.contains("the model was trained on f32 pixels"), "{msg}");
+    assert!(msg.contains("the model expects f32 pixels"), "{msg}");
     let msg = format!(
         "{:#}",
-        search(m, &ExportOptions::default(), QUIET).unwrap_err()
+        search(m, &ExportOptions::default().check().unwrap(), QUIET).unwrap_err()
     );
     assert!(
         msg.contains("Deep ConvRFM model (1 feature layers)"),

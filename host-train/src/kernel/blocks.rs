@@ -5,11 +5,11 @@
 //! transform, negligible next to a row of pairs). Rows run in parallel on
 //! rayon's pool, so `--threads` (the pool size) sets the cores used.
 
-use indicatif::ProgressBar;
+use crate::output::Phase;
 use rayon::prelude::*;
 
+use crate::kernel::Real;
 use crate::kernel::{Block, Kernel, LANES, Pixel, Workspace};
-use crate::real::Real;
 
 /// Query images evaluated together against each block: the block's maps
 /// (~0.6 MB at 28x28, depth 3) stay in cache while the tile uses them,
@@ -17,13 +17,13 @@ use crate::real::Real;
 const QUERY_TILE: usize = 8;
 
 /// Training images prepared for kernel evaluation in precision `R`.
-pub struct TrainSet<'k, R> {
+pub struct KernelBlocks<'k, R> {
     kernel: &'k Kernel,
     blocks: Vec<Block<R>>,
     len: usize,
 }
 
-impl<'k, R: Real> TrainSet<'k, R> {
+impl<'k, R: Real> KernelBlocks<'k, R> {
     /// Prepares `images` (flat, `n * c*H*W` values, channel-major).
     ///
     /// # Panics
@@ -70,7 +70,7 @@ impl<'k, R: Real> TrainSet<'k, R> {
     /// prepared from. Each unordered pair is evaluated once; the diagonal
     /// uses the self-pair convention. `progress` advances by one per pair
     /// evaluated (`n (n + 1) / 2` in all, up to block padding).
-    pub fn gram<P: Pixel>(&self, images: &[P], progress: &ProgressBar) -> Vec<f64> {
+    pub fn gram<P: Pixel>(&self, images: &[P], progress: &Phase) -> Vec<f64> {
         let n = self.len;
         let per = self.kernel.shape().pixels();
         let mut out = vec![0.0; n * n];
@@ -116,7 +116,7 @@ impl<'k, R: Real> TrainSet<'k, R> {
 
     /// `K(Z, X)` (`m x n`, row-major) for `m` query images (flat).
     /// `progress` advances by `n` per query.
-    pub fn cross<P: Pixel>(&self, queries: &[P], progress: &ProgressBar) -> Vec<f64> {
+    pub fn cross<P: Pixel>(&self, queries: &[P], progress: &Phase) -> Vec<f64> {
         let n = self.len;
         let per = self.kernel.shape().pixels();
         assert_eq!(queries.len() % per, 0, "query data is not whole images");
@@ -158,7 +158,7 @@ impl<'k, R: Real> TrainSet<'k, R> {
     }
 }
 
-impl<R: Real> TrainSet<'_, R> {
+impl<R: Real> KernelBlocks<'_, R> {
     /// `K(x_i, x_i)` for every image this set was prepared from (self-pair
     /// convention), without the rest of the Gram matrix.
     pub fn diagonal<P: Pixel>(&self, images: &[P]) -> Vec<f64> {

@@ -62,29 +62,67 @@ pub fn solve_ridge(k: &[f64], n: usize, y: &[f64], lambda: f64) -> Result<Soluti
     let classes = y.len() / n.max(1);
     let base = MatRef::from_row_major_slice(k, n, n);
     let rhs = MatRef::from_row_major_slice(y, n, classes);
+    let ladder = JitterLadder {
+        first: 1e-10,
+        last: MAX_JITTER,
+    };
+    let (sol, jitter) = solve_with_jitter(
+        |jitter| {
+            let shift = lambda + jitter;
+            Mat::from_fn(n, n, |i, j| base[(i, j)] + if i == j { shift } else { 0.0 })
+        },
+        rhs,
+        ladder,
+    )
+    .ok_or(LinalgError::NotPositiveDefinite {
+        lambda,
+        max_jitter: MAX_JITTER,
+    })?;
+    let alpha = row_major(sol.as_ref());
+    check_finite("solution alpha", &alpha, classes)?;
+    Ok(Solution { alpha, jitter })
+}
+
+/// The jitters tried after a failed Cholesky: `first`, then ten times more
+/// each time, up to `last`.
+#[derive(Clone, Copy, Debug)]
+pub struct JitterLadder {
+    /// The first jitter tried after none.
+    pub first: f64,
+    /// The largest jitter tried.
+    pub last: f64,
+}
+
+/// The one Cholesky-with-jitter loop: solves `A(j) X = rhs` for the
+/// symmetric matrix `matrix(j)`, first with `j = 0`, then up the ladder
+/// until the factorisation succeeds; `(X, j)`, or `None` past the ladder.
+/// The caller builds `A(j)`, so each caller keeps its own scaling of `j`.
+pub fn solve_with_jitter(
+    matrix: impl Fn(f64) -> Mat<f64>,
+    rhs: MatRef<'_, f64>,
+    ladder: JitterLadder,
+) -> Option<(Mat<f64>, f64)> {
     let mut jitter = 0.0;
     loop {
-        let shift = lambda + jitter;
-        let a = Mat::from_fn(n, n, |i, j| base[(i, j)] + if i == j { shift } else { 0.0 });
-        if let Ok(llt) = a.llt(Side::Lower) {
-            let sol = llt.solve(rhs);
-            let mut alpha = vec![0.0; n * classes];
-            for i in 0..n {
-                for c in 0..classes {
-                    alpha[i * classes + c] = sol[(i, c)];
-                }
-            }
-            check_finite("solution alpha", &alpha, classes)?;
-            return Ok(Solution { alpha, jitter });
+        if let Ok(llt) = matrix(jitter).llt(Side::Lower) {
+            return Some((llt.solve(rhs), jitter));
         }
-        jitter = if jitter == 0.0 { 1e-10 } else { jitter * 10.0 };
-        if jitter > MAX_JITTER {
-            return Err(LinalgError::NotPositiveDefinite {
-                lambda,
-                max_jitter: MAX_JITTER,
-            });
+        jitter = if jitter == 0.0 {
+            ladder.first
+        } else {
+            jitter * 10.0
+        };
+        if jitter > ladder.last {
+            return None;
         }
     }
+}
+
+/// A matrix as a row-major `Vec`.
+pub fn row_major(m: MatRef<'_, f64>) -> Vec<f64> {
+    (0..m.nrows())
+        .flat_map(|i| (0..m.ncols()).map(move |j| m[(i, j)]))
+        .collect()
 }
 
 /// The next metric from an AGOP `g` (`d x d`, row-major):

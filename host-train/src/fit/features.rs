@@ -8,6 +8,8 @@
 //! patch the kernel saw, so the next layer's ConvRFM starts from the
 //! features the previous one learned.
 
+use std::borrow::Cow;
+
 use anyhow::{Result, bail, ensure};
 use convrfm_core::PATCH;
 use faer::MatRef;
@@ -15,13 +17,12 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 
-use crate::data::{Images, PixelType};
+use crate::data::{ImageDims, Images, PixelType};
 use crate::kernel::{Metric, add_patch, extract_patch};
 
 /// One 3x3 VALID convolution, `filters x (in_channels * 3 * 3)` weights.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ConvLayer {
     in_channels: usize,
     filters: usize,
@@ -106,6 +107,11 @@ impl ConvLayer {
         self.filters
     }
 
+    /// All weights, filter after filter (as stored in a model file).
+    pub fn weights(&self) -> &[f32] {
+        &self.weights
+    }
+
     /// Values per filter: `in_channels * 3 * 3`.
     pub fn patch_dim(&self) -> usize {
         self.in_channels * PATCH * PATCH
@@ -124,18 +130,18 @@ impl ConvLayer {
     /// as f32 pixels.
     pub fn apply(&self, images: &Images) -> Result<Images> {
         ensure!(
-            images.channels == self.in_channels,
+            images.dims.channels == self.in_channels,
             "feature layer expects {}-channel images, got {} channels",
             self.in_channels,
-            images.channels
+            images.dims.channels
         );
         ensure!(
-            images.height >= PATCH && images.width >= PATCH,
+            images.dims.height >= PATCH && images.dims.width >= PATCH,
             "{}x{} images are smaller than a 3x3 filter",
-            images.height,
-            images.width
+            images.dims.height,
+            images.dims.width
         );
-        let (h, w) = (images.height, images.width);
+        let (h, w) = (images.dims.height, images.dims.width);
         let (oh, ow) = (h - PATCH + 1, w - PATCH + 1);
         let per_out = self.filters * oh * ow;
         let mut pixels = vec![0.0f32; images.len() * per_out];
@@ -148,7 +154,7 @@ impl ConvLayer {
                 let mut patch = vec![0.0f32; d];
                 for i in 0..oh {
                     for j in 0..ow {
-                        extract_patch((self.in_channels, h, w), image, i, j, &mut patch);
+                        extract_patch(images.dims, image, i, j, &mut patch);
                         for (f, weights) in self.weights.chunks_exact(d).enumerate() {
                             out[(f * oh + i) * ow + j] =
                                 weights.iter().zip(&patch).map(|(a, b)| a * b).sum();
@@ -157,9 +163,11 @@ impl ConvLayer {
                 }
             });
         Ok(Images {
-            channels: self.filters,
-            height: oh,
-            width: ow,
+            dims: ImageDims {
+                channels: self.filters,
+                height: oh,
+                width: ow,
+            },
             pixel_type: PixelType::F32,
             pixels,
         })
@@ -188,7 +196,11 @@ impl ConvLayer {
                     }
                 }
                 add_patch(
-                    (self.in_channels, height, width),
+                    ImageDims {
+                        channels: self.in_channels,
+                        height,
+                        width,
+                    },
                     &patch,
                     i,
                     j,
@@ -200,13 +212,16 @@ impl ConvLayer {
     }
 }
 
-/// `images` passed through every layer of `layers` in turn.
-pub fn featurise(layers: &[ConvLayer], images: &Images) -> Result<Images> {
-    let mut out = images.clone();
+/// `images` passed through every layer of `layers` in turn; borrowed, not
+/// copied, when there is no layer (plain ConvRFM).
+pub fn featurise<'a>(layers: &[ConvLayer], images: &'a Images) -> Result<Cow<'a, Images>> {
+    let mut out = Cow::Borrowed(images);
     for (l, layer) in layers.iter().enumerate() {
-        out = layer
-            .apply(&out)
-            .map_err(|e| e.context(format!("feature layer {}", l + 1)))?;
+        out = Cow::Owned(
+            layer
+                .apply(&out)
+                .map_err(|e| e.context(format!("feature layer {}", l + 1)))?,
+        );
     }
     Ok(out)
 }
@@ -217,9 +232,11 @@ mod tests {
 
     fn images(channels: usize, h: usize, w: usize, n: usize) -> Images {
         Images {
-            channels,
-            height: h,
-            width: w,
+            dims: ImageDims {
+                channels,
+                height: h,
+                width: w,
+            },
             pixel_type: PixelType::F32,
             pixels: (0..n * channels * h * w)
                 .map(|i| ((i * 37 % 11) as f32 - 5.0) / 7.0)
@@ -241,7 +258,10 @@ mod tests {
 
         let x = images(2, 5, 6, 3);
         let y = layer.apply(&x).expect("applies");
-        assert_eq!((y.channels, y.height, y.width, y.len()), (4, 3, 4, 3));
+        assert_eq!(
+            (y.dims.channels, y.dims.height, y.dims.width, y.len()),
+            (4, 3, 4, 3)
+        );
         // Direct correlation sum for one output value.
         let (n, f, i, j) = (2, 3, 1, 2);
         let image = x.image(n);

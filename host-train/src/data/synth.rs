@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
-use crate::data::{Images, LabelledImages, PixelType, Split};
+use crate::data::{ImageDims, Images, LabelledImages, PixelType, Split};
 
 /// Side of a star image.
 pub const STAR_SIDE: usize = 32;
@@ -91,9 +91,11 @@ pub fn star(n: usize, seed: u64, split: Split) -> LabelledImages {
     }
     LabelledImages {
         images: Images {
-            channels: STAR_CHANNELS,
-            height: STAR_SIDE,
-            width: STAR_SIDE,
+            dims: ImageDims {
+                channels: STAR_CHANNELS,
+                height: STAR_SIDE,
+                width: STAR_SIDE,
+            },
             pixel_type: PixelType::F32,
             pixels,
         },
@@ -114,10 +116,10 @@ pub fn noisy_digits(
 ) -> Result<LabelledImages> {
     let im = &digits.images;
     ensure!(
-        frame >= im.height && frame >= im.width,
+        frame >= im.dims.height && frame >= im.dims.width,
         "a {frame}x{frame} frame cannot hold {}x{} images",
-        im.height,
-        im.width
+        im.dims.height,
+        im.dims.width
     );
     ensure!(
         noise_std.is_finite() && noise_std >= 0.0,
@@ -125,26 +127,28 @@ pub fn noisy_digits(
     );
     let mut rng = rng(seed, split);
     let plane = frame * frame;
-    let mut pixels = Vec::with_capacity(digits.len() * im.channels * plane);
+    let mut pixels = Vec::with_capacity(digits.len() * im.dims.channels * plane);
     for i in 0..digits.len() {
         let start = pixels.len();
-        pixels.extend((0..im.channels * plane).map(|_| gaussian(&mut rng, noise_std)));
-        let top = rng.random_range(0..=frame - im.height);
-        let left = rng.random_range(0..=frame - im.width);
+        pixels.extend((0..im.dims.channels * plane).map(|_| gaussian(&mut rng, noise_std)));
+        let top = rng.random_range(0..=frame - im.dims.height);
+        let left = rng.random_range(0..=frame - im.dims.width);
         let digit = im.image(i);
-        for ch in 0..im.channels {
-            for r in 0..im.height {
-                let src = &digit[(ch * im.height + r) * im.width..][..im.width];
+        for ch in 0..im.dims.channels {
+            for r in 0..im.dims.height {
+                let src = &digit[(ch * im.dims.height + r) * im.dims.width..][..im.dims.width];
                 let dst = start + ch * plane + (top + r) * frame + left;
-                pixels[dst..dst + im.width].copy_from_slice(src);
+                pixels[dst..dst + im.dims.width].copy_from_slice(src);
             }
         }
     }
     Ok(LabelledImages {
         images: Images {
-            channels: im.channels,
-            height: frame,
-            width: frame,
+            dims: ImageDims {
+                channels: im.dims.channels,
+                height: frame,
+                width: frame,
+            },
             pixel_type: PixelType::F32,
             pixels,
         },
@@ -178,9 +182,11 @@ pub fn toy_rows(n: usize, sigma: f64, seed: u64, split: Split) -> Result<Labelle
     }
     Ok(LabelledImages {
         images: Images {
-            channels: 1,
-            height: TOY_ROWS,
-            width: TOY_COLUMNS,
+            dims: ImageDims {
+                channels: 1,
+                height: TOY_ROWS,
+                width: TOY_COLUMNS,
+            },
             pixel_type: PixelType::F32,
             pixels,
         },
@@ -239,7 +245,11 @@ mod tests {
         assert_ne!(set.images.pixels, star(400, 7, Split::Test).images.pixels);
         assert_eq!(set.labels.iter().filter(|&&l| l == 1).count(), 200);
         assert_eq!(
-            (set.images.channels, set.images.height, set.images.width),
+            (
+                set.images.dims.channels,
+                set.images.dims.height,
+                set.images.dims.width
+            ),
             (3, 32, 32)
         );
         let plane = STAR_SIDE * STAR_SIDE;
@@ -315,7 +325,7 @@ mod tests {
             noisy_digits(&digits, 42, 0.5, 11, Split::Test).expect("fits")
         );
         assert_eq!(set.labels, digits.labels);
-        assert_eq!((set.images.height, set.images.width), (42, 42));
+        assert_eq!((set.images.dims.height, set.images.dims.width), (42, 42));
         let mut noise = Vec::new();
         let mut lefts = Vec::new();
         for i in 0..set.len() {

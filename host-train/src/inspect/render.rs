@@ -11,7 +11,7 @@
 //! Latin-1 bitmap fonts (other characters are drawn as `?`). Inputs are
 //! checked first: empty data, mismatched lengths and non-finite values are
 //! errors naming the figure and the offending index, never panics. Figures are
-//! saved with [`crate::atomic::write_atomic`], so a failed save never leaves a
+//! saved with [`crate::output::write_atomic`], so a failed save never leaves a
 //! half-written PNG.
 
 use std::convert::Infallible;
@@ -83,7 +83,7 @@ impl Figure {
                 ExtendedColorType::Rgb8,
             )
             .with_context(|| format!("cannot encode figure for {}", path.display()))?;
-        crate::atomic::write_atomic(path, |w| w.write_all(&png))
+        crate::output::write_atomic(path, |w| w.write_all(&png))
             .with_context(|| format!("cannot save figure {}", path.display()))
     }
 }

@@ -23,11 +23,18 @@
 //! window), `rho = 0`, `Kdot = 1/2`, `Khat = 0`; an image paired with itself
 //! gets `rho = 1` exactly (the self-pair convention), not a rounding residue.
 
+pub mod agop;
+pub mod blocks;
+pub mod real;
+
+pub use blocks::KernelBlocks;
+pub use real::Real;
+
 use convrfm_core::{PATCH, Shape};
+
+use crate::data::ImageDims;
 use faer::MatRef;
 use serde::{Deserialize, Serialize};
-
-use crate::real::Real;
 
 /// A pixel value: images are `f32` in training; the exact `f64` path and
 /// its reference checks may feed `f64` pixels.
@@ -50,6 +57,15 @@ pub enum KernelKind {
     Ntk,
     /// Gaussian-process kernel of the same network.
     Nngp,
+}
+
+/// Float type of the kernel computations (solves are always f64).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum Precision {
+    /// Single precision: twice the SIMD width; ~1e-6 relative kernel error.
+    F32,
+    /// Double precision: the exact path.
+    F64,
 }
 
 /// The patch metric `S = M^{1/2}` (`d x d`, row-major): each patch row
@@ -194,7 +210,7 @@ impl Kernel {
         for i in 0..rows {
             for j in 0..cols {
                 extract_patch(
-                    (s.channels(), s.height(), s.width()),
+                    ImageDims::of(s),
                     image,
                     i,
                     j,
@@ -461,12 +477,17 @@ impl Kernel {
 /// width)` image in the reference order: channel slowest, then row offset,
 /// then column offset.
 pub(crate) fn extract_patch<R: Real, P: Pixel>(
-    (channels, h, w): (usize, usize, usize),
+    dims: ImageDims,
     image: &[P],
     i: usize,
     j: usize,
     patch: &mut [R],
 ) {
+    let ImageDims {
+        channels,
+        height: h,
+        width: w,
+    } = dims;
     let mut k = 0;
     for ch in 0..channels {
         for a in 0..PATCH {
@@ -481,13 +502,12 @@ pub(crate) fn extract_patch<R: Real, P: Pixel>(
 
 /// The adjoint of [`extract_patch`]: adds `patch` onto the pixels of
 /// `image` it would have been read from.
-pub(crate) fn add_patch(
-    (channels, h, w): (usize, usize, usize),
-    patch: &[f64],
-    i: usize,
-    j: usize,
-    image: &mut [f64],
-) {
+pub(crate) fn add_patch(dims: ImageDims, patch: &[f64], i: usize, j: usize, image: &mut [f64]) {
+    let ImageDims {
+        channels,
+        height: h,
+        width: w,
+    } = dims;
     let mut k = 0;
     for ch in 0..channels {
         for a in 0..PATCH {

@@ -15,13 +15,12 @@
 //!   (`d x r`), which keeps `<P W_r, P' W_r> = P S_r^2 P'^T` exactly.
 
 use anyhow::{Context, Result, ensure};
-use faer::prelude::*;
-use faer::{Mat, MatRef, Side};
-use indicatif::ProgressBar;
+use faer::{Mat, MatRef};
 
-use crate::kernel::{Kernel, Metric};
-use crate::real::Real;
-use crate::train_set::TrainSet;
+use crate::fit::linalg::{JitterLadder, row_major, solve_with_jitter, symmetric_eigen};
+use crate::fit::readout::accuracy;
+use crate::kernel::{Kernel, KernelBlocks, Metric, Real};
+use crate::output::Phase;
 
 /// The first `m` pivots of a greedy pivoted Cholesky of `K(X, X)` over
 /// `images` (fewer if the kernel's numerical rank is exhausted first).
@@ -29,16 +28,16 @@ pub fn select_centres<R: Real>(
     kernel: &Kernel,
     images: &[f32],
     m: usize,
-    progress: &ProgressBar,
+    progress: &Phase,
 ) -> Vec<usize> {
-    let set = TrainSet::<R>::new(kernel, images);
+    let set = KernelBlocks::<R>::new(kernel, images);
     let n = set.len();
     let per = kernel.shape().pixels();
     let mut resid = set.diagonal(images);
     let floor = 1e-9 * resid.iter().fold(0.0f64, |a, v| a.max(*v));
     let mut cols: Vec<Vec<f64>> = Vec::with_capacity(m);
     let mut chosen = Vec::with_capacity(m);
-    let hidden = ProgressBar::hidden();
+    let hidden = Phase::hidden();
     for _ in 0..m.min(n) {
         let (piv, &best) = resid
             .iter()
@@ -76,19 +75,13 @@ pub fn select_centres<R: Real>(
 pub fn low_rank(metric: &Metric, r: usize) -> Result<Vec<f64>> {
     let d = metric.dim();
     ensure!((1..=d).contains(&r), "rank {r} must be in 1..={d}");
-    let s = metric.rows();
-    let m = Mat::from_fn(d, d, |i, j| 0.5 * (s[i * d + j] + s[j * d + i]));
-    let eig = m
-        .self_adjoint_eigen(Side::Lower)
-        .map_err(|_| anyhow::anyhow!("eigendecomposition of the metric failed"))?;
-    let (u, vals) = (eig.U(), eig.S());
-    // faer sorts eigenvalues ascending: the top r are the last r.
+    let (values, vectors) = symmetric_eigen("metric", metric.rows(), d)?;
+    // Largest first: the top r.
     let mut w = vec![0.0; d * r];
     for j in 0..r {
-        let k = d - 1 - j;
-        let scale = vals[k].max(0.0);
+        let scale = values[j].max(0.0);
         for i in 0..d {
-            w[i * r + j] = u[(i, k)] * scale;
+            w[i * r + j] = vectors[j][i] * scale;
         }
     }
     Ok(w)
@@ -101,17 +94,6 @@ pub fn padded_metric(w: &[f64], d: usize, r: usize) -> Result<Metric> {
         rows[i * d..i * d + r].copy_from_slice(&w[i * r..][..r]);
     }
     Ok(Metric::from_rows(d, rows)?)
-}
-
-/// Pixels in `[0, 1]` rounded to `bits` (4 or 8) bits, as the device stores
-/// them: 8-bit `round(255 v)`, 4-bit `round(15 v)` (expanded on the device
-/// to `17 round(15 v)` of 255, the same value).
-pub fn quantise_pixels(pixels: &[f32], bits: u8) -> Vec<f32> {
-    let levels = ((1u32 << bits) - 1) as f32;
-    pixels
-        .iter()
-        .map(|v| (v.clamp(0.0, 1.0) * levels).round() / levels)
-        .collect()
 }
 
 /// A Nystroem regularised least-squares problem: `C` (`n x m`, kernel
@@ -146,26 +128,23 @@ impl Nystrom<'_> {
             .map(|i| ctc[(i, i)])
             .fold(0.0f64, f64::max)
             .max(1e-300);
-        let mut jitter = 0.0;
-        loop {
-            let a = Mat::from_fn(m, m, |i, j| {
-                ctc[(i, j)]
-                    + n as f64 * lambda * wm[(i, j)]
-                    + if i == j { jitter * scale } else { 0.0 }
-            });
-            if let Ok(llt) = a.llt(Side::Lower) {
-                let sol = llt.solve(&rhs);
-                let alpha: Vec<f64> = (0..m)
-                    .flat_map(|i| (0..classes).map(move |c| (i, c)))
-                    .map(|(i, c)| sol[(i, c)])
-                    .collect();
-                return alpha.iter().all(|v| v.is_finite()).then_some(alpha);
-            }
-            jitter = if jitter == 0.0 { 1e-12 } else { jitter * 10.0 };
-            if jitter > 1e-4 {
-                return None;
-            }
-        }
+        let ladder = JitterLadder {
+            first: 1e-12,
+            last: 1e-4,
+        };
+        let (sol, _) = solve_with_jitter(
+            |jitter| {
+                Mat::from_fn(m, m, |i, j| {
+                    ctc[(i, j)]
+                        + n as f64 * lambda * wm[(i, j)]
+                        + if i == j { jitter * scale } else { 0.0 }
+                })
+            },
+            rhs.as_ref(),
+            ladder,
+        )?;
+        let alpha = row_major(sol.as_ref());
+        alpha.iter().all(|v| v.is_finite()).then_some(alpha)
     }
 
     /// The lambda with the best accuracy on validation (`c_val`: kernel
@@ -182,7 +161,7 @@ impl Nystrom<'_> {
             let Some(alpha) = self.solve(lambda) else {
                 continue;
             };
-            let acc = crate::rfm::accuracy(c_val, &alpha, classes, val_labels);
+            let acc = accuracy(c_val, &alpha, classes, val_labels);
             if best.as_ref().is_none_or(|b| acc > b.2) {
                 best = Some((lambda, alpha, acc));
             }
@@ -221,19 +200,5 @@ mod tests {
         let t: f64 = (0..d).map(|i| s2(i, i)).sum();
         assert!(t1 > t / 3.0 && t1 < t);
         assert!(low_rank(&metric, 0).is_err() && low_rank(&metric, 4).is_err());
-    }
-
-    #[test]
-    fn quantised_pixels_are_what_the_device_stores() {
-        let px = [0.0, 1.0, 0.5, 0.2, 7.0 / 255.0];
-        assert_eq!(
-            quantise_pixels(&px, 8),
-            [0.0, 1.0, 128.0 / 255.0, 51.0 / 255.0, 7.0 / 255.0]
-        );
-        // 4-bit: round(15 v) / 15, the device's 17 v of 255.
-        assert_eq!(
-            quantise_pixels(&px, 4),
-            [0.0, 1.0, 8.0 / 15.0, 3.0 / 15.0, 0.0]
-        );
     }
 }

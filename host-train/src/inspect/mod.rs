@@ -10,6 +10,8 @@
 //! - `filters-layer-N.png`: for Deep ConvRFM, each feature layer's filters.
 //! - `accuracy.png`: validation and test accuracy per iteration (and layer).
 
+pub mod render;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
@@ -17,15 +19,16 @@ use convrfm_core::PATCH;
 
 use faer::MatRef;
 
-use crate::agop::ImageIndex;
+use self::render::{Figure, Scale, Series, Tile, heat_map, line_chart, tile_grid};
 use crate::data::{Images, LabelledImages};
-use crate::features::featurise;
+use crate::fit::Model;
+use crate::fit::features::featurise;
+use crate::fit::linalg::symmetric_eigen;
+use crate::fit::model::IterationRecord;
+use crate::kernel::KernelBlocks;
 use crate::kernel::add_patch;
-use crate::linalg::symmetric_eigen;
-use crate::model::Model;
-use crate::progress::Progress;
-use crate::render::{Figure, Scale, Series, Tile, heat_map, line_chart, tile_grid};
-use crate::train_set::TrainSet;
+use crate::kernel::agop::ImageIndex;
+use crate::output::Progress;
 
 /// What `inspect` draws.
 #[derive(Clone, Debug)]
@@ -109,7 +112,7 @@ pub fn inspect(
 
     figures.push(("gradients.png", gradient_figure(model, samples, progress)?));
 
-    let mut channels = model.channels;
+    let mut channels = model.dims().channels;
     let layer_names: Vec<String> = (1..=model.features.len())
         .map(|l| format!("filters-layer-{l}.png"))
         .collect();
@@ -206,15 +209,15 @@ fn gradient_figure(model: &Model, samples: &LabelledImages, progress: Progress) 
     let grads = input_gradients(model, &samples.images, progress)?;
     let predicted = model.predict(&samples.images, progress)?;
     let im = &samples.images;
-    let (h, w) = (im.height, im.width);
+    let (h, w) = (im.dims.height, im.dims.width);
     let mut tiles = Vec::new();
     for (i, per_class) in grads.iter().enumerate() {
         let image = im.image(i);
-        let (values, scale) = match im.channels {
+        let (values, scale) = match im.dims.channels {
             3 => (image.to_vec(), Scale::Rgb),
             _ => (image[..h * w].to_vec(), Scale::Gray),
         };
-        let name = |c: usize| model.class_names.get(c).map_or("?", |s| s.as_str());
+        let name = |c: usize| model.class_names().get(c).map_or("?", |s| s.as_str());
         tiles.push(Tile {
             caption: format!(
                 "{} -> {}",
@@ -230,7 +233,7 @@ fn gradient_figure(model: &Model, samples: &LabelledImages, progress: Progress) 
         for (c, g) in per_class.iter().enumerate() {
             let magnitude = (0..h * w)
                 .map(|p| {
-                    (0..im.channels)
+                    (0..im.dims.channels)
                         .map(|ch| g[ch * h * w + p].powi(2))
                         .sum::<f64>()
                         .sqrt() as f32
@@ -266,7 +269,7 @@ fn input_gradients(
     let shape = kernel.shape();
     let train = featurise(&model.features, &model.training_data().images)?;
     let queries = featurise(&model.features, samples)?;
-    let set = TrainSet::<f64>::new(&kernel, &train.pixels);
+    let set = KernelBlocks::<f64>::new(&kernel, &train.pixels);
     let classes = model.classes();
     let per = shape.pixels();
     let index = ImageIndex::new(&train.pixels, per);
@@ -274,7 +277,7 @@ fn input_gradients(
     let d = shape.patch_dim();
     let dims = model.feature_dims()?;
     let mut out = Vec::new();
-    let bar = progress.bar("Gradients", samples.len() as u64);
+    let phase = progress.bar("Gradients", samples.len() as u64);
     for query in queries.pixels.chunks_exact(per) {
         let g = set.patch_gradients(&model.alpha, classes, query, &index.find(query));
         let mut per_class = Vec::with_capacity(classes);
@@ -285,15 +288,14 @@ fn input_gradients(
             }
             pixels.iter_mut().for_each(|v| *v /= model.scale);
             // Back through the feature layers, last first.
-            for (layer, &(_, h, w)) in model.features.iter().zip(&dims).rev() {
-                pixels = layer.adjoint(&pixels, h, w);
+            for (layer, d) in model.features.iter().zip(&dims).rev() {
+                pixels = layer.adjoint(&pixels, d.height, d.width);
             }
             per_class.push(pixels);
         }
         out.push(per_class);
-        bar.inc(1);
+        phase.inc(1);
     }
-    bar.finish_and_clear();
     Ok(out)
 }
 
@@ -309,12 +311,9 @@ fn accuracy_chart(model: &Model) -> Result<Option<Figure>> {
             String::new()
         };
         let runs = model.history.iter().filter(|r| r.layer == layer);
-        let points = |pick: fn(&crate::rfm::LambdaResult) -> Option<f64>| -> Vec<(f64, f64)> {
+        let points = |pick: fn(&IterationRecord) -> Option<f64>| -> Vec<(f64, f64)> {
             runs.clone()
-                .filter_map(|r| {
-                    let a = pick(r.results.get(r.chosen)?)?;
-                    Some((r.iteration as f64, 100.0 * a))
-                })
+                .filter_map(|r| Some((r.iteration as f64, 100.0 * pick(r)?)))
                 .collect()
         };
         for (name, pts) in [

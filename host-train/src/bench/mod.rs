@@ -1,18 +1,18 @@
 //! `convrfm bench`: seconds per training phase at a given size, with the
-//! achieved kernel GFLOP/s under an explicit work model.
+//! achieved kernel GFLOP/s under an explicit work model ([`peak`]: the
+//! machine's own peak, to put it in proportion).
 
-use std::time::Instant;
+pub mod peak;
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result};
 use convrfm_core::Shape;
 
 use crate::data::{Split, fashion_mnist};
-use crate::kernel::{Kernel, KernelKind, Metric};
-use crate::linalg::{psd_sqrt_normalised, solve_ridge};
-use crate::progress::Progress;
-use crate::real::Real;
-use crate::rfm::{Precision, one_hot};
-use crate::train_set::TrainSet;
+use crate::fit::report::{IterationReport, PhaseTimes};
+use crate::fit::{CheckedParams, Protocol, TrainParams};
+use crate::kernel::Precision;
+use crate::output::Progress;
+use crate::params::{ParamError, at_least};
 
 /// The authors' code on a 2-core machine at n = 2000 train, 1000 test,
 /// depth 3, AGOP over 20 images: seconds per phase (Ktrain, Ktest, AGOP).
@@ -31,89 +31,77 @@ pub fn flops_per_pair(shape: &Shape) -> f64 {
     2.0 * shape.patch_dim() as f64 * p1 + 30.0 * relu + 9.0 * later
 }
 
-/// Runs one ConvRFM iteration's phases on Fashion-MNIST and prints them.
-pub fn run(
-    n: usize,
-    test: usize,
-    depth: usize,
-    agop_images: usize,
-    precision: Precision,
-    progress: Progress,
-) -> Result<()> {
-    ensure!(
-        n >= 1 && test >= 1 && agop_images >= 1,
-        "sizes must be positive"
-    );
-    let (train, source) = fashion_mnist(Split::Train, Some(n))?;
+/// What to measure, as given; [`BenchParams::check`] validates it.
+#[derive(Clone, Copy, Debug)]
+pub struct BenchParams {
+    /// Training images.
+    pub n: usize,
+    /// Test images.
+    pub test: usize,
+    /// Kernel depth.
+    pub depth: usize,
+    /// Kernel float type.
+    pub precision: Precision,
+}
+
+/// Bench parameters that passed [`BenchParams::check`], with the training
+/// parameters of the measured run.
+#[derive(Clone, Debug)]
+pub struct CheckedBenchParams {
+    bench: BenchParams,
+    train: CheckedParams,
+}
+
+impl BenchParams {
+    /// Validates the sizes and the training run they imply.
+    pub fn check(self) -> Result<CheckedBenchParams, ParamError> {
+        at_least("n", self.n, 1)?;
+        at_least("test", self.test, 1)?;
+        let train = TrainParams {
+            depth: self.depth,
+            iterations: 2,
+            precision: self.precision,
+            protocol: Protocol::Reference,
+            ..TrainParams::default()
+        }
+        .check()?;
+        Ok(CheckedBenchParams { bench: self, train })
+    }
+}
+
+/// Times the first iteration of a training run on Fashion-MNIST (the
+/// authors' protocol: all `n` images fitted, the test set evaluated, the
+/// AGOP over the first 20 images; the phases are the ones `train` times
+/// itself) and prints them with the achieved GFLOP/s.
+pub fn run(params: &CheckedBenchParams, progress: Progress) -> Result<()> {
+    let BenchParams { n, test, depth, .. } = params.bench;
+    let agop_images = params.train.get().agop_images;
+    let (train_set, source) = fashion_mnist(Split::Train, Some(n))?;
     let (test_set, _) = fashion_mnist(Split::Test, Some(test))?;
     println!(
         "data: {source}; n = {n} train, {test} test, depth {depth}, {agop_images} AGOP images, {} threads",
         rayon::current_num_threads()
     );
-    match precision {
-        Precision::F32 => run_in::<f32>(
-            &train.images.pixels,
-            &train.labels,
-            &test_set.images.pixels,
-            depth,
-            agop_images,
-            progress,
-        ),
-        Precision::F64 => run_in::<f64>(
-            &train.images.pixels,
-            &train.labels,
-            &test_set.images.pixels,
-            depth,
-            agop_images,
-            progress,
-        ),
-    }
-}
-
-fn run_in<R: Real>(
-    x: &[f32],
-    labels: &[u8],
-    z: &[f32],
-    depth: usize,
-    agop_images: usize,
-    progress: Progress,
-) -> Result<()> {
     let shape = Shape::new(1, 28, 28, depth).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let n = labels.len();
-    let m = z.len() / shape.pixels();
-    let kernel = Kernel::new(shape, KernelKind::Ntk, Metric::identity(shape.patch_dim()));
-    let mut phases: Vec<(&str, f64)> = Vec::new();
-
-    let t = Instant::now();
-    let set = TrainSet::<R>::new(&kernel, x);
-    let bar = progress.bar("Ktrain", (n * (n + 1) / 2) as u64);
-    let mut k = set.gram(x, &bar);
-    bar.finish_and_clear();
-    phases.push(("Ktrain", t.elapsed().as_secs_f64()));
-
-    let t = Instant::now();
-    let bar = progress.bar("Ktest", (m * n) as u64);
-    let _kt = set.cross(z, &bar);
-    bar.finish_and_clear();
-    phases.push(("Ktest", t.elapsed().as_secs_f64()));
-
-    let t = Instant::now();
-    let scale = k.iter().fold(0.0f64, |a, v| a.max(*v));
-    k.iter_mut().for_each(|v| *v /= scale);
-    let sol = solve_ridge(&k, n, &one_hot(labels, 10), 1e-3)?;
-    phases.push(("solve", t.elapsed().as_secs_f64()));
-
-    let t = Instant::now();
-    let q = agop_images.min(n);
-    let bar = progress.bar("AGOP", q as u64);
-    let g = set.agop(&sol.alpha, 10, x, &x[..q * shape.pixels()], &bar);
-    bar.finish_and_clear();
-    phases.push(("AGOP", t.elapsed().as_secs_f64()));
-
-    let t = Instant::now();
-    psd_sqrt_normalised(&g, shape.patch_dim())?;
-    phases.push(("eigh", t.elapsed().as_secs_f64()));
-
+    let mut first: Option<PhaseTimes> = None;
+    crate::fit::train::train(
+        &params.train,
+        &train_set,
+        Some(&test_set),
+        progress,
+        &mut |r: &IterationReport| {
+            first.get_or_insert(r.times);
+        },
+    )?;
+    let t = first.context("no iteration ran")?;
+    let phases = [
+        ("Ktrain", t.ktrain),
+        ("Ktest", t.ktest),
+        ("solve", t.solve),
+        ("AGOP", t.agop),
+        ("eigh", t.eigh),
+    ];
+    let m = test;
     let total: f64 = phases.iter().map(|p| p.1).sum();
     println!("{:<8} {:>9}", "phase", "seconds");
     for (name, s) in &phases {
@@ -133,7 +121,7 @@ fn run_in<R: Real>(
         gflops,
         pairs / kernel_s / 1e6
     );
-    let peak = crate::peak::peak_gflops(0, 0.5);
+    let peak = peak::peak_gflops(0, 0.5);
     println!(
         "machine peak (same instruction set, mul+add, {} threads): {:.1} GFLOP/s (FMA {:.1}); kernel at {:.0} % of peak",
         peak.threads,

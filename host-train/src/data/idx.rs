@@ -23,7 +23,7 @@ use flate2::Compression;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 
-use crate::atomic::write_atomic;
+use crate::output::write_atomic;
 
 /// Type byte of unsigned 8-bit elements.
 pub const TYPE_U8: u8 = 0x08;
@@ -798,41 +798,6 @@ mod tests {
             prop_assert_eq!(&decode_idx(&gz).expect("full gz parses"), &array);
             for len in 0..gz.len() {
                 prop_assert!(decode_idx(&gz[..len]).is_err(), "gz prefix {} parsed", len);
-            }
-        }
-    }
-
-    /// Regenerates `data/fashion-mnist/` (the subset vendored for the offline
-    /// demo and the tests) from the Debian package `dataset-fashion-mnist`:
-    /// the first 2,000 training and first 1,000 t10k images and labels, pixel
-    /// and label bytes unchanged, only the count in each header reduced.
-    ///
-    /// Run with
-    /// `cargo test -p convrfm-train --lib regenerate_vendored_subset -- --ignored`.
-    ///
-    /// It lives here rather than in `data.rs` because `data.rs` embeds these
-    /// files with `include_bytes!` and so does not compile without them.
-    #[test]
-    #[ignore = "rewrites data/fashion-mnist from /usr/share/datasets/fashion-mnist"]
-    fn regenerate_vendored_subset() {
-        let src = Path::new("/usr/share/datasets/fashion-mnist");
-        let dst = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/fashion-mnist");
-        fs::create_dir_all(&dst).expect("create data/fashion-mnist");
-        for (split, n) in [("train", 2000usize), ("t10k", 1000)] {
-            for kind in ["images-idx3", "labels-idx1"] {
-                let name = format!("{split}-{kind}-ubyte.gz");
-                let full = read_idx(&src.join(&name)).expect("install dataset-fashion-mnist");
-                let IdxData::U8(bytes) = &full.data else {
-                    panic!("{name}: expected u8 data");
-                };
-                let per_item: usize = full.dims[1..].iter().product();
-                let mut dims = full.dims.clone();
-                dims[0] = n;
-                let subset = IdxArray {
-                    dims,
-                    data: IdxData::U8(bytes[..n * per_item].to_vec()),
-                };
-                write_idx(&dst.join(&name), &subset, true).expect("write subset");
             }
         }
     }

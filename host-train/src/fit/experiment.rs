@@ -10,10 +10,12 @@ use std::fmt;
 
 use anyhow::Result;
 
+use super::params::{CheckedParams, TrainParams};
+use super::report::{IterationReport, LayerSummary};
+use super::train::train;
 use crate::data::LabelledImages;
-use crate::model::Model;
-use crate::progress::Progress;
-use crate::rfm::{IterationReport, LayerSummary, TrainParams, train};
+use crate::fit::Model;
+use crate::output::Progress;
 
 /// One method's outcome.
 pub struct Row {
@@ -33,24 +35,26 @@ pub struct Comparison {
 
 /// Runs the comparison with `params` (its `layers`, at least 2, sets the
 /// Deep ConvRFM depth; without `deep` only CNTK and ConvRFM run),
-/// reporting every iteration to `on_iteration`.
+/// reporting every iteration to `on_iteration`. The two runs' parameters
+/// are derived from the checked ones and checked again.
 pub fn compare(
-    params: &TrainParams,
+    params: &CheckedParams,
     deep: bool,
     train_set: &LabelledImages,
     test: &LabelledImages,
     progress: Progress,
     on_iteration: &mut dyn FnMut(&IterationReport),
 ) -> Result<Comparison> {
+    let p = params.get();
     let cntk = TrainParams {
         iterations: 1,
         layers: 1,
-        ..params.clone()
+        ..p.clone()
     }
     .check()?;
     let convrfm = TrainParams {
-        layers: if deep { params.layers.max(2) } else { 1 },
-        ..params.clone()
+        layers: if deep { p.layers.max(2) } else { 1 },
+        ..p.clone()
     }
     .check()?;
     let mut rows = Vec::new();

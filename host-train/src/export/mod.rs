@@ -11,17 +11,21 @@
 //! The float model of a candidate uses exactly the device's quantised
 //! centre pixels and `W`; only the integer arithmetic of the device differs.
 
-use anyhow::{Context, Result, anyhow, ensure};
-use convrfm_core::blob::{self, BlobParts, KernelKind as BlobKind};
-use indicatif::ProgressBar;
+pub mod compact;
+pub mod device;
+pub mod run;
 
-use crate::compact::{Nystrom, low_rank, padded_metric, quantise_pixels, select_centres};
-use crate::data::{Images, LabelledImages, PixelType, train_val_split};
-use crate::kernel::{Kernel, KernelKind};
-use crate::model::Model;
-use crate::progress::Progress;
-use crate::rfm::{one_hot, share_correct};
-use crate::train_set::TrainSet;
+use anyhow::{Context, Result, ensure};
+
+use self::compact::{Nystrom, select_centres};
+use self::device::{BlobContent, DeviceMetric, blob_bytes, quantise_pixels};
+use self::run::blob_predict;
+use crate::data::{ImageDims, Images, LabelledImages, PixelType, train_val_split};
+use crate::fit::Model;
+use crate::fit::readout::{argmax_rows, one_hot, scores, share_correct};
+use crate::kernel::{Kernel, KernelBlocks};
+use crate::output::{Phase, Progress};
+use crate::params::{ParamError, at_least, fraction, ridge_values};
 
 /// Budgets of the accuracy-vs-size frontier, bytes.
 pub const FRONTIER_BUDGETS: [usize; 5] = [16 << 10, 32 << 10, 64 << 10, 128 << 10, 256 << 10];
@@ -60,6 +64,44 @@ impl Default for ExportOptions {
     }
 }
 
+impl ExportOptions {
+    /// Validates every field before any search: a budget, ranks of at
+    /// least 1, pixel depths of 4 or 8, ridge values, a validation share.
+    pub fn check(self) -> Result<CheckedExportOptions, ParamError> {
+        at_least("max-flash", self.max_flash, 1)?;
+        if self.ranks.is_empty() {
+            return Err(ParamError::Empty { name: "ranks" });
+        }
+        for &r in &self.ranks {
+            at_least("rank", r, 1)?;
+        }
+        if self.pixel_bits.is_empty() {
+            return Err(ParamError::Empty { name: "pixel-bits" });
+        }
+        if let Some(&b) = self.pixel_bits.iter().find(|&&b| b != 4 && b != 8) {
+            return Err(ParamError::NotAllowed {
+                name: "pixel-bits",
+                allowed: "4, 8",
+                got: usize::from(b),
+            });
+        }
+        ridge_values("lambdas", &self.lambdas)?;
+        fraction("val-fraction", self.val_fraction)?;
+        Ok(CheckedExportOptions(self))
+    }
+}
+
+/// Export options that passed [`ExportOptions::check`].
+#[derive(Clone, Debug)]
+pub struct CheckedExportOptions(ExportOptions);
+
+impl CheckedExportOptions {
+    /// The validated options.
+    pub fn get(&self) -> &ExportOptions {
+        &self.0
+    }
+}
+
 /// One point of the search.
 #[derive(Clone, Debug)]
 pub struct Candidate {
@@ -81,14 +123,8 @@ pub struct Candidate {
 pub struct Compact {
     /// The search point it realises.
     pub candidate: Candidate,
-    /// Kernel with the (quantised) low-rank metric.
-    pub kernel: Kernel,
-    /// `W` quantised, `d x r`.
-    pub w: Vec<i8>,
-    /// Requantisation multiplier of `u = P . W` on the device.
-    pub u_mult: u32,
-    /// `W = W_q * w_scale` in float.
-    pub w_scale: f64,
+    /// The device's patch projection and the float kernel mirroring it.
+    pub metric: DeviceMetric,
     /// Centre images, quantised pixels in `[0, 1]`.
     pub centres: Images,
     /// `m x classes`, for the kernel divided by `scale`.
@@ -102,122 +138,28 @@ pub struct Compact {
 impl Compact {
     /// Float class scores (`images x classes`).
     pub fn scores(&self, images: &Images, progress: Progress) -> Vec<f64> {
-        let set = TrainSet::<f32>::new(&self.kernel, &self.centres.pixels);
-        let bar = progress.bar("Compact", (images.len() * set.len()) as u64);
-        let mut k = set.cross(&images.pixels, &bar);
-        bar.finish_and_clear();
+        let blocks = KernelBlocks::<f32>::new(&self.metric.kernel, &self.centres.pixels);
+        let mut k = blocks.cross(
+            &images.pixels,
+            &progress.bar("Compact", (images.len() * blocks.len()) as u64),
+        );
         k.iter_mut().for_each(|v| *v /= self.scale);
-        crate::rfm::scores(&k, &self.alpha, self.class_names.len())
+        scores(&k, &self.alpha, self.class_names.len())
     }
 
-    /// Real score per unit of integer score: the device kernel is
-    /// `g^2 c P_L` times the float kernel (`g` the requantisation gain of
-    /// `u`, `1/c` and the readout mean dropped), and the float model divides
-    /// its kernel by `scale` (`docs/blob-format.md` §9).
-    fn alpha_scale(&self, a_scale: f64) -> f64 {
-        let shape = self.kernel.shape();
-        let g = f64::from(self.u_mult) / f64::from(1u32 << 24) * 255.0 / self.w_scale;
-        let p_last = shape.positions(shape.depth()) as f64;
-        a_scale / (g * g * shape.channels() as f64 * p_last * self.scale)
-    }
-
-    /// Encodes the blob, quantising alpha to i16.
+    /// Encodes the blob (alpha quantised to i16).
     pub fn encode(&self, expected_accuracy: Option<f64>) -> Result<Vec<u8>> {
-        let shape = self.kernel.shape();
-        let r = self.candidate.rank;
-        let u_mult = self.u_mult;
-        let amax = self
-            .alpha
-            .iter()
-            .fold(0.0f64, |a, v| a.max(v.abs()))
-            .max(1e-300);
-        let a_scale = amax / 32767.0;
-        let alpha: Vec<i16> = self
-            .alpha
-            .iter()
-            .map(|v| (v / a_scale).round() as i16)
-            .collect();
-        let bits = self.candidate.pixel_bits;
-        let per = shape.pixels();
-        let img_bytes = blob::image_bytes(bits, per).context("pixel bits")?;
-        let mut centres = vec![0u8; self.centres.len() * img_bytes];
-        for (img, out) in self
-            .centres
-            .pixels
-            .chunks_exact(per)
-            .zip(centres.chunks_exact_mut(img_bytes))
-        {
-            let values: Vec<u8> = img
-                .iter()
-                .map(|v| {
-                    if bits == 4 {
-                        blob::pixel_to_4bit(to_u8(*v))
-                    } else {
-                        to_u8(*v)
-                    }
-                })
-                .collect();
-            blob::pack_pixels(bits, &values, out).map_err(|e| anyhow!("packing centres: {e:?}"))?;
+        BlobContent {
+            metric: &self.metric,
+            pixel_bits: self.candidate.pixel_bits,
+            centres: &self.centres,
+            alpha: &self.alpha,
+            scale: self.scale,
+            class_names: &self.class_names,
+            expected_accuracy,
         }
-        let names: Vec<&str> = self.class_names.iter().map(String::as_str).collect();
-        let parts = BlobParts {
-            channels: u16::try_from(shape.channels())?,
-            height: u16::try_from(shape.height())?,
-            width: u16::try_from(shape.width())?,
-            depth: u8::try_from(shape.depth())?,
-            pixel_bits: bits,
-            rank: u8::try_from(r)?,
-            kind: match self.kernel.kind() {
-                KernelKind::Ntk => BlobKind::Ntk,
-                KernelKind::Nngp => BlobKind::Nngp,
-            },
-            u_mult,
-            alpha_scale: self.alpha_scale(a_scale) as f32,
-            expected_accuracy_bp: expected_accuracy.map_or(0, |a| (a * 10_000.0).round() as u16),
-            centre_count: u16::try_from(self.centres.len())?,
-            w: &self.w,
-            centres: &centres,
-            alpha: &alpha,
-            class_names: &names,
-        };
-        let len = blob::encoded_len(&parts).map_err(|e| anyhow!("blob size: {e:?}"))?;
-        let mut out = vec![0u8; len];
-        blob::encode(&parts, &mut out).map_err(|e| anyhow!("encoding the blob: {e:?}"))?;
-        Ok(out)
+        .encode()
     }
-}
-
-/// A pixel in `[0, 1]` as the device's byte.
-pub fn to_u8(v: f32) -> u8 {
-    (v.clamp(0.0, 1.0) * 255.0).round() as u8
-}
-
-/// Exact blob size of a candidate shape, without building it.
-fn blob_bytes(model: &Model, m: usize, rank: usize, bits: u8) -> Result<usize> {
-    let d = model.channels * 9;
-    let per = model.channels * model.height * model.width;
-    let w = vec![0i8; d * rank];
-    let centres = vec![0u8; m * blob::image_bytes(bits, per).context("pixel bits")?];
-    let alpha = vec![0i16; m * model.classes()];
-    let names: Vec<&str> = model.class_names.iter().map(String::as_str).collect();
-    let parts = BlobParts {
-        channels: u16::try_from(model.channels)?,
-        height: u16::try_from(model.height)?,
-        width: u16::try_from(model.width)?,
-        depth: u8::try_from(model.depth)?,
-        pixel_bits: bits,
-        rank: u8::try_from(rank)?,
-        kind: BlobKind::Ntk,
-        u_mult: 1,
-        alpha_scale: 1.0,
-        expected_accuracy_bp: 0,
-        centre_count: u16::try_from(m)?,
-        w: &w,
-        centres: &centres,
-        alpha: &alpha,
-        class_names: &names,
-    };
-    blob::encoded_len(&parts).map_err(|e| anyhow!("blob size: {e:?}"))
 }
 
 /// Checks the blob format can hold `model`: it stores 8-bit pixels in
@@ -230,64 +172,12 @@ fn check_exportable(model: &Model) -> Result<()> {
         model.features.len()
     );
     ensure!(
-        model.pixel_type == PixelType::U8,
+        model.pixel_type() == PixelType::U8,
         "a model trained on {} cannot be exported: the blob format stores 8-bit pixels \
          in [0, 1]",
-        model.pixel_type
+        model.pixel_type()
     );
     Ok(())
-}
-
-/// What the device computes with for rank `r`: the quantised `W` (`d x r`
-/// i8, per-tensor scale), `u_mult` (so the largest `|P . W|` over `images`
-/// maps to 127), and the float kernel that mirrors both (quantised `W`,
-/// `u` rounded as the device rounds it).
-fn device_kernel(
-    model: &Model,
-    rank: usize,
-    images: &Images,
-) -> Result<(Kernel, Vec<i8>, u32, f64)> {
-    let shape = model.shape()?;
-    let w = low_rank(&model.metric, rank)?;
-    let wmax = w.iter().fold(0.0f64, |a, v| a.max(v.abs())).max(1e-300);
-    let w_scale = wmax / 127.0;
-    let wq: Vec<i8> = w.iter().map(|v| (v / w_scale).round() as i8).collect();
-    let deq: Vec<f64> = wq.iter().map(|&v| f64::from(v) * w_scale).collect();
-    // Largest |u| = |P . W| over all patches of `images`, in device units
-    // (u8 pixels times i8 weights).
-    let (h, wd, c) = (shape.height(), shape.width(), shape.channels());
-    let mut max_u: i64 = 1;
-    for img in images.pixels.chunks_exact(shape.pixels()) {
-        let px: Vec<i64> = img.iter().map(|v| i64::from(to_u8(*v))).collect();
-        for i in 0..h - 2 {
-            for j in 0..wd - 2 {
-                for col in 0..rank {
-                    let mut acc = 0i64;
-                    for ch in 0..c {
-                        for a in 0..3 {
-                            for b in 0..3 {
-                                let k = ch * 9 + a * 3 + b;
-                                acc += px[ch * h * wd + (i + a) * wd + j + b]
-                                    * i64::from(wq[k * rank + col]);
-                            }
-                        }
-                    }
-                    max_u = max_u.max(acc.abs());
-                }
-            }
-        }
-    }
-    let u_mult = u32::try_from((127i64 << 24) / max_u)
-        .unwrap_or(u32::MAX)
-        .max(1);
-    let step = w_scale * f64::from(1u32 << 24) / (255.0 * f64::from(u_mult));
-    let kernel = Kernel::new(
-        shape,
-        model.kind,
-        padded_metric(&deq, shape.patch_dim(), rank)?,
-    )
-    .with_u_step(step);
-    Ok((kernel, wq, u_mult, w_scale))
 }
 
 /// Builds the compact model of one search point on `data` (centres from
@@ -303,9 +193,9 @@ pub fn build(
 ) -> Result<Compact> {
     check_exportable(model)?;
     let shape = model.shape()?;
-    let (kernel, w, u_mult, w_scale) = device_kernel(model, rank, &data.images)?;
+    let metric = DeviceMetric::new(model, rank, &data.images)?;
     let ck = centre_kernels(
-        &kernel,
+        &metric.kernel,
         &data.images,
         bits,
         m,
@@ -314,10 +204,8 @@ pub fn build(
         progress,
     )?;
     let centres = Images {
+        dims: ImageDims::of(&shape),
         pixel_type: PixelType::U8,
-        channels: shape.channels(),
-        height: shape.height(),
-        width: shape.width(),
         pixels: ck.centres,
     };
     let (idx, kc, scale) = (ck.idx, ck.kc, ck.scale);
@@ -342,14 +230,11 @@ pub fn build(
     };
     Ok(Compact {
         candidate,
-        kernel,
-        w,
-        u_mult,
-        w_scale,
+        metric,
         centres,
         alpha,
         scale,
-        class_names: model.class_names.clone(),
+        class_names: model.class_names().to_vec(),
     })
 }
 
@@ -375,12 +260,10 @@ fn centre_kernels(
     progress: Progress,
 ) -> Result<CentreKernels> {
     let quantised = quantise_pixels(&images.pixels, bits);
-    let bar = progress.bar(label, m as u64);
-    let idx = select_centres::<f32>(kernel, &quantised, m, &bar);
-    bar.finish_and_clear();
+    let idx = select_centres::<f32>(kernel, &quantised, m, &progress.bar(label, m as u64));
     let centres = gather(&quantised, kernel.shape().pixels(), &idx);
-    let set = TrainSet::<f32>::new(kernel, &centres);
-    let hidden = ProgressBar::hidden();
+    let set = KernelBlocks::<f32>::new(kernel, &centres);
+    let hidden = Phase::hidden();
     let mut kc = set.gram(&centres, &hidden);
     let mm = idx.len();
     let scale = (0..mm).map(|i| kc[i * mm + i]).fold(0.0f64, f64::max);
@@ -409,7 +292,12 @@ fn gather(pixels: &[f32], per: usize, idx: &[usize]) -> Vec<f32> {
 
 /// Every candidate of the search, evaluated on a validation split of the
 /// model's training images.
-pub fn search(model: &Model, opts: &ExportOptions, progress: Progress) -> Result<Vec<Candidate>> {
+pub fn search(
+    model: &Model,
+    opts: &CheckedExportOptions,
+    progress: Progress,
+) -> Result<Vec<Candidate>> {
+    let opts = opts.get();
     check_exportable(model)?;
     let shape = model.shape()?;
     let data = model.training_data();
@@ -434,9 +322,9 @@ pub fn search(model: &Model, opts: &ExportOptions, progress: Progress) -> Result
             let Some(&m_max) = ladder.last() else {
                 continue;
             };
-            let (kernel, ..) = device_kernel(model, rank, &fit.images)?;
+            let metric = DeviceMetric::new(model, rank, &fit.images)?;
             let ck = centre_kernels(
-                &kernel,
+                &metric.kernel,
                 &fit.images,
                 bits,
                 m_max,
@@ -522,12 +410,11 @@ pub fn realise(
     progress: Progress,
 ) -> Result<Realised> {
     let train = model.training_data();
-    let compact = build(model, &train, c.m, c.rank, c.pixel_bits, c.lambda, progress)?;
+    let compact = build(model, train, c.m, c.rank, c.pixel_bits, c.lambda, progress)?;
     let blob = compact.encode(Some(c.val_accuracy))?;
     let test = test
         .map(|t| -> Result<TestReport> {
-            let float_pred =
-                crate::rfm::argmax_rows(&compact.scores(&t.images, progress), model.classes());
+            let float_pred = argmax_rows(&compact.scores(&t.images, progress), model.classes());
             let int_pred = blob_predict(&blob, &t.images, progress)?;
             Ok(TestReport {
                 float_accuracy: share_correct(float_pred.iter().copied(), &t.labels),
@@ -548,79 +435,57 @@ pub fn realise(
     })
 }
 
-/// Integer predictions of a blob through `convrfm-core` (the one
-/// implementation of the device arithmetic), in parallel over images:
-/// per image the predicted class and every class's integer score.
-pub fn blob_predict(
-    blob_bytes: &[u8],
-    images: &Images,
-    progress: Progress,
-) -> Result<Vec<(usize, Vec<i64>)>> {
-    use rayon::prelude::*;
-    let model =
-        convrfm_core::Model::from_bytes(blob_bytes).map_err(|e| anyhow!("invalid blob: {e}"))?;
-    let per = images.pixels_per_image();
-    let s = model.shape();
-    ensure!(
-        (images.channels, images.height, images.width) == (s.channels(), s.height(), s.width()),
-        "images are {}x{}x{}, the blob expects {}x{}x{}",
-        images.channels,
-        images.height,
-        images.width,
-        s.channels(),
-        s.height(),
-        s.width()
-    );
-    let bar = progress.bar("Blob", images.len() as u64);
-    let out = images
-        .pixels
-        .par_chunks(per)
-        .map_init(
-            || (vec![0u8; model.scratch_len()], vec![0i64; model.classes()]),
-            |(scratch, scores), img| {
-                let px: Vec<u8> = img.iter().map(|v| to_u8(*v)).collect();
-                let p = model
-                    .predict_scores(&px, scratch, scores)
-                    .map_err(|e| anyhow!("{e}"))?;
-                bar.inc(1);
-                Ok((usize::from(p.class), scores.clone()))
-            },
-        )
-        .collect::<Result<Vec<_>>>();
-    bar.finish_and_clear();
-    out
-}
-
-/// Parses a byte size: `65536`, `64K`, `64KiB`, `1M`, `1MiB` (K = 1024).
-pub fn parse_size(s: &str) -> Result<usize> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: usize = num
-        .parse()
-        .with_context(|| format!("size {s:?}: expected a number like 65536 or 64KiB"))?;
-    let mult = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        other => anyhow::bail!("size {s:?}: unknown unit {other:?} (use K/KiB or M/MiB)"),
-    };
-    n.checked_mul(mult)
-        .with_context(|| format!("size {s:?} overflows"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn sizes_parse() {
-        assert_eq!(parse_size("65536").unwrap(), 65536);
-        assert_eq!(parse_size("64KiB").unwrap(), 65536);
-        assert_eq!(parse_size("64k").unwrap(), 65536);
-        assert_eq!(parse_size("1MiB").unwrap(), 1 << 20);
-        assert!(parse_size("12 parsecs").is_err());
-        assert!(parse_size("KiB").is_err());
+    fn options_are_checked_before_any_search() {
+        assert!(ExportOptions::default().check().is_ok());
+        let d = ExportOptions::default;
+        let bad = |o: ExportOptions| o.check().unwrap_err().to_string();
+        assert!(
+            bad(ExportOptions {
+                max_flash: 0,
+                ..d()
+            })
+            .contains("max-flash")
+        );
+        assert!(
+            bad(ExportOptions {
+                ranks: vec![0],
+                ..d()
+            })
+            .contains("rank")
+        );
+        assert!(
+            bad(ExportOptions {
+                pixel_bits: vec![5],
+                ..d()
+            })
+            .contains("pixel-bits")
+        );
+        assert!(
+            bad(ExportOptions {
+                lambdas: vec![-1.0],
+                ..d()
+            })
+            .contains("lambdas")
+        );
+        assert!(
+            bad(ExportOptions {
+                lambdas: vec![f64::NAN],
+                ..d()
+            })
+            .contains("lambdas")
+        );
+        assert!(
+            bad(ExportOptions {
+                val_fraction: 0.0,
+                ..d()
+            })
+            .contains("val-fraction")
+        );
     }
 
     #[test]

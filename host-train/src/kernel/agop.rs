@@ -7,15 +7,15 @@
 
 use std::collections::HashMap;
 
+use crate::output::Phase;
 use faer::MatRef;
-use indicatif::ProgressBar;
 use rayon::prelude::*;
 
+use crate::kernel::KernelBlocks;
+use crate::kernel::Real;
 use crate::kernel::{Gradient, LANES, Lanes, Pixel, Tape, Workspace};
-use crate::real::Real;
-use crate::train_set::TrainSet;
 
-impl<R: Real> TrainSet<'_, R> {
+impl<R: Real> KernelBlocks<'_, R> {
     /// Patch gradients of one query image: `classes x positions x d`, where
     /// `alpha` is `n x classes` row-major. `same` lists the training images
     /// equal to the query (self-pair convention: their `r` is exactly 0).
@@ -62,7 +62,7 @@ impl<R: Real> TrainSet<'_, R> {
         classes: usize,
         train_images: &[P],
         queries: &[P],
-        progress: &ProgressBar,
+        progress: &Phase,
     ) -> Vec<f64> {
         let d = self.kernel().shape().patch_dim();
         let per = self.kernel().shape().pixels();

@@ -1,0 +1,397 @@
+//! The command line: every command, its flags and their defaults, and the
+//! conversion of flags into the library's parameter types.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use convrfm_train::data::{LabelledImages, Split, synth};
+use convrfm_train::export::ExportOptions;
+use convrfm_train::fit::{Protocol, TrainParams};
+use convrfm_train::inspect::InspectOptions;
+use convrfm_train::kernel::{KernelKind, Precision};
+
+use crate::load::{DataSpec, labelled};
+
+#[derive(Parser)]
+#[command(
+    name = "convrfm",
+    version,
+    about = "Convolutional Recursive Feature Machines: train on a workstation, run on a microcontroller"
+)]
+pub struct Cli {
+    /// Worker threads (default: all cores).
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
+    /// No progress bars.
+    #[arg(long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Train a ConvRFM and save the model.
+    Train {
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        params: ParamArgs,
+        /// Model file to write.
+        #[arg(long, short, default_value = "model.convrfm")]
+        out: PathBuf,
+    },
+    /// Accuracy of a saved model, or of a blob through the integer core,
+    /// on a labelled set.
+    Eval {
+        /// Model file written by `convrfm train`.
+        #[arg(long, required_unless_present = "blob", conflicts_with = "blob")]
+        model: Option<PathBuf>,
+        /// Blob written by `convrfm export` (evaluated by convrfm-core).
+        #[arg(long)]
+        blob: Option<PathBuf>,
+        /// IDX images (gz or raw); default: Fashion-MNIST test images.
+        #[arg(long, requires = "labels")]
+        images: Option<PathBuf>,
+        /// IDX labels matching --images.
+        #[arg(long, requires = "images")]
+        labels: Option<PathBuf>,
+        /// Use only the first N images.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Compress a trained model into a microcontroller blob that fits a
+    /// flash budget (centres, low-rank metric and bit depth chosen on a
+    /// validation split of the model's training images).
+    Export {
+        /// Model file written by `convrfm train`.
+        #[arg(long)]
+        model: PathBuf,
+        /// Blob file to write.
+        #[arg(long, short, default_value = "model.blob")]
+        out: PathBuf,
+        /// Largest blob allowed (e.g. 65536, 64KiB, 1MiB).
+        #[arg(long, default_value = "256KiB", value_parser = parse_size)]
+        max_flash: usize,
+        /// Print the accuracy-vs-size frontier at 16, 32, 64, 128, 256 KiB
+        /// (each point rebuilt on all training images and, with test data,
+        /// evaluated in float and through the integer core).
+        #[arg(long)]
+        sweep: bool,
+        /// IDX test images for reporting (default: Fashion-MNIST test set).
+        #[arg(long, requires = "test_labels")]
+        test_images: Option<PathBuf>,
+        /// IDX test labels.
+        #[arg(long, requires = "test_images")]
+        test_labels: Option<PathBuf>,
+        /// Use only the first N test images.
+        #[arg(long)]
+        test_limit: Option<usize>,
+        /// Skip test-set reporting.
+        #[arg(long)]
+        no_test: bool,
+        /// Ridge values tried for the Nystroem re-fit (comma-separated).
+        #[arg(long, value_delimiter = ',', default_values_t = ExportOptions::default().lambdas)]
+        lambdas: Vec<f64>,
+    },
+    /// Classify IDX images with a blob (through the integer core).
+    Predict {
+        /// Blob written by `convrfm export`.
+        #[arg(long)]
+        blob: PathBuf,
+        /// IDX image files (gz or raw), `n x H x W` or `n x c x H x W`.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
+    /// Train on the Fashion-MNIST subset shipped with convrfm (2,000 train,
+    /// 1,000 test; no download) and print each iteration.
+    Demo {
+        /// Also save the model here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Draw a model as PNG figures: learned metric M, its top eigenvectors
+    /// as 3x3 filters, per-class gradient maps on sample images, Deep
+    /// ConvRFM filters, accuracy per iteration.
+    Inspect {
+        /// Model file written by `convrfm train`.
+        model: PathBuf,
+        /// Directory for the PNG files (created if missing).
+        #[arg(long, short, default_value = "inspect")]
+        out: PathBuf,
+        /// IDX images for the gradient maps (default: the model's training images).
+        #[arg(long, requires = "labels")]
+        images: Option<PathBuf>,
+        /// IDX labels matching --images.
+        #[arg(long, requires = "images")]
+        labels: Option<PathBuf>,
+        /// Sample images for gradient maps (the first of each class).
+        #[arg(long, default_value_t = 4)]
+        samples: usize,
+        /// Eigenvectors of M drawn.
+        #[arg(long, default_value_t = InspectOptions::default().eigenvectors)]
+        eigenvectors: usize,
+    },
+    /// Synthetic data sets from the paper.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+    /// The paper's comparison on a synthetic task: CNTK (M = I), ConvRFM and
+    /// Deep ConvRFM (--layers, at least 2), lambda and iteration chosen on
+    /// validation, then scored on the test set.
+    Experiment {
+        #[command(flatten)]
+        task: TaskArgs,
+        #[command(flatten)]
+        params: ParamArgs,
+        /// Save each method's model in this directory (for `convrfm inspect`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Only CNTK and ConvRFM (Deep ConvRFM's wide feature maps make it
+        /// the slow part on large images).
+        #[arg(long)]
+        no_deep: bool,
+    },
+    /// Seconds per training phase at a given size (the first iteration of
+    /// a run with the authors' protocol: all images fitted, AGOP over the
+    /// first 20), on Fashion-MNIST.
+    Bench {
+        /// Training images.
+        #[arg(long, default_value_t = 2000)]
+        n: usize,
+        /// Test images.
+        #[arg(long, default_value_t = 1000)]
+        test: usize,
+        /// Kernel depth.
+        #[arg(long, default_value_t = 3)]
+        depth: usize,
+        /// Kernel float type.
+        #[arg(long, value_enum, default_value_t = Precision::F32)]
+        precision: Precision,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DataCommand {
+    /// Generate a task's training and test sets (seeded) as IDX files
+    /// `train-images.idx.gz`, `train-labels.idx.gz`, `test-images.idx.gz`,
+    /// `test-labels.idx.gz` in --out, for `convrfm train --data DIR`.
+    Gen {
+        #[command(flatten)]
+        task: TaskArgs,
+        /// Output directory (created if missing).
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+}
+
+/// The synthetic local-signal tasks.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Task {
+    /// 3x32x32 noise; class 1 has a 7x7 star of ones in two channels.
+    Star,
+    /// A digit (by default a Fashion-MNIST image) at a random place in a
+    /// 42x42 noise frame.
+    NoisyDigits,
+    /// 1x16x32 noise rows; one row is +-ones/sqrt(32), its sign the class.
+    ToyRows,
+}
+
+#[derive(Args)]
+pub struct TaskArgs {
+    /// Which task.
+    #[arg(value_enum)]
+    pub task: Task,
+    /// Training images.
+    #[arg(long = "train", default_value_t = 200)]
+    pub n_train: usize,
+    /// Test images.
+    #[arg(long = "test", default_value_t = 1000)]
+    pub n_test: usize,
+    /// Seed of the generator (training and test sets use separate streams).
+    #[arg(long = "data-seed", default_value_t = 0)]
+    pub data_seed: u64,
+    /// toy-rows: noise variance per row, sigma.
+    #[arg(long, default_value_t = 1.0)]
+    pub sigma: f64,
+    /// noisy-digits: IDX training digits (default: Fashion-MNIST training images).
+    #[arg(long, requires = "digits_train_labels")]
+    pub digits_train_images: Option<PathBuf>,
+    /// noisy-digits: labels of --digits-train-images.
+    #[arg(long, requires = "digits_train_images")]
+    pub digits_train_labels: Option<PathBuf>,
+    /// noisy-digits: IDX test digits (default: Fashion-MNIST test images).
+    #[arg(long, requires = "digits_test_labels")]
+    pub digits_test_images: Option<PathBuf>,
+    /// noisy-digits: labels of --digits-test-images.
+    #[arg(long, requires = "digits_test_images")]
+    pub digits_test_labels: Option<PathBuf>,
+}
+
+impl TaskArgs {
+    /// The task's set for `split`.
+    pub fn generate(&self, split: Split) -> Result<LabelledImages> {
+        let n = match split {
+            Split::Train => self.n_train,
+            Split::Test => self.n_test,
+        };
+        if n == 0 {
+            bail!("asked for 0 {split} images");
+        }
+        let seed = self.data_seed;
+        match self.task {
+            Task::Star => Ok(synth::star(n, seed, split)),
+            Task::ToyRows => synth::toy_rows(n, self.sigma, seed, split),
+            Task::NoisyDigits => {
+                let files = match split {
+                    Split::Train => (&self.digits_train_images, &self.digits_train_labels),
+                    Split::Test => (&self.digits_test_images, &self.digits_test_labels),
+                };
+                let digits = labelled(DataSpec {
+                    files: files.0.as_deref().zip(files.1.as_deref()),
+                    split,
+                    limit: Some(n),
+                    limit_flag: if split == Split::Train {
+                        "--train"
+                    } else {
+                        "--test"
+                    },
+                    what: &format!("{split} digits"),
+                })?;
+                synth::noisy_digits(
+                    &digits,
+                    synth::NOISY_DIGITS_FRAME,
+                    synth::NOISY_DIGITS_NOISE_STD,
+                    seed,
+                    split,
+                )
+            }
+        }
+    }
+}
+
+/// The files `convrfm data gen` writes in `dir`: train images, train
+/// labels, test images, test labels.
+pub fn synth_files(dir: &Path) -> [PathBuf; 4] {
+    ["train-images", "train-labels", "test-images", "test-labels"]
+        .map(|name| dir.join(format!("{name}.idx.gz")))
+}
+
+#[derive(Args)]
+pub struct DataArgs {
+    /// Directory written by `convrfm data gen` (its train-* and test-* files).
+    #[arg(long, conflicts_with_all = ["train_images", "test_images"])]
+    pub data: Option<PathBuf>,
+    /// IDX training images (gz or raw); default: Fashion-MNIST.
+    #[arg(long, requires = "train_labels")]
+    pub train_images: Option<PathBuf>,
+    /// IDX training labels.
+    #[arg(long, requires = "train_images")]
+    pub train_labels: Option<PathBuf>,
+    /// IDX test images (reported only, never used to choose anything).
+    #[arg(long, requires = "test_labels")]
+    pub test_images: Option<PathBuf>,
+    /// IDX test labels.
+    #[arg(long, requires = "test_images")]
+    pub test_labels: Option<PathBuf>,
+    /// Use only the first N training images.
+    #[arg(long)]
+    pub train_limit: Option<usize>,
+    /// Use only the first N test images.
+    #[arg(long)]
+    pub test_limit: Option<usize>,
+}
+
+#[derive(Args)]
+pub struct ParamArgs {
+    /// Kernel depth (conv layers including the patch layer).
+    #[arg(long, default_value_t = 3)]
+    pub depth: usize,
+    /// ConvRFM iterations (iteration 0 is the plain convolutional kernel).
+    #[arg(long, default_value_t = 5)]
+    pub iterations: usize,
+    /// Ridge values tried on validation (comma-separated; default
+    /// 1e-6,1e-4,1e-3,1e-2,1e-1; not with --protocol reference, which has
+    /// its own).
+    #[arg(long, value_delimiter = ',')]
+    pub lambdas: Option<Vec<f64>>,
+    /// Share of training images held out for validation.
+    #[arg(long, default_value_t = 0.2)]
+    pub val_fraction: f64,
+    /// Training images the AGOP is averaged over.
+    #[arg(long, default_value_t = 100)]
+    pub agop_images: usize,
+    /// Kernel float type.
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub precision: Precision,
+    /// Kernel.
+    #[arg(long, value_enum, default_value_t = KernelKind::Ntk)]
+    pub kernel: KernelKind,
+    /// Seed of the validation split and AGOP sample.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// `standard` (validation) or `reference` (the authors' script, for comparison).
+    #[arg(long, value_enum, default_value_t = Protocol::Standard)]
+    pub protocol: Protocol,
+    /// Deep ConvRFM layers: after each layer, its learned metric becomes a
+    /// 3x3 conv layer of --filters filters and ConvRFM runs again on the
+    /// feature maps with a kernel one layer shallower.
+    #[arg(long, default_value_t = 1)]
+    pub layers: usize,
+    /// Filters per Deep ConvRFM feature layer.
+    #[arg(long, default_value_t = 64)]
+    pub filters: usize,
+}
+
+impl ParamArgs {
+    pub fn params(&self) -> TrainParams {
+        TrainParams {
+            depth: self.depth,
+            iterations: self.iterations,
+            lambdas: self.lambdas.clone(),
+            val_fraction: self.val_fraction,
+            agop_images: self.agop_images,
+            precision: self.precision,
+            kind: self.kernel,
+            seed: self.seed,
+            protocol: self.protocol,
+            layers: self.layers,
+            filters: self.filters,
+        }
+    }
+}
+
+/// Parses a byte size: `65536`, `64K`, `64KiB`, `1M`, `1MiB` (K = 1024).
+pub(crate) fn parse_size(s: &str) -> Result<usize> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num
+        .parse()
+        .with_context(|| format!("size {s:?}: expected a number like 65536 or 64KiB"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        other => anyhow::bail!("size {s:?}: unknown unit {other:?} (use K/KiB or M/MiB)"),
+    };
+    n.checked_mul(mult)
+        .with_context(|| format!("size {s:?} overflows"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("65536").unwrap(), 65536);
+        assert_eq!(parse_size("64KiB").unwrap(), 65536);
+        assert_eq!(parse_size("64k").unwrap(), 65536);
+        assert_eq!(parse_size("1MiB").unwrap(), 1 << 20);
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("KiB").is_err());
+    }
+}

@@ -1,0 +1,399 @@
+//! `convrfm`: train, evaluate, export and inspect convolutional Recursive
+//! Feature Machines. Run `convrfm --help` for the commands.
+//!
+//! - `args`: the command line and its conversion into parameters.
+//! - `load`: the one way every command loads labelled data.
+//! - `output`: the tables and summaries the commands print.
+
+mod args;
+mod load;
+mod output;
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use convrfm_train::bench::BenchParams;
+use convrfm_train::data::{self, LabelledImages, Split};
+use convrfm_train::export::{self, CheckedExportOptions, ExportOptions, run::blob_predict};
+use convrfm_train::fit::readout::share_correct;
+use convrfm_train::fit::{Model, Protocol, TrainParams, experiment};
+use convrfm_train::inspect::{self, InspectOptions};
+use convrfm_train::output::{Progress, write_atomic};
+
+use crate::args::{Cli, Command, DataArgs, DataCommand, synth_files};
+use crate::load::{DataSpec, files, labelled};
+use crate::output::{REALISED_HEADER, describe_realised, iteration_printer, train_and_report};
+
+fn main() -> ExitCode {
+    restore_sigpipe();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    if let Some(t) = cli.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()
+            .context("setting up the thread pool")?;
+    }
+    let progress = Progress { quiet: cli.quiet };
+    match cli.command {
+        Command::Train { data, params, out } => {
+            let params = params.params().check()?;
+            let (train, test) = load_data(&data)?;
+            train_and_report(&params, &train, test.as_ref(), progress, Some(&out))
+        }
+        Command::Eval {
+            model,
+            blob,
+            images,
+            labels,
+            limit,
+        } => {
+            // Load what is evaluated first: a bad model fails before any data is read.
+            let model = model.map(|m| Model::load(&m)).transpose()?;
+            let blob = blob
+                .map(|b| {
+                    std::fs::read(&b)
+                        .with_context(|| format!("reading blob {}", b.display()))
+                        .map(|bytes| (b, bytes))
+                })
+                .transpose()?;
+            let set = labelled(DataSpec {
+                files: files(&images, &labels),
+                split: Split::Test,
+                limit,
+                limit_flag: "--limit",
+                what: "data",
+            })?;
+            let t = Instant::now();
+            let acc = match (model, blob) {
+                (Some(m), _) => m.accuracy(&set, progress)?,
+                (None, Some((b, bytes))) => {
+                    let pred = blob_predict(&bytes, &set.images, progress)
+                        .with_context(|| format!("blob {}", b.display()))?;
+                    share_correct(pred.iter().map(|p| p.0), &set.labels)
+                }
+                (None, None) => bail!("give --model or --blob"),
+            };
+            println!(
+                "accuracy {:.2} % on {} images ({:.1} s)",
+                100.0 * acc,
+                set.len(),
+                t.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Demo { out } => {
+            let train = data::vendored_fashion_mnist(Split::Train);
+            let test = data::vendored_fashion_mnist(Split::Test);
+            println!(
+                "demo: Fashion-MNIST subset shipped with convrfm: {} train, {} test images",
+                train.len(),
+                test.len()
+            );
+            let params = TrainParams::default().check()?;
+            train_and_report(&params, &train, Some(&test), progress, out.as_deref())
+        }
+        Command::Export {
+            model,
+            out,
+            max_flash,
+            sweep,
+            test_images,
+            test_labels,
+            test_limit,
+            no_test,
+            lambdas,
+        } => {
+            let opts = ExportOptions {
+                max_flash,
+                lambdas,
+                ..ExportOptions::default()
+            }
+            .check()?;
+            let model = Model::load(&model)?;
+            let test = (!no_test)
+                .then(|| {
+                    labelled(DataSpec {
+                        files: files(&test_images, &test_labels),
+                        split: Split::Test,
+                        limit: test_limit,
+                        limit_flag: "--test-limit",
+                        what: "test data",
+                    })
+                })
+                .transpose()?;
+            run_export(&model, &out, &opts, sweep, test.as_ref(), progress)
+        }
+        Command::Predict { blob, images } => {
+            let bytes =
+                std::fs::read(&blob).with_context(|| format!("reading blob {}", blob.display()))?;
+            let core = convrfm_core::Model::from_bytes(&bytes)
+                .map_err(|e| anyhow::anyhow!("blob {}: {e}", blob.display()))?;
+            for path in &images {
+                let set = data::load_idx_images(path)?;
+                let pred = blob_predict(&bytes, &set, progress)
+                    .with_context(|| format!("{}", path.display()))?;
+                for (i, (class, scores)) in pred.iter().enumerate() {
+                    let name = core.class_name(*class).unwrap_or("?");
+                    println!("{}[{i}]: {class} {name}  scores {scores:?}", path.display());
+                }
+            }
+            Ok(())
+        }
+        Command::Inspect {
+            model,
+            out,
+            images,
+            labels,
+            samples,
+            eigenvectors,
+        } => {
+            let path = model;
+            let model = Model::load(&path)?;
+            let set = match files(&images, &labels) {
+                Some((i, l)) => data::load_idx_pair(i, l)?,
+                None => model.training_data().clone(),
+            };
+            let opts = InspectOptions {
+                eigenvectors,
+                ..InspectOptions::default()
+            };
+            if model.metric.is_scaled_identity() {
+                println!(
+                    "note: the model kept iteration 0 (M = I, the plain convolutional kernel): \
+                     M and its eigenvectors show nothing learned"
+                );
+            }
+            let samples = inspect::one_per_class(&set, samples);
+            for file in inspect::inspect(&model, &samples, &opts, &out, progress)? {
+                println!("wrote {}", file.display());
+            }
+            Ok(())
+        }
+        Command::Data {
+            command: DataCommand::Gen { task, out },
+        } => {
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let [train_images, train_labels, test_images, test_labels] = synth_files(&out);
+            for (split, images, labels) in [
+                (Split::Train, &train_images, &train_labels),
+                (Split::Test, &test_images, &test_labels),
+            ] {
+                let set = task.generate(split)?;
+                data::save_idx_pair(&set, images, labels)?;
+                println!(
+                    "{split}: {} images {} ({}), {} classes -> {}",
+                    set.len(),
+                    set.images.dims,
+                    set.images.pixel_type,
+                    set.num_classes(),
+                    images.display()
+                );
+            }
+            println!("train on it with: convrfm train --data {}", out.display());
+            Ok(())
+        }
+        Command::Experiment {
+            task,
+            params,
+            out,
+            no_deep,
+        } => {
+            let params = params.params().check()?;
+            let train = task.generate(Split::Train)?;
+            let test = task.generate(Split::Test)?;
+            println!(
+                "experiment: {} train / {} test images {}, {} classes",
+                train.len(),
+                test.len(),
+                train.images.dims,
+                train.num_classes()
+            );
+            let t = Instant::now();
+            let mut print = iteration_printer(params.get().protocol == Protocol::Reference);
+            let cmp = experiment::compare(&params, !no_deep, &train, &test, progress, &mut print)?;
+            println!("{cmp}");
+            println!("total {:.1} s", t.elapsed().as_secs_f64());
+            if let Some(dir) = out {
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                for (i, row) in cmp.rows.iter().enumerate() {
+                    let name = ["cntk", "convrfm"]
+                        .get(i)
+                        .map_or(format!("deep-{}-layers", row.summary.layer), |n| {
+                            n.to_string()
+                        });
+                    let path = dir.join(format!("{name}.convrfm"));
+                    row.model.save(&path)?;
+                    println!("{} model written to {}", row.method, path.display());
+                }
+            }
+            Ok(())
+        }
+        Command::Bench {
+            n,
+            test,
+            depth,
+            precision,
+        } => {
+            let params = BenchParams {
+                n,
+                test,
+                depth,
+                precision,
+            }
+            .check()?;
+            convrfm_train::bench::run(&params, progress)
+        }
+    }
+}
+
+fn run_export(
+    model: &Model,
+    out: &Path,
+    opts: &CheckedExportOptions,
+    sweep: bool,
+    test: Option<&LabelledImages>,
+    progress: Progress,
+) -> Result<()> {
+    let max_flash = opts.get().max_flash;
+    let t = Instant::now();
+    let candidates = export::search(model, opts, progress)?;
+    println!(
+        "searched {} candidates (centres x rank x pixel bits) on a validation split of the model's {} training images in {:.1} s",
+        candidates.len(),
+        model.training_data().len(),
+        t.elapsed().as_secs_f64()
+    );
+    let chosen = export::best_under(&candidates, max_flash).with_context(|| {
+        format!(
+            "no candidate fits in {max_flash} bytes; the smallest needs {} bytes",
+            candidates.iter().map(|c| c.bytes).min().unwrap_or(0)
+        )
+    })?;
+    // The frontier point that is also the chosen one is built only once.
+    let mut chosen_realised = None;
+    if sweep {
+        println!("all candidates (bytes, m, r, bits, lambda, validation %):");
+        for c in &candidates {
+            println!(
+                "  {:>8}  {:>4}  {:>2}  {:>4}  {:>7.0e}  {:>6.2}",
+                c.bytes,
+                c.m,
+                c.rank,
+                c.pixel_bits,
+                c.lambda,
+                100.0 * c.val_accuracy
+            );
+        }
+        println!("frontier (best validation accuracy within each budget):");
+        println!("  budget  {REALISED_HEADER}");
+        for budget in export::FRONTIER_BUDGETS {
+            match export::best_under(&candidates, budget) {
+                Some(c) => {
+                    let r = export::realise(model, c, test, progress)?;
+                    println!("{:>5}KiB  {}", budget >> 10, describe_realised(&r));
+                    if std::ptr::eq(c, chosen) {
+                        chosen_realised = Some(r);
+                    }
+                }
+                None => println!("{:>5}KiB  no candidate fits", budget >> 10),
+            }
+        }
+    }
+    let r = match chosen_realised {
+        Some(r) => r,
+        None => export::realise(model, chosen, test, progress)?,
+    };
+    println!("chosen for --max-flash {max_flash}:");
+    println!("          {REALISED_HEADER}");
+    println!("          {}", describe_realised(&r));
+    write_file(out, &r.blob)?;
+    println!("blob written to {} ({} bytes)", out.display(), r.blob.len());
+    Ok(())
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic(path, |w| w.write_all(bytes))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// The training set and, if there is one, the test set of `train`.
+fn load_data(args: &DataArgs) -> Result<(LabelledImages, Option<LabelledImages>)> {
+    if let Some(dir) = &args.data {
+        let [train_images, train_labels, test_images, test_labels] = synth_files(dir);
+        let spec = |images, labels, split, limit, limit_flag| DataSpec {
+            files: Some((images, labels)),
+            split,
+            limit,
+            limit_flag,
+            what: "",
+        };
+        let train = labelled(spec(
+            &train_images,
+            &train_labels,
+            Split::Train,
+            args.train_limit,
+            "--train-limit",
+        ))?;
+        let test = test_images
+            .exists()
+            .then(|| {
+                labelled(spec(
+                    &test_images,
+                    &test_labels,
+                    Split::Test,
+                    args.test_limit,
+                    "--test-limit",
+                ))
+            })
+            .transpose()?;
+        println!("data: {}", dir.display());
+        return Ok((train, test));
+    }
+    let train = labelled(DataSpec {
+        files: files(&args.train_images, &args.train_labels),
+        split: Split::Train,
+        limit: args.train_limit,
+        limit_flag: "--train-limit",
+        what: "train data",
+    })?;
+    // Own training files without test files: no test set (Fashion-MNIST's
+    // would not match them).
+    let test = (args.test_images.is_some() || args.train_images.is_none())
+        .then(|| {
+            labelled(DataSpec {
+                files: files(&args.test_images, &args.test_labels),
+                split: Split::Test,
+                limit: args.test_limit,
+                limit_flag: "--test-limit",
+                what: "test data",
+            })
+        })
+        .transpose()?;
+    Ok((train, test))
+}
+
+/// Lets a closed pipe end the process quietly, as for other Unix tools
+/// (`convrfm predict ... | head`); Rust's runtime ignores SIGPIPE, which
+/// turns the next `println!` into a panic.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in `main`, before any other thread exists;
+    // SIG_DFL is a valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}

@@ -1,0 +1,181 @@
+//! What the command prints: the per-iteration table of a training run,
+//! the training summary, the export tables, peak memory.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Result;
+use convrfm_train::data::LabelledImages;
+use convrfm_train::export::Realised;
+use convrfm_train::fit::report::IterationReport;
+use convrfm_train::fit::report::LayerSummary;
+use convrfm_train::fit::train;
+use convrfm_train::fit::{CheckedParams, Protocol};
+use convrfm_train::kernel::Precision;
+use convrfm_train::output::Progress;
+
+/// Column headings of [`describe_realised`].
+pub const REALISED_HEADER: &str =
+    "   bytes     m   r  bits   lambda   val_%  float_test_%  int_test_%  same_class_%";
+
+/// One row of the export tables under [`REALISED_HEADER`].
+pub fn describe_realised(r: &Realised) -> String {
+    let c = &r.candidate;
+    let test_cols = r
+        .test
+        .as_ref()
+        .map_or(String::from("      -        -        -"), |t| {
+            format!(
+                "{:>7.2}  {:>7.2}  {:>7.2}",
+                100.0 * t.float_accuracy,
+                100.0 * t.int_accuracy,
+                100.0 * t.same_class
+            )
+        });
+    format!(
+        "{:>8}  {:>4}  {:>2}  {:>4}  {:>7.0e}  {:>6.2}  {test_cols}",
+        r.blob.len(),
+        c.m,
+        c.rank,
+        c.pixel_bits,
+        c.lambda,
+        100.0 * c.val_accuracy
+    )
+}
+
+/// Trains, prints each iteration and the summary, and saves the model to
+/// `out` if given.
+pub fn train_and_report(
+    params: &CheckedParams,
+    train: &LabelledImages,
+    test: Option<&LabelledImages>,
+    progress: Progress,
+    out: Option<&Path>,
+) -> Result<()> {
+    let p = params.get();
+    let reference = p.protocol == Protocol::Reference;
+    let method = if p.layers > 1 {
+        format!(
+            "Deep ConvRFM ({} layers, {} filters each)",
+            p.layers, p.filters
+        )
+    } else {
+        "ConvRFM".to_string()
+    };
+    println!(
+        "training {method}: {} images {} ({}), {} classes, depth {}, {} iterations, {} kernel, {} protocol, {} threads",
+        train.len(),
+        train.images.dims,
+        train.images.pixel_type,
+        train.num_classes(),
+        p.depth,
+        p.iterations,
+        match p.precision {
+            Precision::F32 => "f32",
+            Precision::F64 => "f64",
+        },
+        if reference { "reference" } else { "standard" },
+        rayon::current_num_threads()
+    );
+    let mut print = iteration_printer(reference);
+    let t = Instant::now();
+    let outcome = train::train(params, train, test, progress, &mut print)?;
+    if outcome.layers.len() > 1 {
+        println!(
+            "per layer (lambda and iteration chosen on validation; test of the re-fitted model):"
+        );
+        println!("layer  {}", LayerSummary::TABLE_HEADER);
+        for s in &outcome.layers {
+            println!("{:>5}  {}", s.layer, s.table_row());
+        }
+    }
+    if !reference {
+        println!(
+            "best iteration on validation: {} (lambda {:e}); re-fitted on all {} training images in {:.2} s",
+            outcome.best_iteration,
+            outcome.model.lambda,
+            train.len(),
+            outcome.refit_seconds
+        );
+    }
+    if let Some(acc) = outcome.final_test_accuracy {
+        println!("test accuracy of the saved model: {:.2} %", 100.0 * acc);
+    }
+    match peak_rss_mib() {
+        Some(mib) => println!(
+            "total {:.1} s, peak memory (RSS) {mib:.0} MiB",
+            t.elapsed().as_secs_f64()
+        ),
+        None => println!("total {:.1} s", t.elapsed().as_secs_f64()),
+    }
+    if let Some(out) = out {
+        outcome.model.save(out)?;
+        println!("model written to {}", out.display());
+    }
+    Ok(())
+}
+
+/// Prints one line per iteration, with a header at each run's or Deep
+/// ConvRFM layer's first iteration.
+pub fn iteration_printer(reference: bool) -> impl FnMut(&IterationReport) {
+    move |r: &IterationReport| {
+        if r.iteration == 0 {
+            if r.layer > 1 {
+                println!("layer {} (Deep ConvRFM):", r.layer);
+            }
+            if reference {
+                let cols: Vec<String> = r
+                    .results
+                    .iter()
+                    .map(|l| format!("test@{:e}", l.lambda))
+                    .collect();
+                println!(
+                    "iter  {}  Ktrain_s  Ktest_s  solve_s  AGOP_s  eigh_s",
+                    cols.join("  ")
+                );
+            } else {
+                println!(
+                    "iter  lambda    val_%   test_%  Ktrain_s  Ktest_s  solve_s  AGOP_s  eigh_s"
+                );
+            }
+        }
+        let t = &r.times;
+        let times = format!(
+            "{:>8.2}  {:>7.2}  {:>7.2}  {:>6.2}  {:>6.3}",
+            t.ktrain, t.ktest, t.solve, t.agop, t.eigh
+        );
+        let pct =
+            |a: Option<f64>| a.map_or("   -  ".to_string(), |a| format!("{:>6.2}", 100.0 * a));
+        if reference {
+            let cols: Vec<String> = r
+                .results
+                .iter()
+                .map(|l| format!("{:>10}", pct(l.test_accuracy)))
+                .collect();
+            println!("{:>4}  {}  {times}", r.iteration, cols.join("  "));
+        } else {
+            let c = &r.results[r.chosen];
+            println!(
+                "{:>4}  {:<8.0e}  {}   {}  {times}",
+                r.iteration,
+                c.lambda,
+                pct(c.val_accuracy),
+                pct(c.test_accuracy)
+            );
+        }
+        for l in r.results.iter().filter(|l| l.jitter > 0.0) {
+            println!(
+                "      note: lambda {:e} needed a diagonal jitter of {:e}",
+                l.lambda, l.jitter
+            );
+        }
+    }
+}
+
+/// Peak resident memory of this process (Linux `VmHWM`), if known.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}

@@ -1,0 +1,235 @@
+//! The in-memory data the pipeline runs on: image sets with their shape
+//! and pixel type, and labelled sets. Loaders (`files`, `fashion_mnist`,
+//! `synth`) validate what they build, so later stages can index freely.
+
+use std::fmt;
+
+use anyhow::ensure;
+use convrfm_core::Shape;
+use serde::{Deserialize, Serialize};
+
+/// How pixels were stored in the source file; recorded in models, because
+/// a model trained on one kind of pixel is meaningless on the other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PixelType {
+    /// Unsigned bytes (IDX type `0x08`), scaled to `[0, 1]` by 1/255.
+    U8,
+    /// 32-bit floats (IDX type `0x0D`), kept as stored.
+    F32,
+}
+
+impl fmt::Display for PixelType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PixelType::U8 => "u8 pixels (scaled to [0, 1])",
+            PixelType::F32 => "f32 pixels",
+        })
+    }
+}
+
+/// Channels, height and width: the shape all images of a set share.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ImageDims {
+    /// Channels per image.
+    pub channels: usize,
+    /// Rows per image.
+    pub height: usize,
+    /// Columns per image.
+    pub width: usize,
+}
+
+impl ImageDims {
+    /// The image part of a kernel shape.
+    pub fn of(shape: &Shape) -> Self {
+        Self {
+            channels: shape.channels(),
+            height: shape.height(),
+            width: shape.width(),
+        }
+    }
+
+    /// `channels * height * width`.
+    pub fn pixels(self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// The one shape check: `what` (having these dims) must have
+    /// `expected`, the dims of `against`.
+    pub fn ensure_same(self, expected: ImageDims, what: &str, against: &str) -> anyhow::Result<()> {
+        ensure!(self == expected, "{what} are {self}, {against} {expected}");
+        Ok(())
+    }
+}
+
+impl fmt::Display for ImageDims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}x{}x{}", self.channels, self.height, self.width)
+    }
+}
+
+/// A set of equally sized images.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Images {
+    /// The shape of every image.
+    pub dims: ImageDims,
+    /// Pixel type of the source.
+    pub pixel_type: PixelType,
+    /// All pixels, `len() * dims.pixels()`, image after image, each image
+    /// channel-major (channel, row, column). Pixels read as bytes are
+    /// scaled to `[0, 1]` by 1/255; float pixels are kept as stored.
+    pub pixels: Vec<f32>,
+}
+
+impl Images {
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.pixels
+            .len()
+            .checked_div(self.pixels_per_image())
+            .unwrap_or(0)
+    }
+
+    /// Whether there are no images.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `channels * height * width`.
+    pub fn pixels_per_image(&self) -> usize {
+        self.dims.pixels()
+    }
+
+    /// The shape and pixel-type check every consumer of images makes:
+    /// these images (`what`) must match `dims` and `pixel_type`, those of
+    /// `against`.
+    pub fn ensure_like(
+        &self,
+        dims: ImageDims,
+        pixel_type: PixelType,
+        what: &str,
+        against: &str,
+    ) -> anyhow::Result<()> {
+        self.dims.ensure_same(dims, what, against)?;
+        ensure!(
+            self.pixel_type == pixel_type,
+            "{what} have {}, {against} {pixel_type}",
+            self.pixel_type
+        );
+        Ok(())
+    }
+
+    /// The pixels of image `i`, channel-major.
+    ///
+    /// # Panics
+    /// If `i >= self.len()`, like slice indexing.
+    pub fn image(&self, i: usize) -> &[f32] {
+        let n = self.pixels_per_image();
+        &self.pixels[i * n..(i + 1) * n]
+    }
+
+    /// The images at `idx`, in that order (repeats allowed).
+    ///
+    /// # Panics
+    /// If an index is out of range, like slice indexing.
+    pub fn select(&self, idx: &[usize]) -> Images {
+        let mut pixels = Vec::with_capacity(idx.len() * self.pixels_per_image());
+        for &i in idx {
+            pixels.extend_from_slice(self.image(i));
+        }
+        Images {
+            dims: self.dims,
+            pixel_type: self.pixel_type,
+            pixels,
+        }
+    }
+}
+
+/// Images with one class label each.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LabelledImages {
+    /// The images.
+    pub images: Images,
+    /// One label per image, each below `class_names.len()`.
+    pub labels: Vec<u8>,
+    /// Name of each class, indexed by label.
+    pub class_names: Vec<String>,
+}
+
+impl LabelledImages {
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether there are no images.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Number of classes (not all need occur in a subset).
+    pub fn num_classes(&self) -> usize {
+        self.class_names.len()
+    }
+
+    /// The images and labels at `idx`, in that order; the classes stay the
+    /// same even if some no longer occur.
+    ///
+    /// # Panics
+    /// If an index is out of range, like slice indexing.
+    pub fn select(&self, idx: &[usize]) -> LabelledImages {
+        LabelledImages {
+            images: self.images.select(idx),
+            labels: idx.iter().map(|&i| self.labels[i]).collect(),
+            class_names: self.class_names.clone(),
+        }
+    }
+
+    /// The first `n` images (all of them if there are fewer).
+    pub fn take(&self, n: usize) -> LabelledImages {
+        let n = n.min(self.len());
+        LabelledImages {
+            images: Images {
+                dims: ImageDims {
+                    channels: self.images.dims.channels,
+                    height: self.images.dims.height,
+                    width: self.images.dims.width,
+                },
+                pixel_type: self.images.pixel_type,
+                pixels: self.images.pixels[..n * self.images.pixels_per_image()].to_vec(),
+            },
+            labels: self.labels[..n].to_vec(),
+            class_names: self.class_names.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn select_and_take() {
+        let set = LabelledImages {
+            images: Images {
+                dims: ImageDims {
+                    channels: 1,
+                    height: 1,
+                    width: 2,
+                },
+                pixel_type: PixelType::F32,
+                pixels: vec![0.0, 0.1, 1.0, 1.1, 2.0, 2.1],
+            },
+            labels: vec![0, 1, 2],
+            class_names: vec!["a".into(), "b".into(), "c".into()],
+        };
+        let s = set.select(&[2, 0, 2]);
+        assert_eq!(s.images.pixels, [2.0, 2.1, 0.0, 0.1, 2.0, 2.1]);
+        assert_eq!(s.labels, [2, 0, 2]);
+        assert_eq!(s.num_classes(), 3);
+        let t = set.take(2);
+        assert_eq!(t.images.pixels, [0.0, 0.1, 1.0, 1.1]);
+        assert_eq!(t.labels, [0, 1]);
+        assert_eq!(set.take(10), set);
+        assert!(set.take(0).is_empty() && set.take(0).images.is_empty());
+    }
+}

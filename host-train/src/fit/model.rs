@@ -1,0 +1,168 @@
+//! A trained ConvRFM predictor: the training images it holds, the learned
+//! metric, alpha, kernel depth, scale and, for Deep ConvRFM, the feature
+//! layers. Its file format is [`super::model_file`].
+
+use anyhow::{Result, ensure};
+use convrfm_core::{PATCH, Shape};
+
+use super::features::{ConvLayer, featurise};
+use super::readout::{argmax_rows, scores, share_correct};
+use crate::data::{ImageDims, Images, LabelledImages, PixelType};
+use crate::kernel::{Kernel, KernelBlocks, KernelKind, Metric, Precision, Real};
+use crate::output::Progress;
+
+/// What one ConvRFM iteration chose and scored, as a model keeps it (for
+/// the accuracy chart of `convrfm inspect`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct IterationRecord {
+    /// 1-based Deep ConvRFM layer (1 for plain ConvRFM).
+    pub layer: usize,
+    /// 0-based iteration; 0 is the plain convolutional kernel.
+    pub iteration: usize,
+    /// The ridge the iteration chose.
+    pub lambda: f64,
+    /// Its validation accuracy (standard protocol).
+    pub val_accuracy: Option<f64>,
+    /// Its test accuracy, when a test set was given.
+    pub test_accuracy: Option<f64>,
+}
+
+/// A trained ConvRFM predictor.
+///
+/// Input images pass through `features` (empty for single-layer ConvRFM)
+/// before the kernel; training images are kept as input images, so the
+/// file stays small and the features are recomputed when needed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Model {
+    /// Training input images, labels and class names.
+    pub train: LabelledImages,
+    /// Deep ConvRFM feature layers, applied in order before the kernel.
+    pub features: Vec<ConvLayer>,
+    /// Kernel depth.
+    pub depth: usize,
+    /// NTK or NNGP.
+    pub kind: KernelKind,
+    /// Float type the kernel is evaluated in.
+    pub precision: Precision,
+    /// Learned patch metric `S`.
+    pub metric: Metric,
+    /// The kernel is divided by this (max of `K(X, X)` at fit time).
+    pub scale: f64,
+    /// Ridge used for `alpha`.
+    pub lambda: f64,
+    /// `n x classes`, row-major.
+    pub alpha: Vec<f64>,
+    /// Per-iteration record of the training run.
+    pub history: Vec<IterationRecord>,
+}
+
+impl Model {
+    /// The shape of the input images.
+    pub fn dims(&self) -> ImageDims {
+        self.train.images.dims
+    }
+
+    /// The pixel type inputs must have.
+    pub fn pixel_type(&self) -> PixelType {
+        self.train.images.pixel_type
+    }
+
+    /// The training images (as input images) and labels the model holds.
+    pub fn training_data(&self) -> &LabelledImages {
+        &self.train
+    }
+
+    /// Class names, indexed by label.
+    pub fn class_names(&self) -> &[String] {
+        &self.train.class_names
+    }
+
+    /// Number of classes.
+    pub fn classes(&self) -> usize {
+        self.train.class_names.len()
+    }
+
+    /// The shapes of the images entering each feature layer, then of the
+    /// kernel's input: one entry more than there are layers.
+    pub fn feature_dims(&self) -> Result<Vec<ImageDims>> {
+        let mut dims = vec![self.dims()];
+        for layer in &self.features {
+            let last = dims[dims.len() - 1];
+            ensure!(
+                layer.in_channels() == last.channels && last.height >= PATCH && last.width >= PATCH,
+                "feature layers do not fit {} images",
+                self.dims()
+            );
+            dims.push(ImageDims {
+                channels: layer.filters(),
+                height: last.height - PATCH + 1,
+                width: last.width - PATCH + 1,
+            });
+        }
+        Ok(dims)
+    }
+
+    /// The kernel's shape: the image shape after the feature layers, and
+    /// the kernel depth.
+    pub fn shape(&self) -> Result<Shape> {
+        let dims = self.feature_dims()?;
+        let d = dims[dims.len() - 1];
+        Shape::new(d.channels, d.height, d.width, self.depth)
+            .map_err(|e| anyhow::anyhow!("model shape {d}, depth {}: {e}", self.depth))
+    }
+
+    /// Checks `images` are what the model was trained on: same shape and
+    /// pixel type.
+    pub fn check_inputs(&self, images: &Images) -> Result<()> {
+        images.ensure_like(
+            self.dims(),
+            self.pixel_type(),
+            "images",
+            "the model expects",
+        )
+    }
+
+    /// The model's kernel.
+    pub fn kernel(&self) -> Result<Kernel> {
+        Ok(Kernel::new(self.shape()?, self.kind, self.metric.clone()))
+    }
+
+    /// Class scores (`m x classes`, row-major) for `images`.
+    pub fn scores(&self, images: &Images, progress: Progress) -> Result<Vec<f64>> {
+        self.check_inputs(images)?;
+        let kernel = self.kernel()?;
+        let train = featurise(&self.features, &self.train.images)?;
+        let queries = featurise(&self.features, images)?;
+        let mut k = match self.precision {
+            Precision::F32 => cross::<f32>(&kernel, &train, &queries, progress),
+            Precision::F64 => cross::<f64>(&kernel, &train, &queries, progress),
+        };
+        k.iter_mut().for_each(|v| *v /= self.scale);
+        Ok(scores(&k, &self.alpha, self.classes()))
+    }
+
+    /// Predicted class of each image.
+    pub fn predict(&self, images: &Images, progress: Progress) -> Result<Vec<usize>> {
+        Ok(argmax_rows(&self.scores(images, progress)?, self.classes()))
+    }
+
+    /// Share of `data` predicted right.
+    pub fn accuracy(&self, data: &LabelledImages, progress: Progress) -> Result<f64> {
+        Ok(share_correct(
+            self.predict(&data.images, progress)?,
+            &data.labels,
+        ))
+    }
+}
+
+/// `K(queries, train)` of feature-space images, `m x n` row-major.
+fn cross<R: Real>(
+    kernel: &Kernel,
+    train: &Images,
+    queries: &Images,
+    progress: Progress,
+) -> Vec<f64> {
+    let blocks = KernelBlocks::<R>::new(kernel, &train.pixels);
+    let phase = progress.bar("Kernel", (queries.len() * blocks.len()) as u64);
+    blocks.cross(&queries.pixels, &phase)
+}

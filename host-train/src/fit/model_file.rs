@@ -1,0 +1,366 @@
+//! The host model file: a [`Model`] on disk, versioned, checksummed,
+//! written atomically and validated field by field when read.
+//!
+//! Layout: the 8-byte magic `CONVRFM\0`, a little-endian `u32` format
+//! version, the body (the private `ModelFile` types below, encoded with
+//! postcard), then a little-endian CRC-32 (`convrfm_core::crc32`, the
+//! blob's) of everything before it. The body has types of its own, tied to
+//! [`FORMAT_VERSION`]: changing a training report or an in-memory type
+//! cannot change the format unnoticed. Training images are stored in
+//! their pixel type (one byte per pixel for `u8` data).
+//!
+//! Reading checks, in order: magic, version, CRC, that the body is exactly
+//! the bytes before the CRC, then every field ([`validate`]), so a loaded
+//! model never panics later. (The compact blob for microcontrollers is a
+//! different format, made by `convrfm export`.)
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail, ensure};
+use serde::{Deserialize, Serialize};
+
+use super::features::ConvLayer;
+use super::linalg::symmetric_eigen;
+use super::model::{IterationRecord, Model};
+use crate::data::{ImageDims, Images, LabelledImages, PixelType};
+use crate::kernel::{KernelKind, Metric, Precision};
+use crate::output::write_atomic;
+
+const MAGIC: &[u8; 8] = b"CONVRFM\0";
+/// Version of the host model format written and read by this build.
+pub const FORMAT_VERSION: u32 = 3;
+/// Magic and version.
+const HEADER_LEN: usize = 12;
+/// The CRC-32 trailer.
+const CRC_LEN: usize = 4;
+
+#[derive(Serialize, Deserialize)]
+struct ModelFile {
+    channels: u64,
+    height: u64,
+    width: u64,
+    pixels: Pixels,
+    labels: Vec<u8>,
+    class_names: Vec<String>,
+    features: Vec<FileConvLayer>,
+    depth: u64,
+    kind: FileKernelKind,
+    precision: FilePrecision,
+    metric: Vec<f64>,
+    scale: f64,
+    lambda: f64,
+    alpha: Vec<f64>,
+    history: Vec<FileIteration>,
+}
+
+/// Training pixels in the type they were read in.
+#[derive(Serialize, Deserialize)]
+enum Pixels {
+    /// Bytes, `round(255 v)` of pixels in `[0, 1]`.
+    U8(Vec<u8>),
+    F32(Vec<f32>),
+}
+
+#[derive(Serialize, Deserialize)]
+struct FileConvLayer {
+    in_channels: u64,
+    filters: u64,
+    weights: Vec<f32>,
+}
+
+#[derive(Serialize, Deserialize)]
+enum FileKernelKind {
+    Ntk,
+    Nngp,
+}
+
+#[derive(Serialize, Deserialize)]
+enum FilePrecision {
+    F32,
+    F64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct FileIteration {
+    layer: u64,
+    iteration: u64,
+    lambda: f64,
+    val_accuracy: Option<f64>,
+    test_accuracy: Option<f64>,
+}
+
+impl Model {
+    /// The bytes of the model file.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let im = &self.train.images;
+        let wide = |v: usize| v as u64;
+        let file = ModelFile {
+            channels: wide(im.dims.channels),
+            height: wide(im.dims.height),
+            width: wide(im.dims.width),
+            pixels: match im.pixel_type {
+                PixelType::U8 => Pixels::U8(
+                    im.pixels
+                        .iter()
+                        .map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
+                        .collect(),
+                ),
+                PixelType::F32 => Pixels::F32(im.pixels.clone()),
+            },
+            labels: self.train.labels.clone(),
+            class_names: self.train.class_names.clone(),
+            features: self
+                .features
+                .iter()
+                .map(|l| FileConvLayer {
+                    in_channels: wide(l.in_channels()),
+                    filters: wide(l.filters()),
+                    weights: l.weights().to_vec(),
+                })
+                .collect(),
+            depth: wide(self.depth),
+            kind: match self.kind {
+                KernelKind::Ntk => FileKernelKind::Ntk,
+                KernelKind::Nngp => FileKernelKind::Nngp,
+            },
+            precision: match self.precision {
+                Precision::F32 => FilePrecision::F32,
+                Precision::F64 => FilePrecision::F64,
+            },
+            metric: self.metric.rows().to_vec(),
+            scale: self.scale,
+            lambda: self.lambda,
+            alpha: self.alpha.clone(),
+            history: self
+                .history
+                .iter()
+                .map(|r| FileIteration {
+                    layer: wide(r.layer),
+                    iteration: wide(r.iteration),
+                    lambda: r.lambda,
+                    val_accuracy: r.val_accuracy,
+                    test_accuracy: r.test_accuracy,
+                })
+                .collect(),
+        };
+        let mut out = Vec::from(MAGIC.as_slice());
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        postcard::to_io(&file, &mut out).context("encoding the model")?;
+        let crc = convrfm_core::crc32(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        Ok(out)
+    }
+
+    /// Writes the model to `path` atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let bytes = self.to_bytes()?;
+        write_atomic(path, |w: &mut dyn Write| w.write_all(&bytes))
+            .with_context(|| format!("writing model {}", path.display()))
+    }
+
+    /// Reads and validates a model file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("reading model {}", path.display()))?;
+        Self::from_bytes(&bytes).with_context(|| format!("model {}", path.display()))
+    }
+
+    /// Decodes and validates a model from the bytes of a model file.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let (Some(magic), Some(version)) = (bytes.get(..8), bytes.get(8..HEADER_LEN)) else {
+            bail!("not a convrfm model file: {} bytes, too short", bytes.len());
+        };
+        if magic != MAGIC {
+            if magic == convrfm_core::blob::MAGIC {
+                bail!(
+                    "this is a device blob made by `convrfm export`, not a model file: \
+                     give it with --blob"
+                );
+            }
+            bail!("not a convrfm model file (bad magic)");
+        }
+        let version = u32::from_le_bytes(version.try_into().context("header")?);
+        ensure!(
+            version == FORMAT_VERSION,
+            "model format version {version}, this build reads version {FORMAT_VERSION} only \
+             (re-train the model with this build)"
+        );
+        ensure!(
+            bytes.len() >= HEADER_LEN + CRC_LEN,
+            "truncated model file: {} bytes",
+            bytes.len()
+        );
+        let (covered, stored) = bytes.split_at(bytes.len() - CRC_LEN);
+        let stored = u32::from_le_bytes(stored.try_into().context("CRC")?);
+        let computed = convrfm_core::crc32(covered);
+        ensure!(
+            stored == computed,
+            "CRC-32 mismatch (stored {stored:08x}, computed {computed:08x}): the file is \
+             corrupt, truncated or has bytes appended"
+        );
+        let (file, rest): (ModelFile, _) =
+            postcard::take_from_bytes(&covered[HEADER_LEN..]).context("corrupt model body")?;
+        ensure!(
+            rest.is_empty(),
+            "{} bytes after the model body, before the CRC",
+            rest.len()
+        );
+        let model = from_file(file)?;
+        validate(&model)?;
+        Ok(model)
+    }
+}
+
+/// The in-memory model of a decoded body: sizes converted, layers and
+/// metric built by their checked constructors.
+fn from_file(f: ModelFile) -> Result<Model> {
+    let size = |v: u64, what: &str| usize::try_from(v).with_context(|| format!("{what} {v}"));
+    let dims = ImageDims {
+        channels: size(f.channels, "channels")?,
+        height: size(f.height, "height")?,
+        width: size(f.width, "width")?,
+    };
+    let (pixel_type, pixels) = match f.pixels {
+        Pixels::U8(b) => (
+            PixelType::U8,
+            b.into_iter().map(|b| f32::from(b) / 255.0).collect(),
+        ),
+        Pixels::F32(v) => (PixelType::F32, v),
+    };
+    let features = f
+        .features
+        .into_iter()
+        .enumerate()
+        .map(|(l, layer)| {
+            ConvLayer::from_weights(
+                size(layer.in_channels, "in_channels")?,
+                size(layer.filters, "filters")?,
+                layer.weights,
+            )
+            .with_context(|| format!("feature layer {}", l + 1))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let d = (f.metric.len() as f64).sqrt().round() as usize;
+    let metric = Metric::from_rows(d, f.metric).context("metric")?;
+    let history = f
+        .history
+        .into_iter()
+        .map(|r| {
+            Ok(IterationRecord {
+                layer: size(r.layer, "layer")?,
+                iteration: size(r.iteration, "iteration")?,
+                lambda: r.lambda,
+                val_accuracy: r.val_accuracy,
+                test_accuracy: r.test_accuracy,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Model {
+        train: LabelledImages {
+            images: Images {
+                dims,
+                pixel_type,
+                pixels,
+            },
+            labels: f.labels,
+            class_names: f.class_names,
+        },
+        features,
+        depth: size(f.depth, "depth")?,
+        kind: match f.kind {
+            FileKernelKind::Ntk => KernelKind::Ntk,
+            FileKernelKind::Nngp => KernelKind::Nngp,
+        },
+        precision: match f.precision {
+            FilePrecision::F32 => Precision::F32,
+            FilePrecision::F64 => Precision::F64,
+        },
+        metric,
+        scale: f.scale,
+        lambda: f.lambda,
+        alpha: f.alpha,
+        history,
+    })
+}
+
+/// Every rule a model's later use relies on, checked once at load.
+fn validate(m: &Model) -> Result<()> {
+    let dims = m.dims();
+    ensure!(
+        dims.channels >= 1 && dims.height >= 1 && dims.width >= 1,
+        "image shape {dims} has a zero dimension"
+    );
+    let shape = m.shape()?;
+    let n = m.train.labels.len();
+    let classes = m.classes();
+    ensure!(classes >= 2, "model has {classes} classes");
+    ensure!(n >= 1, "model has no training images");
+    let pixels = dims
+        .pixels()
+        .checked_mul(n)
+        .context("training pixel count overflows")?;
+    ensure!(
+        m.train.images.pixels.len() == pixels,
+        "{} pixel values for {n} images of {}",
+        m.train.images.pixels.len(),
+        dims
+    );
+    if let Some(i) = m.train.images.pixels.iter().position(|v| !v.is_finite()) {
+        bail!("training pixel {i} is not finite");
+    }
+    if let Some(&l) = m.train.labels.iter().find(|&&l| usize::from(l) >= classes) {
+        bail!("training label {l} out of range for {classes} classes");
+    }
+    let d = shape.patch_dim();
+    ensure!(
+        m.metric.dim() == d,
+        "metric is {0}x{0}, patches have {d} values",
+        m.metric.dim()
+    );
+    check_metric(&m.metric)?;
+    ensure!(
+        m.scale.is_finite() && m.scale > 0.0,
+        "kernel scale {} is not positive",
+        m.scale
+    );
+    ensure!(
+        m.lambda.is_finite() && m.lambda >= 0.0,
+        "lambda {} is not finite and non-negative",
+        m.lambda
+    );
+    ensure!(
+        m.alpha.len() == n * classes,
+        "alpha has {} values, expected {n} x {classes}",
+        m.alpha.len()
+    );
+    if let Some(i) = m.alpha.iter().position(|v| !v.is_finite()) {
+        bail!("alpha[{i}] is not finite");
+    }
+    Ok(())
+}
+
+/// A learned metric is a symmetric PSD square root with unit Frobenius
+/// norm, or a multiple of the identity: refuse what is not (within
+/// rounding), so a corrupt metric cannot pass as a model.
+fn check_metric(metric: &Metric) -> Result<()> {
+    let d = metric.dim();
+    let s = metric.rows();
+    let largest = s.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    ensure!(largest > 0.0, "metric is zero");
+    for i in 0..d {
+        for j in 0..i {
+            let (a, b) = (s[i * d + j], s[j * d + i]);
+            ensure!(
+                (a - b).abs() <= 1e-9 * largest,
+                "metric is not symmetric: ({i}, {j}) is {a}, ({j}, {i}) is {b}"
+            );
+        }
+    }
+    let (values, _) = symmetric_eigen("metric", s, d)?;
+    let top = values.first().copied().unwrap_or(0.0);
+    if let Some(low) = values.last().filter(|&&v| v < -1e-9 * top.abs()) {
+        bail!("metric is not positive semidefinite (eigenvalue {low:e})");
+    }
+    Ok(())
+}

@@ -1,0 +1,377 @@
+//! The ConvRFM loop: fit a kernel machine, compute its patch-AGOP, set the
+//! metric `S = AGOP^{1/2}` (normalised), repeat; keep the iteration that is
+//! best on a validation split carved from the training data.
+//!
+//! Two protocols:
+//! - [`Protocol::Standard`] (default): lambda and the iteration are chosen
+//!   on validation, never on the test set; the chosen metric and lambda are
+//!   then re-fitted on all training images for the saved model.
+//! - [`Protocol::Reference`]: the paper authors' script, for comparison
+//!   only: no validation split, lambdas {1e-8, 1e-5, 1e-3} each reported on
+//!   the test set, AGOP from the alphas of lambda = 1e-3 over the first 20
+//!   training images; the model of the last iteration at 1e-3 is saved.
+
+use std::borrow::Cow;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail, ensure};
+use convrfm_core::Shape;
+use rand::SeedableRng;
+use rand::seq::index::sample;
+
+use super::features::{ConvLayer, featurise};
+use super::linalg::{psd_sqrt_normalised, solve_ridge};
+use super::model::Model;
+use super::params::{CheckedParams, Protocol};
+use super::readout::{accuracy, one_hot};
+use super::report::{IterationReport, LambdaResult, LayerSummary, PhaseTimes};
+use crate::data::{LabelledImages, train_val_split};
+use crate::kernel::{Kernel, KernelBlocks, Metric, Precision, Real};
+use crate::output::Progress;
+
+/// The trained model and the run's history.
+pub struct TrainOutcome {
+    /// What `convrfm eval` and export use (the deepest layer's model).
+    pub model: Model,
+    /// Per-iteration reports, all layers in order.
+    pub history: Vec<IterationReport>,
+    /// One summary per layer (one for plain ConvRFM).
+    pub layers: Vec<LayerSummary>,
+    /// Each layer's re-fitted model (the last is `model`).
+    pub layer_models: Vec<Model>,
+    /// Index into the last layer's iterations of the one the model uses.
+    pub best_iteration: usize,
+    /// Test accuracy of the saved model, when a test set was given.
+    pub final_test_accuracy: Option<f64>,
+    /// Seconds of the final re-fits on all training images (standard protocol).
+    pub refit_seconds: f64,
+}
+
+/// One layer's finished fit: the chosen metric, lambda and re-fitted alpha.
+struct LayerFit {
+    metric: Metric,
+    scale: f64,
+    lambda: f64,
+    alpha: Vec<f64>,
+    history: Vec<IterationReport>,
+    best_iteration: usize,
+    val_accuracy: Option<f64>,
+    refit_seconds: f64,
+}
+
+/// Trains ConvRFM on `train` (Deep ConvRFM when `layers > 1`), reporting
+/// each iteration to `on_iteration`; `test`, if given, is only ever
+/// evaluated, never used to choose.
+pub fn train(
+    params: &CheckedParams,
+    train: &LabelledImages,
+    test: Option<&LabelledImages>,
+    progress: Progress,
+    on_iteration: &mut dyn FnMut(&IterationReport),
+) -> Result<TrainOutcome> {
+    let p = params.get();
+    let im = &train.images;
+    let classes = train.num_classes();
+    ensure!(
+        classes >= 2,
+        "training data has {classes} class; at least 2 are needed"
+    );
+    if let Some(t) = test {
+        t.images
+            .ensure_like(im.dims, im.pixel_type, "test images", "training images")?;
+        if let Some(&l) = t.labels.iter().find(|&&l| usize::from(l) >= classes) {
+            bail!("test label {l} is out of range: the training data has {classes} classes");
+        }
+    }
+    let mut features = Vec::new();
+    let mut history = Vec::new();
+    let mut layers = Vec::new();
+    let mut layer_models = Vec::new();
+    let mut refit_seconds = 0.0;
+    let mut last = None;
+    for layer in 1..=p.layers {
+        let depth = p.depth + 1 - layer;
+        let x = featurised(train, &features)?;
+        let t = test.map(|t| featurised(t, &features)).transpose()?;
+        let fit = match p.precision {
+            Precision::F32 => fit_layer::<f32>(
+                params,
+                layer,
+                depth,
+                &x,
+                t.as_deref(),
+                progress,
+                on_iteration,
+            ),
+            Precision::F64 => fit_layer::<f64>(
+                params,
+                layer,
+                depth,
+                &x,
+                t.as_deref(),
+                progress,
+                on_iteration,
+            ),
+        }
+        .with_context(|| format!("layer {layer}"))?;
+        let dims = x.images.dims;
+        // Feature maps can be large (64 channels per layer): free them
+        // before the test evaluation, which recomputes what it needs.
+        drop((x, t));
+        history.extend(fit.history);
+        let model = Model {
+            train: train.clone(),
+            features: features.clone(),
+            depth,
+            kind: p.kind,
+            precision: p.precision,
+            metric: fit.metric.clone(),
+            scale: fit.scale,
+            lambda: fit.lambda,
+            alpha: fit.alpha,
+            history: history.iter().map(IterationReport::record).collect(),
+        };
+        let test_accuracy = test.map(|t| model.accuracy(t, progress)).transpose()?;
+        layers.push(LayerSummary {
+            layer,
+            depth,
+            dims,
+            best_iteration: fit.best_iteration,
+            lambda: fit.lambda,
+            val_accuracy: fit.val_accuracy,
+            test_accuracy,
+        });
+        refit_seconds += fit.refit_seconds;
+        if layer < p.layers {
+            features.push(ConvLayer::from_metric(
+                &fit.metric,
+                dims.channels,
+                p.filters,
+                p.seed ^ (0xF117_0000 + layer as u64),
+            )?);
+        }
+        layer_models.push(model.clone());
+        last = Some((model, fit.best_iteration, test_accuracy));
+    }
+    let (model, best_iteration, final_test_accuracy) = last.context("no layer ran")?;
+    Ok(TrainOutcome {
+        model,
+        history,
+        layers,
+        layer_models,
+        best_iteration,
+        final_test_accuracy,
+        refit_seconds,
+    })
+}
+
+/// `set` with its images passed through `features` (borrowed when there
+/// are none).
+fn featurised<'a>(
+    set: &'a LabelledImages,
+    features: &[ConvLayer],
+) -> Result<Cow<'a, LabelledImages>> {
+    if features.is_empty() {
+        return Ok(Cow::Borrowed(set));
+    }
+    Ok(Cow::Owned(LabelledImages {
+        images: featurise(features, &set.images)?.into_owned(),
+        labels: set.labels.clone(),
+        class_names: set.class_names.clone(),
+    }))
+}
+
+/// ConvRFM on one layer's images: iterate, choose on validation, re-fit.
+fn fit_layer<R: Real>(
+    params: &CheckedParams,
+    layer: usize,
+    depth: usize,
+    train: &LabelledImages,
+    test: Option<&LabelledImages>,
+    progress: Progress,
+    on_iteration: &mut dyn FnMut(&IterationReport),
+) -> Result<LayerFit> {
+    let (p, lambdas) = (params.get(), params.lambdas());
+    let d = train.images.dims;
+    let shape = Shape::new(d.channels, d.height, d.width, depth)
+        .map_err(|e| anyhow::anyhow!("{d} images, depth {depth}: {e}"))?;
+    let classes = train.num_classes();
+    let reference = p.protocol == Protocol::Reference;
+    let (fit, val) = if reference {
+        (train.clone(), None)
+    } else {
+        ensure!(
+            train.len() >= 2,
+            "need at least 2 training images for a validation split"
+        );
+        let (fit_idx, val_idx) = train_val_split(train.len(), p.val_fraction, p.seed);
+        (train.select(&fit_idx), Some(train.select(&val_idx)))
+    };
+    let agop_idx: Vec<usize> = if reference {
+        (0..p.agop_images.min(fit.len())).collect()
+    } else {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(p.seed ^ 0xA60B);
+        let mut idx = sample(&mut rng, fit.len(), p.agop_images.min(fit.len())).into_vec();
+        idx.sort_unstable();
+        idx
+    };
+    let agop_queries = fit.images.select(&agop_idx);
+    let y = one_hot(&fit.labels, classes);
+
+    let mut metric = Metric::identity(shape.patch_dim());
+    let mut history = Vec::new();
+    // (validation accuracy, iteration, metric, lambda)
+    let mut best: Option<(f64, usize, Metric, f64)> = None;
+    let mut last_fit = None;
+    for iteration in 0..p.iterations {
+        let mut times = PhaseTimes::default();
+        let kernel = Kernel::new(shape, p.kind, metric.clone());
+        let t = Instant::now();
+        let set = KernelBlocks::<R>::new(&kernel, &fit.images.pixels);
+        let n = fit.len();
+        let mut kff = set.gram(
+            &fit.images.pixels,
+            &progress.bar("Ktrain", (n * (n + 1) / 2) as u64),
+        );
+        times.ktrain = t.elapsed().as_secs_f64();
+
+        let t = Instant::now();
+        let queries = val.iter().chain(test).map(|s| s.len()).sum::<usize>();
+        let (mut kvf, mut ktf) = {
+            let phase = progress.bar("Ktest", (queries * n) as u64);
+            (
+                val.as_ref().map(|v| set.cross(&v.images.pixels, &phase)),
+                test.map(|t| set.cross(&t.images.pixels, &phase)),
+            )
+        };
+        times.ktest = t.elapsed().as_secs_f64();
+
+        let scale = kff.iter().fold(0.0f64, |m, v| m.max(*v));
+        ensure!(
+            scale > 0.0 && scale.is_finite(),
+            "kernel matrix maximum is {scale}: are all images blank?"
+        );
+        for m in std::iter::once(&mut kff)
+            .chain(kvf.iter_mut())
+            .chain(ktf.iter_mut())
+        {
+            m.iter_mut().for_each(|v| *v /= scale);
+        }
+
+        let t = Instant::now();
+        let mut results = Vec::new();
+        let mut alphas = Vec::new();
+        for &lambda in lambdas {
+            let sol = solve_ridge(&kff, n, &y, lambda)
+                .with_context(|| format!("iteration {iteration}, lambda {lambda:e}"))?;
+            let acc = |k: &Option<Vec<f64>>, s: Option<&LabelledImages>| {
+                k.as_ref()
+                    .zip(s)
+                    .map(|(k, s)| accuracy(k, &sol.alpha, classes, &s.labels))
+            };
+            results.push(LambdaResult {
+                lambda,
+                jitter: sol.jitter,
+                val_accuracy: acc(&kvf, val.as_ref()),
+                test_accuracy: acc(&ktf, test),
+            });
+            alphas.push(sol.alpha);
+        }
+        times.solve = t.elapsed().as_secs_f64();
+        let chosen = if reference {
+            lambdas.len() - 1 // 1e-3, the reference's AGOP lambda
+        } else {
+            choose(&results)
+        };
+        let val_acc = results[chosen].val_accuracy.unwrap_or(f64::NEG_INFINITY);
+        if !reference && best.as_ref().is_none_or(|b| val_acc > b.0) {
+            best = Some((val_acc, iteration, metric.clone(), lambdas[chosen]));
+        }
+
+        if iteration + 1 < p.iterations {
+            let t = Instant::now();
+            let g = set.agop(
+                &alphas[chosen],
+                classes,
+                &fit.images.pixels,
+                &agop_queries.pixels,
+                &progress.bar("AGOP", agop_queries.len() as u64),
+            );
+            times.agop = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let s = psd_sqrt_normalised(&g, shape.patch_dim())
+                .with_context(|| format!("iteration {iteration}"))?;
+            metric = Metric::from_rows(shape.patch_dim(), s)?;
+            times.eigh = t.elapsed().as_secs_f64();
+        }
+        let report = IterationReport {
+            layer,
+            iteration,
+            results,
+            chosen,
+            times,
+        };
+        on_iteration(&report);
+        history.push(report);
+        last_fit = Some((
+            kernel.metric().clone(),
+            scale,
+            alphas.swap_remove(chosen),
+            lambdas[chosen],
+        ));
+    }
+
+    let t = Instant::now();
+    let fit = match best {
+        Some((val_acc, best_iteration, metric, lambda)) => {
+            // Re-fit the chosen metric and lambda on all training images.
+            let kernel = Kernel::new(shape, p.kind, metric.clone());
+            let set = KernelBlocks::<R>::new(&kernel, &train.images.pixels);
+            let n = train.len();
+            let mut k = set.gram(
+                &train.images.pixels,
+                &progress.bar("Refit", (n * (n + 1) / 2) as u64),
+            );
+            let scale = k.iter().fold(0.0f64, |m, v| m.max(*v));
+            k.iter_mut().for_each(|v| *v /= scale);
+            let sol = solve_ridge(&k, n, &one_hot(&train.labels, classes), lambda)
+                .context("final re-fit")?;
+            LayerFit {
+                metric,
+                scale,
+                lambda,
+                alpha: sol.alpha,
+                history,
+                best_iteration,
+                val_accuracy: Some(val_acc),
+                refit_seconds: t.elapsed().as_secs_f64(),
+            }
+        }
+        None => {
+            // Reference protocol: the last iteration, fitted on everything.
+            let (metric, scale, alpha, lambda) = last_fit.context("no iteration ran")?;
+            LayerFit {
+                metric,
+                scale,
+                lambda,
+                alpha,
+                history,
+                best_iteration: p.iterations - 1,
+                val_accuracy: None,
+                refit_seconds: 0.0,
+            }
+        }
+    };
+    Ok(fit)
+}
+
+/// Best validation accuracy; ties go to the larger lambda (the smoother fit).
+fn choose(results: &[LambdaResult]) -> usize {
+    let mut best = 0;
+    for (i, r) in results.iter().enumerate() {
+        if r.val_accuracy >= results[best].val_accuracy {
+            best = i;
+        }
+    }
+    best
+}

@@ -1,0 +1,59 @@
+//! The model file format against a checked-in model (as the blob has its
+//! hex golden): it loads, re-encodes to the same bytes, predicts what it
+//! predicted when it was written, and every corruption is refused.
+//!
+//! `tests/data/tiny-fashion.convrfm` was written by
+//! `convrfm train --train-limit 24 --test-limit 10 --iterations 2 --depth 2 --agop-images 8`
+//! (test accuracy on the first 10 Fashion-MNIST test images: 60.00 %).
+
+use convrfm_train::data::{PixelType, Split, vendored_fashion_mnist};
+use convrfm_train::fit::Model;
+use convrfm_train::fit::model_file::FORMAT_VERSION;
+use convrfm_train::output::Progress;
+
+const FILE: &[u8] = include_bytes!("data/tiny-fashion.convrfm");
+
+#[test]
+fn checked_in_model_loads_round_trips_and_predicts_as_written() {
+    let m = Model::from_bytes(FILE).unwrap();
+    assert_eq!(m.dims().to_string(), "1x28x28");
+    assert_eq!(m.pixel_type(), PixelType::U8);
+    assert_eq!(m.training_data().len(), 24);
+    assert_eq!(m.classes(), 10);
+    assert_eq!(m.class_names()[9], "Ankle boot");
+    assert_eq!((m.depth, m.history.len()), (2, 2));
+    // u8 training pixels are stored as bytes and come back exactly.
+    assert_eq!(
+        m.training_data().images,
+        vendored_fashion_mnist(Split::Train).take(24).images
+    );
+    assert_eq!(m.to_bytes().unwrap(), FILE);
+    let test = vendored_fashion_mnist(Split::Test).take(10);
+    let acc = m.accuracy(&test, Progress { quiet: true }).unwrap();
+    assert!((acc - 0.6).abs() < 1e-12, "accuracy {acc}");
+}
+
+#[test]
+fn every_corruption_is_refused_with_its_reason() {
+    let err = |b: &[u8]| format!("{:#}", Model::from_bytes(b).unwrap_err());
+    // Single-byte changes anywhere past the magic: the CRC catches them.
+    for at in (12..FILE.len()).step_by(97) {
+        let mut b = FILE.to_vec();
+        b[at] ^= 0x10;
+        assert!(err(&b).contains("CRC-32 mismatch"), "byte {at}");
+    }
+    let mut b = FILE.to_vec();
+    b.push(0);
+    assert!(err(&b).contains("CRC-32 mismatch"));
+    for len in [0, 5, 12, 15, FILE.len() / 2, FILE.len() - 1] {
+        assert!(Model::from_bytes(&FILE[..len]).is_err(), "prefix {len}");
+    }
+    let mut b = FILE.to_vec();
+    b[8..12].copy_from_slice(&(FORMAT_VERSION - 1).to_le_bytes());
+    let msg = err(&b);
+    assert!(
+        msg.contains("version 2") && msg.contains("re-train"),
+        "{msg}"
+    );
+    assert!(err(b"CRFMBLOB and more bytes").contains("give it with --blob"));
+}
