@@ -15,6 +15,7 @@ use convrfm_train::fit::linalg::{psd_sqrt_normalised, solve_ridge};
 use convrfm_train::fit::readout::one_hot;
 use convrfm_train::kernel::KernelBlocks;
 use convrfm_train::kernel::{Kernel, KernelKind, LANES, Metric, Workspace};
+use convrfm_train::matrix::Matrix;
 use convrfm_train::output::Progress;
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -111,11 +112,16 @@ fn agop_n1000(c: &mut Criterion) {
     let x = images(N, 0x5eed_0001);
     let set = KernelBlocks::<f32>::new(&kernel, &x);
     let mut rng = XorShift(0x5eed_0004);
-    let alpha: Vec<f64> = (0..N * CLASSES).map(|_| rng.next_signed()).collect();
+    let alpha = Matrix::from_row_major(
+        N,
+        CLASSES,
+        (0..N * CLASSES).map(|_| rng.next_signed()).collect(),
+    )
+    .expect("N x CLASSES");
     let queries = &x[..AGOP_IMAGES * shape().pixels()];
     let bar = QUIET.bar("bench", 0);
     c.bench_function("agop_n1000", |b| {
-        b.iter(|| set.agop(black_box(&alpha), CLASSES, &x, black_box(queries), &bar))
+        b.iter(|| set.agop(black_box(&alpha), &x, black_box(queries), &bar))
     });
 }
 
@@ -125,15 +131,15 @@ fn solve_n1000(c: &mut Criterion) {
     let kernel = kernel();
     let x = images(N, 0x5eed_0001);
     let mut k = KernelBlocks::<f32>::new(&kernel, &x).gram(&x, &QUIET.bar("gram", 0));
-    let scale = k.iter().fold(0.0f64, |a, v| a.max(*v));
-    k.iter_mut().for_each(|v| *v /= scale);
+    let scale = k.as_slice().iter().fold(0.0f64, |a, v| a.max(*v));
+    k.divide(scale);
     let mut rng = XorShift(0x5eed_0002);
     let labels: Vec<u8> = (0..N)
         .map(|_| (rng.next_u64() % CLASSES as u64) as u8)
         .collect();
     let y = one_hot(&labels, CLASSES);
     c.bench_function("solve_n1000", |b| {
-        b.iter(|| solve_ridge(black_box(&k), N, black_box(&y), LAMBDA).expect("SPD"))
+        b.iter(|| solve_ridge(black_box(&k), black_box(&y), LAMBDA).expect("SPD"))
     });
 }
 

@@ -184,14 +184,9 @@ impl Model<'_> {
         scratch: &mut [u8],
         scores: &mut [i64],
     ) -> Result<Prediction, PredictError> {
-        let got = scores.len();
-        let mut scores = scores
-            .get_mut(..self.classes)
-            .ok_or(PredictError::ScoresTooShort {
-                needed: self.classes,
-                got,
-            })?;
-        self.check_inputs(image, scratch)?;
+        self.check_buffers(image.len(), scratch.len(), scores.len())?;
+        // Checked just above: `scores` has at least `classes` entries.
+        let mut scores = scores.get_mut(..self.classes).unwrap_or(&mut []);
         let (_, rest) = scratch.split_at_mut(self.classes.saturating_mul(8).min(scratch.len()));
         Ok(self.score(image, rest, &mut scores))
     }
@@ -230,21 +225,40 @@ impl Model<'_> {
         Ok(self.pair_kernel(centre, &mut work))
     }
 
-    fn check_inputs(&self, image: &[u8], scratch: &[u8]) -> Result<(), PredictError> {
+    /// The buffer checks every prediction makes, by length: an image of
+    /// exactly `c * H * W` bytes, at least [`Model::scratch_len`] scratch
+    /// bytes, at least [`Model::classes`] score slots. Firmware with
+    /// `static` buffers checks them once with this at start-up.
+    pub fn check_buffers(
+        &self,
+        image: usize,
+        scratch: usize,
+        scores: usize,
+    ) -> Result<(), PredictError> {
         let expected = self.shape.pixels();
-        if image.len() != expected {
+        if image != expected {
             return Err(PredictError::ImageLength {
                 expected,
-                got: image.len(),
+                got: image,
             });
         }
-        if scratch.len() < self.scratch_len {
+        if scratch < self.scratch_len {
             return Err(PredictError::ScratchTooSmall {
                 needed: self.scratch_len,
-                got: scratch.len(),
+                got: scratch,
+            });
+        }
+        if scores < self.classes {
+            return Err(PredictError::ScoresTooShort {
+                needed: self.classes,
+                got: scores,
             });
         }
         Ok(())
+    }
+
+    fn check_inputs(&self, image: &[u8], scratch: &[u8]) -> Result<(), PredictError> {
+        self.check_buffers(image.len(), scratch.len(), self.classes)
     }
 
     /// `alpha[i][o] * k`, saturating.

@@ -109,34 +109,17 @@ pub struct Classifier<'a> {
 }
 
 impl<'a> Classifier<'a> {
-    /// Checks the buffers against the model once: `scratch` at least
-    /// `model.scratch_len()` bytes, `image` exactly `c * H * W` bytes,
-    /// `scores` at least one entry per class.
+    /// Checks the buffers against the model once, with the core's own
+    /// check (`Model::check_buffers`), and that a class fits a record byte.
     pub fn new(
         model: Model<'a>,
         scratch: &'a mut [u8],
         image: &'a mut [u8],
         scores: &'a mut [i64],
     ) -> Result<Self, SetupError> {
-        let buffer = |e| Err(SetupError::Buffer(e));
-        if scratch.len() < model.scratch_len() {
-            return buffer(PredictError::ScratchTooSmall {
-                needed: model.scratch_len(),
-                got: scratch.len(),
-            });
-        }
-        if image.len() != model.shape().pixels() {
-            return buffer(PredictError::ImageLength {
-                expected: model.shape().pixels(),
-                got: image.len(),
-            });
-        }
-        if scores.len() < model.classes() {
-            return buffer(PredictError::ScoresTooShort {
-                needed: model.classes(),
-                got: scores.len(),
-            });
-        }
+        model
+            .check_buffers(image.len(), scratch.len(), scores.len())
+            .map_err(SetupError::Buffer)?;
         if model.classes() > 256 {
             return Err(SetupError::TooManyClasses(model.classes()));
         }

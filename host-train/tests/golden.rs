@@ -11,6 +11,7 @@ use convrfm_core::Shape;
 use convrfm_train::kernel::KernelBlocks;
 use convrfm_train::kernel::Real;
 use convrfm_train::kernel::{Kernel, KernelKind, LANES, Metric, Tape, Workspace};
+use convrfm_train::matrix::Matrix;
 use convrfm_train::output::Phase;
 use serde_json::Value;
 
@@ -111,15 +112,15 @@ fn check_case<R: Real>(case: &Case, depth: usize, metric_name: &str) -> Errors {
         let hidden = Phase::hidden();
         // cross() gives K(Z, X) (rows: Z); the file stores [X][Z].
         let kzx = set.cross(&case.z, &hidden);
-        let nz = kzx.len() / nx;
+        let nz = kzx.rows();
         let want_xz = flat(&want[format!("{key}_XZ")]);
-        let got_xz: Vec<f64> = (0..nx * nz).map(|t| kzx[(t % nz) * nx + t / nz]).collect();
+        let got_xz: Vec<f64> = (0..nx * nz).map(|t| kzx.get(t % nz, t / nz)).collect();
         errs.xz = errs.xz.max(rel_err(&got_xz, &want_xz, 1e-12));
         let kxx = set.gram(&case.x, &hidden);
         let want_xx = flat(&want[format!("{key}_XX")]);
         for i in 0..nx {
             for j in 0..nx {
-                let e = rel_err(&[kxx[i * nx + j]], &[want_xx[i * nx + j]], 0.0);
+                let e = rel_err(&[kxx.get(i, j)], &[want_xx[i * nx + j]], 0.0);
                 if i == j {
                     errs.xx_diag = errs.xx_diag.max(e);
                 } else {
@@ -130,11 +131,12 @@ fn check_case<R: Real>(case: &Case, depth: usize, metric_name: &str) -> Errors {
         if kind == KernelKind::Ntk {
             let alpha = flat(&json["alpha"]);
             let classes = alpha.len() / nx;
+            let alpha = Matrix::from_row_major(nx, classes, alpha).unwrap();
             let grads_want = &want["patch_grads"];
             let mut per_image = Vec::new();
             for s in 0..nz {
                 let query = &case.z[s * shape.pixels()..][..shape.pixels()];
-                per_image.push(set.patch_gradients(&alpha, classes, query, &[]));
+                per_image.push(set.patch_gradients(&alpha, query, &[]));
             }
             if !grads_want.is_null() {
                 // File: [o][s][i][j][d]; ours per image: [o][p][d].
@@ -148,7 +150,7 @@ fn check_case<R: Real>(case: &Case, depth: usize, metric_name: &str) -> Errors {
                 }
                 errs.grads = errs.grads.max(rel_err(&got_g, &want_g, 1.0));
             }
-            let agop = set.agop(&alpha, classes, &case.x, &case.z, &hidden);
+            let agop = set.agop(&alpha, &case.x, &case.z, &hidden);
             errs.agop = errs.agop.max(rel_err(&agop, &flat(&want["agop"]), 1e-12));
         }
     }

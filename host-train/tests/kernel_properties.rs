@@ -14,6 +14,7 @@ use convrfm_core::Shape;
 use convrfm_train::kernel::KernelBlocks;
 use convrfm_train::kernel::Real;
 use convrfm_train::kernel::{Kernel, KernelKind, LANES, Metric};
+use convrfm_train::matrix::Matrix;
 use convrfm_train::output::Phase;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -119,12 +120,16 @@ fn kernel(shape: Shape, kind: KernelKind, rows: &[f64]) -> Kernel {
 
 /// `K(Z, X)` (`m x n`) in precision `R`.
 fn cross<R: Real>(k: &Kernel, x: &[f64], z: &[f64]) -> Vec<f64> {
-    KernelBlocks::<R>::new(k, x).cross(z, &Phase::hidden())
+    KernelBlocks::<R>::new(k, x)
+        .cross(z, &Phase::hidden())
+        .into_vec()
 }
 
 /// `K(X, X)` (`n x n`) in precision `R`.
 fn gram<R: Real>(k: &Kernel, x: &[f64]) -> Vec<f64> {
-    KernelBlocks::<R>::new(k, x).gram(x, &Phase::hidden())
+    KernelBlocks::<R>::new(k, x)
+        .gram(x, &Phase::hidden())
+        .into_vec()
 }
 
 fn max_abs(v: &[f64]) -> f64 {
@@ -160,6 +165,11 @@ fn eigenvalues(m: &[f64], n: usize) -> Vec<f64> {
 /// The `n x classes` predictor weights, uniform in `[-1, 1)`.
 fn alpha(rng: &mut ChaCha8Rng, n: usize) -> Vec<f64> {
     uniform_matrix(rng, n, CLASSES)
+}
+
+/// `alpha` values (`n x CLASSES`, row-major) as a matrix.
+fn mat(alpha: &[f64]) -> Matrix {
+    Matrix::from_row_major(alpha.len() / CLASSES, CLASSES, alpha.to_vec()).unwrap()
 }
 
 /// `f_o(z) = sum_n alpha[n][o] K(z, x_n)` for each row of `kzx` (`m x n`):
@@ -386,7 +396,7 @@ fn patch_gradient_matches_finite_differences() {
                     for kind in KINDS {
                         let k = kernel(s, kind, rows);
                         let set = KernelBlocks::<f64>::new(&k, &x);
-                        let grads = set.patch_gradients(&alpha, CLASSES, &z, &[]);
+                        let grads = set.patch_gradients(&mat(&alpha), &z, &[]);
                         let analytic = pixel_gradient(&grads, &s);
                         let f = predict(&cross::<f64>(&k, &x, &perturbations(&z, h)), &alpha, n);
                         for o in 0..CLASSES {
@@ -437,13 +447,13 @@ fn agop_is_mean_outer_product_of_patch_gradients_and_psd() {
         let alpha = alpha(&mut rng, n);
         let k = kernel(s, KernelKind::Ntk, &spd_rows(&mut rng, d));
         let set = KernelBlocks::<R>::new(&k, &x);
-        let agop = set.agop(&alpha, CLASSES, &x, &z, &Phase::hidden());
+        let agop = set.agop(&mat(&alpha), &x, &z, &Phase::hidden());
 
         let mut want = vec![0.0; d * d];
         for (qi, query) in z.chunks_exact(s.pixels()).enumerate() {
             let same = if qi == m - 1 { vec![copied] } else { vec![] };
             for g in set
-                .patch_gradients(&alpha, CLASSES, query, &same)
+                .patch_gradients(&mat(&alpha), query, &same)
                 .chunks_exact(d)
             {
                 for i in 0..d {
@@ -459,8 +469,8 @@ fn agop_is_mean_outer_product_of_patch_gradients_and_psd() {
         // The self-pair convention matters: without it the copied query's
         // gradient differs (the kernel has a kink there).
         let last = &z[(m - 1) * s.pixels()..];
-        let with = set.patch_gradients(&alpha, CLASSES, last, &[copied]);
-        let without = set.patch_gradients(&alpha, CLASSES, last, &[]);
+        let with = set.patch_gradients(&mat(&alpha), last, &[copied]);
+        let without = set.patch_gradients(&mat(&alpha), last, &[]);
         assert_ne!(with, without, "self-pair convention has no effect");
 
         assert_eq!(agop, transpose(&agop, d), "{}: AGOP not symmetric", R::NAME);
@@ -673,8 +683,8 @@ fn kernel_and_gradient_invariant_under_right_orthogonal_metric_change() {
                 KernelBlocks::<f64>::new(&kq, &x),
             );
             for query in z.chunks_exact(s.pixels()) {
-                let g = set.patch_gradients(&alpha, CLASSES, query, &[]);
-                let gq = setq.patch_gradients(&alpha, CLASSES, query, &[]);
+                let g = set.patch_gradients(&mat(&alpha), query, &[]);
+                let gq = setq.patch_gradients(&mat(&alpha), query, &[]);
                 let err = scaled_err(&gq, &g);
                 worst[1] = worst[1].max(err);
                 assert!(
@@ -728,9 +738,8 @@ fn kernel_and_gradient_equivariant_under_flips() {
                 );
                 for (query, query_s) in z.chunks_exact(s.pixels()).zip(zs.chunks_exact(s.pixels()))
                 {
-                    let want =
-                        sym.patch_grads(&s, &set.patch_gradients(&alpha, CLASSES, query, &[]));
-                    let got = sets.patch_gradients(&alpha, CLASSES, query_s, &[]);
+                    let want = sym.patch_grads(&s, &set.patch_gradients(&mat(&alpha), query, &[]));
+                    let got = sets.patch_gradients(&mat(&alpha), query_s, &[]);
                     let err = scaled_err(&got, &want);
                     worst[1] = worst[1].max(err);
                     assert!(
@@ -792,8 +801,8 @@ fn zero_image_has_zero_kernel_and_no_gradient() {
             KernelBlocks::<f64>::new(&k, &xz),
         );
         for query in z.chunks_exact(s.pixels()) {
-            let g = set.patch_gradients(&alpha, CLASSES, query, &[]);
-            let gz = setz.patch_gradients(&alpha_z, CLASSES, query, &[]);
+            let g = set.patch_gradients(&mat(&alpha), query, &[]);
+            let gz = setz.patch_gradients(&mat(&alpha_z), query, &[]);
             let err = scaled_err(&gz, &g);
             worst = worst.max(err);
             assert!(
@@ -883,7 +892,7 @@ fn lane_padding_is_invisible() {
                 let set = KernelBlocks::<R>::new(&k, &x);
                 let grads: Vec<Vec<f64>> = z
                     .chunks_exact(per)
-                    .map(|q| set.patch_gradients(&alpha, CLASSES, q, &[]))
+                    .map(|q| set.patch_gradients(&mat(&alpha), q, &[]))
                     .collect();
                 let mut summed = vec![vec![0.0; grads[0].len()]; grads.len()];
                 for j in 0..n {
@@ -910,7 +919,7 @@ fn lane_padding_is_invisible() {
                     let set_j = KernelBlocks::<R>::new(&k, xj);
                     let alpha_j = &alpha[j * CLASSES..][..CLASSES];
                     for (acc, q) in summed.iter_mut().zip(z.chunks_exact(per)) {
-                        let gj = set_j.patch_gradients(alpha_j, CLASSES, q, &[]);
+                        let gj = set_j.patch_gradients(&mat(alpha_j), q, &[]);
                         for (a, v) in acc.iter_mut().zip(gj) {
                             *a += v;
                         }
@@ -959,19 +968,25 @@ fn f32_matches_f64() {
                 KernelBlocks::<f64>::new(&k, &x),
             );
             let errs = [
-                entry_rel_err(&s32.gram(&x, &hidden), &s64.gram(&x, &hidden)),
-                entry_rel_err(&s32.cross(&z, &hidden), &s64.cross(&z, &hidden)),
+                entry_rel_err(
+                    s32.gram(&x, &hidden).as_slice(),
+                    s64.gram(&x, &hidden).as_slice(),
+                ),
+                entry_rel_err(
+                    s32.cross(&z, &hidden).as_slice(),
+                    s64.cross(&z, &hidden).as_slice(),
+                ),
                 z.chunks_exact(s.pixels())
                     .map(|q| {
                         scaled_err(
-                            &s32.patch_gradients(&alpha, CLASSES, q, &[]),
-                            &s64.patch_gradients(&alpha, CLASSES, q, &[]),
+                            &s32.patch_gradients(&mat(&alpha), q, &[]),
+                            &s64.patch_gradients(&mat(&alpha), q, &[]),
                         )
                     })
                     .fold(0.0, f64::max),
                 scaled_err(
-                    &s32.agop(&alpha, CLASSES, &x, &z, &hidden),
-                    &s64.agop(&alpha, CLASSES, &x, &z, &hidden),
+                    &s32.agop(&mat(&alpha), &x, &z, &hidden),
+                    &s64.agop(&mat(&alpha), &x, &z, &hidden),
                 ),
             ];
             for (wv, e) in worst.iter_mut().zip(errs) {

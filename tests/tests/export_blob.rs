@@ -59,7 +59,7 @@ fn blob_agrees_with_its_float_model() {
     assert!(core.scratch_len() <= 16 << 10);
 
     let float_scores = compact.scores(&test_set.images, QUIET);
-    let float_pred = argmax_rows(&float_scores, 10);
+    let float_pred = argmax_rows(&float_scores);
     let int = blob_predict(&blob, &test_set.images, QUIET).unwrap();
     let same = float_pred
         .iter()
@@ -73,11 +73,14 @@ fn blob_agrees_with_its_float_model() {
 
     // Real score = integer score * alpha_scale, to the integer kernel's accuracy.
     let alpha_scale = f64::from(core.alpha_scale());
-    let max = float_scores.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let max = float_scores
+        .as_slice()
+        .iter()
+        .fold(0.0f64, |m, v| m.max(v.abs()));
     let worst = int
         .iter()
         .flat_map(|(_, s)| s.iter())
-        .zip(&float_scores)
+        .zip(float_scores.as_slice())
         .map(|(i, f)| (*i as f64 * alpha_scale - f).abs() / max)
         .fold(0.0, f64::max);
     eprintln!("same class {same}/1000, worst score error {worst:.2e} of the largest score");

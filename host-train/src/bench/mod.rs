@@ -82,7 +82,7 @@ pub fn run(params: &CheckedBenchParams, progress: Progress) -> Result<()> {
         "data: {source}; n = {n} train, {test} test, depth {depth}, {agop_images} AGOP images, {} threads",
         rayon::current_num_threads()
     );
-    let shape = Shape::new(1, 28, 28, depth).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let shape = Shape::new(1, 28, 28, depth).context("bench shape")?;
     let mut first: Option<PhaseTimes> = None;
     crate::fit::train::train(
         &params.train,

@@ -15,11 +15,12 @@
 //!   (`d x r`), which keeps `<P W_r, P' W_r> = P S_r^2 P'^T` exactly.
 
 use anyhow::{Context, Result, ensure};
-use faer::{Mat, MatRef};
+use faer::Mat;
 
-use crate::fit::linalg::{JitterLadder, row_major, solve_with_jitter, symmetric_eigen};
+use crate::fit::linalg::{JitterLadder, solve_with_jitter, symmetric_eigen};
 use crate::fit::readout::accuracy;
 use crate::kernel::{Kernel, KernelBlocks, Metric, Real};
+use crate::matrix::Matrix;
 use crate::output::Phase;
 
 /// The first `m` pivots of a greedy pivoted Cholesky of `K(X, X)` over
@@ -49,7 +50,7 @@ pub fn select_centres<R: Real>(
         if best <= floor {
             break;
         }
-        let mut col = set.cross(&images[piv * per..][..per], &hidden);
+        let mut col = set.cross(&images[piv * per..][..per], &hidden).into_vec();
         for prev in &cols {
             let f = prev[piv];
             for (c, p) in col.iter_mut().zip(prev) {
@@ -98,30 +99,23 @@ pub fn padded_metric(w: &[f64], d: usize, r: usize) -> Result<Metric> {
 
 /// A Nystroem regularised least-squares problem: `C` (`n x m`, kernel
 /// between fit images and centres), `W` (`m x m`, between centres), `Y`
-/// (`n x classes` one-hot), all row-major.
+/// (`n x classes` one-hot).
 pub struct Nystrom<'a> {
     /// `n x m`.
-    pub c: &'a [f64],
+    pub c: &'a Matrix,
     /// `m x m`.
-    pub w: &'a [f64],
+    pub w: &'a Matrix,
     /// `n x classes`.
-    pub y: &'a [f64],
-    /// Fit images.
-    pub n: usize,
-    /// Centres.
-    pub m: usize,
+    pub y: &'a Matrix,
 }
 
 impl Nystrom<'_> {
     /// `alpha` (`m x classes`) solving `(C^T C + n lambda W) alpha = C^T Y`.
     /// A small diagonal jitter (relative to the matrix scale) is added if
     /// Cholesky fails; `None` if even that fails.
-    pub fn solve(&self, lambda: f64) -> Option<Vec<f64>> {
-        let (n, m) = (self.n, self.m);
-        let classes = self.y.len() / n;
-        let cm = MatRef::from_row_major_slice(self.c, n, m);
-        let wm = MatRef::from_row_major_slice(self.w, m, m);
-        let ym = MatRef::from_row_major_slice(self.y, n, classes);
+    pub fn solve(&self, lambda: f64) -> Option<Matrix> {
+        let (n, m) = (self.c.rows(), self.c.cols());
+        let (cm, wm, ym) = (self.c.view(), self.w.view(), self.y.view());
         let ctc = cm.transpose() * cm;
         let rhs = cm.transpose() * ym;
         let scale = (0..m)
@@ -143,25 +137,28 @@ impl Nystrom<'_> {
             rhs.as_ref(),
             ladder,
         )?;
-        let alpha = row_major(sol.as_ref());
-        alpha.iter().all(|v| v.is_finite()).then_some(alpha)
+        let alpha = Matrix::from_mat(sol.as_ref());
+        alpha
+            .as_slice()
+            .iter()
+            .all(|v| v.is_finite())
+            .then_some(alpha)
     }
 
     /// The lambda with the best accuracy on validation (`c_val`: kernel
     /// between validation images and centres): `(lambda, alpha, accuracy)`.
     pub fn best_lambda(
         &self,
-        c_val: &[f64],
+        c_val: &Matrix,
         val_labels: &[u8],
         lambdas: &[f64],
-    ) -> Result<(f64, Vec<f64>, f64)> {
-        let classes = self.y.len() / self.n;
-        let mut best: Option<(f64, Vec<f64>, f64)> = None;
+    ) -> Result<(f64, Matrix, f64)> {
+        let mut best: Option<(f64, Matrix, f64)> = None;
         for &lambda in lambdas {
             let Some(alpha) = self.solve(lambda) else {
                 continue;
             };
-            let acc = accuracy(c_val, &alpha, classes, val_labels);
+            let acc = accuracy(c_val, &alpha, val_labels);
             if best.as_ref().is_none_or(|b| acc > b.2) {
                 best = Some((lambda, alpha, acc));
             }

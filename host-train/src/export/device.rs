@@ -5,13 +5,14 @@
 //! number formats (`docs/blob-format.md`); the integer kernel itself runs
 //! only in `convrfm-core` (see [`super::run`]).
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use convrfm_core::blob::{self, BlobParts, KernelKind as BlobKind};
 
 use super::compact::{low_rank, padded_metric};
 use crate::data::{ImageDims, Images};
 use crate::fit::Model;
 use crate::kernel::{Kernel, KernelKind, extract_patch};
+use crate::matrix::Matrix;
 
 /// Fixed-point shift of the `u` requantisation multiplier on the device.
 const U_MULT_SHIFT: u32 = 24;
@@ -104,7 +105,7 @@ pub struct BlobContent<'a> {
     /// Centre images, quantised pixels in `[0, 1]`.
     pub centres: &'a Images,
     /// `m x classes`, for the kernel divided by `scale`.
-    pub alpha: &'a [f64],
+    pub alpha: &'a Matrix,
     /// Kernel normaliser of the float model.
     pub scale: f64,
     /// Class names.
@@ -131,12 +132,14 @@ impl BlobContent<'_> {
         let shape = self.metric.kernel.shape();
         let amax = self
             .alpha
+            .as_slice()
             .iter()
             .fold(0.0f64, |a, v| a.max(v.abs()))
             .max(1e-300);
         let a_scale = amax / 32767.0;
         let alpha: Vec<i16> = self
             .alpha
+            .as_slice()
             .iter()
             .map(|v| (v / a_scale).round() as i16)
             .collect();
@@ -157,7 +160,7 @@ impl BlobContent<'_> {
                     _ => to_u8(*v),
                 })
                 .collect();
-            blob::pack_pixels(bits, &values, out).map_err(|e| anyhow!("packing centres: {e}"))?;
+            blob::pack_pixels(bits, &values, out).context("packing centres")?;
         }
         let names: Vec<&str> = self.class_names.iter().map(String::as_str).collect();
         let parts = BlobParts {
@@ -182,9 +185,9 @@ impl BlobContent<'_> {
             alpha: &alpha,
             class_names: &names,
         };
-        let len = blob::encoded_len(&parts).map_err(|e| anyhow!("blob size: {e}"))?;
+        let len = blob::encoded_len(&parts).context("blob size")?;
         let mut out = vec![0u8; len];
-        blob::encode(&parts, &mut out).map_err(|e| anyhow!("encoding the blob: {e}"))?;
+        blob::encode(&parts, &mut out).context("encoding the blob")?;
         Ok(out)
     }
 }
@@ -205,7 +208,7 @@ pub fn blob_bytes(model: &Model, m: usize, rank: usize, bits: u8) -> Result<usiz
         },
         &names,
     )
-    .map_err(|e| anyhow!("blob size: {e}"))
+    .context("blob size")
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ use crate::data::{ImageDims, Images, LabelledImages, PixelType, train_val_split}
 use crate::fit::Model;
 use crate::fit::readout::{argmax_rows, one_hot, scores, share_correct};
 use crate::kernel::{Kernel, KernelBlocks};
+use crate::matrix::Matrix;
 use crate::output::{Phase, Progress};
 use crate::params::{ParamError, at_least, fraction, ridge_values};
 
@@ -128,7 +129,7 @@ pub struct Compact {
     /// Centre images, quantised pixels in `[0, 1]`.
     pub centres: Images,
     /// `m x classes`, for the kernel divided by `scale`.
-    pub alpha: Vec<f64>,
+    pub alpha: Matrix,
     /// Kernel normaliser (max centre self-kernel).
     pub scale: f64,
     /// Class names.
@@ -137,14 +138,14 @@ pub struct Compact {
 
 impl Compact {
     /// Float class scores (`images x classes`).
-    pub fn scores(&self, images: &Images, progress: Progress) -> Vec<f64> {
+    pub fn scores(&self, images: &Images, progress: Progress) -> Matrix {
         let blocks = KernelBlocks::<f32>::new(&self.metric.kernel, &self.centres.pixels);
         let mut k = blocks.cross(
             &images.pixels,
             &progress.bar("Compact", (images.len() * blocks.len()) as u64),
         );
-        k.iter_mut().for_each(|v| *v /= self.scale);
-        scores(&k, &self.alpha, self.class_names.len())
+        k.divide(self.scale);
+        scores(&k, &self.alpha)
     }
 
     /// Encodes the blob (alpha quantised to i16).
@@ -211,15 +212,9 @@ pub fn build(
     let (idx, kc, scale) = (ck.idx, ck.kc, ck.scale);
     let c = &ck.rows[0];
     let y = one_hot(&data.labels, model.classes());
-    let alpha = Nystrom {
-        c,
-        w: &kc,
-        y: &y,
-        n: data.len(),
-        m: idx.len(),
-    }
-    .solve(lambda)
-    .context("Nystroem re-fit failed")?;
+    let alpha = Nystrom { c, w: &kc, y: &y }
+        .solve(lambda)
+        .context("Nystroem re-fit failed")?;
     let candidate = Candidate {
         m: idx.len(),
         rank,
@@ -245,8 +240,8 @@ pub fn build(
 struct CentreKernels {
     idx: Vec<usize>,
     centres: Vec<f32>,
-    kc: Vec<f64>,
-    rows: Vec<Vec<f64>>,
+    kc: Matrix,
+    rows: Vec<Matrix>,
     scale: f64,
 }
 
@@ -266,14 +261,14 @@ fn centre_kernels(
     let hidden = Phase::hidden();
     let mut kc = set.gram(&centres, &hidden);
     let mm = idx.len();
-    let scale = (0..mm).map(|i| kc[i * mm + i]).fold(0.0f64, f64::max);
+    let scale = (0..mm).map(|i| kc.get(i, i)).fold(0.0f64, f64::max);
     ensure!(scale > 0.0, "all centres are blank images");
-    let mut rows: Vec<Vec<f64>> = queries
+    let mut rows: Vec<Matrix> = queries
         .iter()
         .map(|q| set.cross(&q.pixels, &hidden))
         .collect();
-    for v in kc.iter_mut().chain(rows.iter_mut().flatten()) {
-        *v /= scale;
+    for k in std::iter::once(&mut kc).chain(rows.iter_mut()) {
+        k.divide(scale);
     }
     Ok(CentreKernels {
         idx,
@@ -334,18 +329,11 @@ pub fn search(
             )?;
             let (mm, kc, c_fit, c_val) = (ck.idx.len(), &ck.kc, &ck.rows[0], &ck.rows[1]);
             for &m in ladder.iter().filter(|&&m| m <= mm) {
-                let sub = |k: &[f64], rows: usize| -> Vec<f64> {
-                    (0..rows)
-                        .flat_map(|i| k[i * mm..i * mm + m].iter().copied())
-                        .collect()
-                };
-                let (cf, cv, w) = (sub(c_fit, fit.len()), sub(c_val, val.len()), sub(kc, m));
+                let (cf, cv, w) = (c_fit.left_columns(m), c_val.left_columns(m), kc.top_left(m));
                 let Ok((lambda, _, acc)) = Nystrom {
                     c: &cf,
                     w: &w,
                     y: &y,
-                    n: fit.len(),
-                    m,
                 }
                 .best_lambda(&cv, &val.labels, &opts.lambdas) else {
                     continue;
@@ -414,7 +402,7 @@ pub fn realise(
     let blob = compact.encode(Some(c.val_accuracy))?;
     let test = test
         .map(|t| -> Result<TestReport> {
-            let float_pred = argmax_rows(&compact.scores(&t.images, progress), model.classes());
+            let float_pred = argmax_rows(&compact.scores(&t.images, progress));
             let int_pred = blob_predict(&blob, &t.images, progress)?;
             Ok(TestReport {
                 float_accuracy: share_correct(float_pred.iter().copied(), &t.labels),

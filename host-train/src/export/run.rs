@@ -2,7 +2,7 @@
 //! implementation of the device's integer arithmetic: what `eval --blob`,
 //! `predict` and the export's integer test figures use.
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result};
 use rayon::prelude::*;
 
 use super::device::to_u8;
@@ -17,8 +17,7 @@ pub fn blob_predict(
     images: &Images,
     progress: Progress,
 ) -> Result<Vec<(usize, Vec<i64>)>> {
-    let model =
-        convrfm_core::Model::from_bytes(blob_bytes).map_err(|e| anyhow!("invalid blob: {e}"))?;
+    let model = convrfm_core::Model::from_bytes(blob_bytes).context("invalid blob")?;
     images.ensure_like(
         ImageDims::of(&model.shape()),
         PixelType::U8,
@@ -33,9 +32,7 @@ pub fn blob_predict(
             || (vec![0u8; model.scratch_len()], vec![0i64; model.classes()]),
             |(scratch, scores), img| {
                 let px: Vec<u8> = img.iter().map(|v| to_u8(*v)).collect();
-                let p = model
-                    .predict_scores(&px, scratch, scores)
-                    .map_err(|e| anyhow!("{e}"))?;
+                let p = model.predict_scores(&px, scratch, scores)?;
                 phase.inc(1);
                 Ok((usize::from(p.class), scores.clone()))
             },

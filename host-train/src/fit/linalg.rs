@@ -4,6 +4,8 @@
 use faer::prelude::*;
 use faer::{Mat, MatRef, Side};
 
+use crate::matrix::Matrix;
+
 /// Why a solve or a square root failed.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum LinalgError {
@@ -39,8 +41,8 @@ pub enum LinalgError {
 /// `alpha = (K + lambda I)^{-1} Y` and what it took.
 #[derive(Clone, Debug)]
 pub struct Solution {
-    /// `n x classes`, row-major.
-    pub alpha: Vec<f64>,
+    /// `n x classes`.
+    pub alpha: Matrix,
     /// Extra diagonal added beyond `lambda` to make Cholesky succeed
     /// (0 when none was needed).
     pub jitter: f64,
@@ -57,11 +59,11 @@ const MAX_JITTER: f64 = 1e-2;
 /// tiny lambda can leave the matrix indefinite at rounding level), the
 /// diagonal is raised by a jitter of 1e-10, 1e-9, ... up to 1e-2 and the
 /// jitter used is returned, so callers can report it.
-pub fn solve_ridge(k: &[f64], n: usize, y: &[f64], lambda: f64) -> Result<Solution, LinalgError> {
-    check_finite("kernel matrix", k, n)?;
-    let classes = y.len() / n.max(1);
-    let base = MatRef::from_row_major_slice(k, n, n);
-    let rhs = MatRef::from_row_major_slice(y, n, classes);
+pub fn solve_ridge(k: &Matrix, y: &Matrix, lambda: f64) -> Result<Solution, LinalgError> {
+    let n = k.rows();
+    check_finite("kernel matrix", k.as_slice(), n)?;
+    let base = k.view();
+    let rhs = y.view();
     let ladder = JitterLadder {
         first: 1e-10,
         last: MAX_JITTER,
@@ -78,8 +80,8 @@ pub fn solve_ridge(k: &[f64], n: usize, y: &[f64], lambda: f64) -> Result<Soluti
         lambda,
         max_jitter: MAX_JITTER,
     })?;
-    let alpha = row_major(sol.as_ref());
-    check_finite("solution alpha", &alpha, classes)?;
+    let alpha = Matrix::from_mat(sol.as_ref());
+    check_finite("solution alpha", alpha.as_slice(), alpha.cols())?;
     Ok(Solution { alpha, jitter })
 }
 
@@ -116,13 +118,6 @@ pub fn solve_with_jitter(
             return None;
         }
     }
-}
-
-/// A matrix as a row-major `Vec`.
-pub fn row_major(m: MatRef<'_, f64>) -> Vec<f64> {
-    (0..m.nrows())
-        .flat_map(|i| (0..m.ncols()).map(move |j| m[(i, j)]))
-        .collect()
 }
 
 /// The next metric from an AGOP `g` (`d x d`, row-major):
@@ -187,14 +182,18 @@ fn check_finite(what: &'static str, m: &[f64], cols: usize) -> Result<(), Linalg
 mod tests {
     use super::*;
 
+    fn m(rows: usize, v: &[f64]) -> Matrix {
+        Matrix::from_row_major(rows, v.len() / rows, v.to_vec()).unwrap()
+    }
+
     #[test]
     fn ridge_solve_solves() {
         let k = [4.0, 1.0, 1.0, 3.0];
         let y = [1.0, 0.0, 0.0, 1.0];
-        let sol = solve_ridge(&k, 2, &y, 0.0).unwrap();
+        let sol = solve_ridge(&m(2, &k), &m(2, &y), 0.0).unwrap();
         // inverse of [[4,1],[1,3]] = [[3,-1],[-1,4]] / 11
         let want = [3.0 / 11.0, -1.0 / 11.0, -1.0 / 11.0, 4.0 / 11.0];
-        for (a, b) in sol.alpha.iter().zip(want) {
+        for (a, b) in sol.alpha.as_slice().iter().zip(want) {
             assert!((a - b).abs() < 1e-14);
         }
         assert_eq!(sol.jitter, 0.0);
@@ -204,11 +203,11 @@ mod tests {
     fn indefinite_matrix_gets_reported_jitter_or_error() {
         // Rank-deficient PSD matrix with a rounding-level negative eigenvalue.
         let k = [1.0, 1.0, 1.0, 1.0 - 1e-12];
-        let sol = solve_ridge(&k, 2, &[1.0, 0.0], 0.0).unwrap();
+        let sol = solve_ridge(&m(2, &k), &m(2, &[1.0, 0.0]), 0.0).unwrap();
         assert!(sol.jitter > 0.0);
         let k = [1.0, 2.0, 2.0, 1.0]; // eigenvalues 3 and -1
         assert_eq!(
-            solve_ridge(&k, 2, &[1.0, 0.0], 1e-3).unwrap_err(),
+            solve_ridge(&m(2, &k), &m(2, &[1.0, 0.0]), 1e-3).unwrap_err(),
             LinalgError::NotPositiveDefinite {
                 lambda: 1e-3,
                 max_jitter: MAX_JITTER
@@ -219,7 +218,7 @@ mod tests {
     #[test]
     fn non_finite_kernel_is_named() {
         let k = [1.0, f64::NAN, 0.0, 1.0];
-        let err = solve_ridge(&k, 2, &[1.0, 0.0], 1e-3).unwrap_err();
+        let err = solve_ridge(&m(2, &k), &m(2, &[1.0, 0.0]), 1e-3).unwrap_err();
         assert_eq!(
             err,
             LinalgError::NotFinite {

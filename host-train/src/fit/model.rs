@@ -2,13 +2,14 @@
 //! metric, alpha, kernel depth, scale and, for Deep ConvRFM, the feature
 //! layers. Its file format is [`super::model_file`].
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 use convrfm_core::{PATCH, Shape};
 
 use super::features::{ConvLayer, featurise};
 use super::readout::{argmax_rows, scores, share_correct};
 use crate::data::{ImageDims, Images, LabelledImages, PixelType};
 use crate::kernel::{Kernel, KernelBlocks, KernelKind, Metric, Precision, Real};
+use crate::matrix::Matrix;
 use crate::output::Progress;
 
 /// What one ConvRFM iteration chose and scored, as a model keeps it (for
@@ -50,8 +51,8 @@ pub struct Model {
     pub scale: f64,
     /// Ridge used for `alpha`.
     pub lambda: f64,
-    /// `n x classes`, row-major.
-    pub alpha: Vec<f64>,
+    /// `n x classes`.
+    pub alpha: Matrix,
     /// Per-iteration record of the training run.
     pub history: Vec<IterationRecord>,
 }
@@ -108,7 +109,7 @@ impl Model {
         let dims = self.feature_dims()?;
         let d = dims[dims.len() - 1];
         Shape::new(d.channels, d.height, d.width, self.depth)
-            .map_err(|e| anyhow::anyhow!("model shape {d}, depth {}: {e}", self.depth))
+            .with_context(|| format!("model shape {d}, depth {}", self.depth))
     }
 
     /// Checks `images` are what the model was trained on: same shape and
@@ -127,8 +128,8 @@ impl Model {
         Ok(Kernel::new(self.shape()?, self.kind, self.metric.clone()))
     }
 
-    /// Class scores (`m x classes`, row-major) for `images`.
-    pub fn scores(&self, images: &Images, progress: Progress) -> Result<Vec<f64>> {
+    /// Class scores (`m x classes`) for `images`.
+    pub fn scores(&self, images: &Images, progress: Progress) -> Result<Matrix> {
         self.check_inputs(images)?;
         let kernel = self.kernel()?;
         let train = featurise(&self.features, &self.train.images)?;
@@ -137,13 +138,13 @@ impl Model {
             Precision::F32 => cross::<f32>(&kernel, &train, &queries, progress),
             Precision::F64 => cross::<f64>(&kernel, &train, &queries, progress),
         };
-        k.iter_mut().for_each(|v| *v /= self.scale);
-        Ok(scores(&k, &self.alpha, self.classes()))
+        k.divide(self.scale);
+        Ok(scores(&k, &self.alpha))
     }
 
     /// Predicted class of each image.
     pub fn predict(&self, images: &Images, progress: Progress) -> Result<Vec<usize>> {
-        Ok(argmax_rows(&self.scores(images, progress)?, self.classes()))
+        Ok(argmax_rows(&self.scores(images, progress)?))
     }
 
     /// Share of `data` predicted right.
@@ -155,13 +156,8 @@ impl Model {
     }
 }
 
-/// `K(queries, train)` of feature-space images, `m x n` row-major.
-fn cross<R: Real>(
-    kernel: &Kernel,
-    train: &Images,
-    queries: &Images,
-    progress: Progress,
-) -> Vec<f64> {
+/// `K(queries, train)` of feature-space images, `m x n`.
+fn cross<R: Real>(kernel: &Kernel, train: &Images, queries: &Images, progress: Progress) -> Matrix {
     let blocks = KernelBlocks::<R>::new(kernel, &train.pixels);
     let phase = progress.bar("Kernel", (queries.len() * blocks.len()) as u64);
     blocks.cross(&queries.pixels, &phase)

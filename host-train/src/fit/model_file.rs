@@ -25,6 +25,7 @@ use super::linalg::symmetric_eigen;
 use super::model::{IterationRecord, Model};
 use crate::data::{ImageDims, Images, LabelledImages, PixelType};
 use crate::kernel::{KernelKind, Metric, Precision};
+use crate::matrix::Matrix;
 use crate::output::write_atomic;
 
 const MAGIC: &[u8; 8] = b"CONVRFM\0";
@@ -131,7 +132,7 @@ impl Model {
             metric: self.metric.rows().to_vec(),
             scale: self.scale,
             lambda: self.lambda,
-            alpha: self.alpha.clone(),
+            alpha: self.alpha.as_slice().to_vec(),
             history: self
                 .history
                 .iter()
@@ -241,6 +242,14 @@ fn from_file(f: ModelFile) -> Result<Model> {
             .with_context(|| format!("feature layer {}", l + 1))
         })
         .collect::<Result<Vec<_>>>()?;
+    let n = f.labels.len();
+    let classes = f.class_names.len();
+    let alpha = Matrix::from_row_major(n, classes, f.alpha.clone()).with_context(|| {
+        format!(
+            "alpha has {} values, expected {n} images x {classes} classes",
+            f.alpha.len()
+        )
+    })?;
     let d = (f.metric.len() as f64).sqrt().round() as usize;
     let metric = Metric::from_rows(d, f.metric).context("metric")?;
     let history = f
@@ -279,7 +288,7 @@ fn from_file(f: ModelFile) -> Result<Model> {
         metric,
         scale: f.scale,
         lambda: f.lambda,
-        alpha: f.alpha,
+        alpha,
         history,
     })
 }
@@ -329,12 +338,7 @@ fn validate(m: &Model) -> Result<()> {
         "lambda {} is not finite and non-negative",
         m.lambda
     );
-    ensure!(
-        m.alpha.len() == n * classes,
-        "alpha has {} values, expected {n} x {classes}",
-        m.alpha.len()
-    );
-    if let Some(i) = m.alpha.iter().position(|v| !v.is_finite()) {
+    if let Some(i) = m.alpha.as_slice().iter().position(|v| !v.is_finite()) {
         bail!("alpha[{i}] is not finite");
     }
     Ok(())

@@ -1,38 +1,34 @@
 //! The kernel machine's readout: one-hot targets, scores `K alpha`, the
 //! predicted class of each row, and the share predicted right.
 
-use faer::MatRef;
+use crate::matrix::Matrix;
 
-pub fn one_hot(labels: &[u8], classes: usize) -> Vec<f64> {
-    let mut y = vec![0.0; labels.len() * classes];
+/// One-hot targets, `n x classes`.
+pub fn one_hot(labels: &[u8], classes: usize) -> Matrix {
+    let mut y = Matrix::zeros(labels.len(), classes);
+    let values = y.as_mut_slice();
     for (i, &l) in labels.iter().enumerate() {
-        y[i * classes + usize::from(l)] = 1.0;
+        values[i * classes + usize::from(l)] = 1.0;
     }
     y
 }
 
-/// Scores `K alpha` (`m x classes`, row-major) for a kernel block `k`
-/// (`m x n`, row-major) and `alpha` (`n x classes`).
-pub fn scores(k: &[f64], alpha: &[f64], classes: usize) -> Vec<f64> {
-    let n = alpha.len() / classes;
-    let m = k.len().checked_div(n).unwrap_or(0);
-    let prod =
-        MatRef::from_row_major_slice(k, m, n) * MatRef::from_row_major_slice(alpha, n, classes);
-    let mut out = Vec::with_capacity(m * classes);
-    for i in 0..m {
-        for c in 0..classes {
-            out.push(prod[(i, c)]);
-        }
-    }
-    out
+/// Scores `K alpha` (`m x classes`) for a kernel block `k` (`m x n`) and
+/// `alpha` (`n x classes`).
+///
+/// # Panics
+/// If `k` has not as many columns as `alpha` has rows.
+pub fn scores(k: &Matrix, alpha: &Matrix) -> Matrix {
+    Matrix::from_mat((k.view() * alpha.view()).as_ref())
 }
 
 /// Index of the largest score in each row.
-pub fn argmax_rows(scores: &[f64], classes: usize) -> Vec<usize> {
-    scores
-        .chunks_exact(classes)
-        .map(|row| {
-            row.iter()
+pub fn argmax_rows(scores: &Matrix) -> Vec<usize> {
+    (0..scores.rows())
+        .map(|i| {
+            scores
+                .row(i)
+                .iter()
                 .enumerate()
                 .fold(
                     (0, f64::NEG_INFINITY),
@@ -44,8 +40,8 @@ pub fn argmax_rows(scores: &[f64], classes: usize) -> Vec<usize> {
 }
 
 /// Share of `labels` that `argmax(K alpha)` gets right.
-pub fn accuracy(k: &[f64], alpha: &[f64], classes: usize, labels: &[u8]) -> f64 {
-    share_correct(argmax_rows(&scores(k, alpha, classes), classes), labels)
+pub fn accuracy(k: &Matrix, alpha: &Matrix, labels: &[u8]) -> f64 {
+    share_correct(argmax_rows(&scores(k, alpha)), labels)
 }
 
 /// Share of `labels` that the predicted classes `pred` match.

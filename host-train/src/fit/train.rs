@@ -27,6 +27,7 @@ use super::readout::{accuracy, one_hot};
 use super::report::{IterationReport, LambdaResult, LayerSummary, PhaseTimes};
 use crate::data::{LabelledImages, train_val_split};
 use crate::kernel::{Kernel, KernelBlocks, Metric, Precision, Real};
+use crate::matrix::Matrix;
 use crate::output::Progress;
 
 /// The trained model and the run's history.
@@ -52,7 +53,7 @@ struct LayerFit {
     metric: Metric,
     scale: f64,
     lambda: f64,
-    alpha: Vec<f64>,
+    alpha: Matrix,
     history: Vec<IterationReport>,
     best_iteration: usize,
     val_accuracy: Option<f64>,
@@ -194,7 +195,7 @@ fn fit_layer<R: Real>(
     let (p, lambdas) = (params.get(), params.lambdas());
     let d = train.images.dims;
     let shape = Shape::new(d.channels, d.height, d.width, depth)
-        .map_err(|e| anyhow::anyhow!("{d} images, depth {depth}: {e}"))?;
+        .with_context(|| format!("{d} images, depth {depth}"))?;
     let classes = train.num_classes();
     let reference = p.protocol == Protocol::Reference;
     let (fit, val) = if reference {
@@ -246,7 +247,7 @@ fn fit_layer<R: Real>(
         };
         times.ktest = t.elapsed().as_secs_f64();
 
-        let scale = kff.iter().fold(0.0f64, |m, v| m.max(*v));
+        let scale = kff.as_slice().iter().fold(0.0f64, |m, v| m.max(*v));
         ensure!(
             scale > 0.0 && scale.is_finite(),
             "kernel matrix maximum is {scale}: are all images blank?"
@@ -255,19 +256,19 @@ fn fit_layer<R: Real>(
             .chain(kvf.iter_mut())
             .chain(ktf.iter_mut())
         {
-            m.iter_mut().for_each(|v| *v /= scale);
+            m.divide(scale);
         }
 
         let t = Instant::now();
         let mut results = Vec::new();
         let mut alphas = Vec::new();
         for &lambda in lambdas {
-            let sol = solve_ridge(&kff, n, &y, lambda)
+            let sol = solve_ridge(&kff, &y, lambda)
                 .with_context(|| format!("iteration {iteration}, lambda {lambda:e}"))?;
-            let acc = |k: &Option<Vec<f64>>, s: Option<&LabelledImages>| {
+            let acc = |k: &Option<Matrix>, s: Option<&LabelledImages>| {
                 k.as_ref()
                     .zip(s)
-                    .map(|(k, s)| accuracy(k, &sol.alpha, classes, &s.labels))
+                    .map(|(k, s)| accuracy(k, &sol.alpha, &s.labels))
             };
             results.push(LambdaResult {
                 lambda,
@@ -292,7 +293,6 @@ fn fit_layer<R: Real>(
             let t = Instant::now();
             let g = set.agop(
                 &alphas[chosen],
-                classes,
                 &fit.images.pixels,
                 &agop_queries.pixels,
                 &progress.bar("AGOP", agop_queries.len() as u64),
@@ -332,9 +332,9 @@ fn fit_layer<R: Real>(
                 &train.images.pixels,
                 &progress.bar("Refit", (n * (n + 1) / 2) as u64),
             );
-            let scale = k.iter().fold(0.0f64, |m, v| m.max(*v));
-            k.iter_mut().for_each(|v| *v /= scale);
-            let sol = solve_ridge(&k, n, &one_hot(&train.labels, classes), lambda)
+            let scale = k.as_slice().iter().fold(0.0f64, |m, v| m.max(*v));
+            k.divide(scale);
+            let sol = solve_ridge(&k, &one_hot(&train.labels, classes), lambda)
                 .context("final re-fit")?;
             LayerFit {
                 metric,

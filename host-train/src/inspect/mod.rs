@@ -279,7 +279,7 @@ fn input_gradients(
     let mut out = Vec::new();
     let phase = progress.bar("Gradients", samples.len() as u64);
     for query in queries.pixels.chunks_exact(per) {
-        let g = set.patch_gradients(&model.alpha, classes, query, &index.find(query));
+        let g = set.patch_gradients(&model.alpha, query, &index.find(query));
         let mut per_class = Vec::with_capacity(classes);
         for class_grad in g.chunks_exact(rows * cols * d) {
             let mut pixels = vec![0.0; per];

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use crate::matrix::Matrix;
 use crate::output::Phase;
 use faer::MatRef;
 use rayon::prelude::*;
@@ -17,22 +18,18 @@ use crate::kernel::{Gradient, LANES, Lanes, Pixel, Tape, Workspace};
 
 impl<R: Real> KernelBlocks<'_, R> {
     /// Patch gradients of one query image: `classes x positions x d`, where
-    /// `alpha` is `n x classes` row-major. `same` lists the training images
+    /// `alpha` is `n x classes`. `same` lists the training images
     /// equal to the query (self-pair convention: their `r` is exactly 0).
     pub fn patch_gradients<P: Pixel>(
         &self,
-        alpha: &[f64],
-        classes: usize,
+        alpha: &Matrix,
         query: &[P],
         same: &[usize],
     ) -> Vec<f64> {
         let kernel = self.kernel();
         let shape = kernel.shape();
-        assert_eq!(
-            alpha.len(),
-            self.len() * classes,
-            "alpha is not n x classes"
-        );
+        assert_eq!(alpha.rows(), self.len(), "alpha is not n x classes");
+        let classes = alpha.cols();
         let a = kernel.image_maps::<R, P>(query);
         let mut work = Workspace::new(&shape);
         let mut tape = Tape::new(&shape);
@@ -40,7 +37,7 @@ impl<R: Real> KernelBlocks<'_, R> {
         let mut weights = vec![[R::ZERO; LANES]; classes];
         for (bi, block) in self.blocks().iter().enumerate() {
             for (o, w) in weights.iter_mut().enumerate() {
-                *w = lane_weights(alpha, classes, o, bi * LANES, block.len());
+                *w = lane_weights(alpha.as_slice(), classes, o, bi * LANES, block.len());
             }
             let mut same_lanes = [false; LANES];
             for &j in same.iter().filter(|&&j| j / LANES == bi) {
@@ -58,8 +55,7 @@ impl<R: Real> KernelBlocks<'_, R> {
     /// convention for that pair. `progress` advances by one per query.
     pub fn agop<P: Pixel>(
         &self,
-        alpha: &[f64],
-        classes: usize,
+        alpha: &Matrix,
         train_images: &[P],
         queries: &[P],
         progress: &Phase,
@@ -75,7 +71,7 @@ impl<R: Real> KernelBlocks<'_, R> {
             .par_chunks(per)
             .map(|query| {
                 let same = index.find(query);
-                let grads = self.patch_gradients(alpha, classes, query, &same);
+                let grads = self.patch_gradients(alpha, query, &same);
                 // sum_p g g^T as one product G^T G of the gradient rows.
                 let gm = MatRef::from_row_major_slice(&grads, grads.len() / d, d);
                 let outer = gm.transpose() * gm;

@@ -5,6 +5,7 @@
 //! transform, negligible next to a row of pairs). Rows run in parallel on
 //! rayon's pool, so `--threads` (the pool size) sets the cores used.
 
+use crate::matrix::Matrix;
 use crate::output::Phase;
 use rayon::prelude::*;
 
@@ -70,11 +71,12 @@ impl<'k, R: Real> KernelBlocks<'k, R> {
     /// prepared from. Each unordered pair is evaluated once; the diagonal
     /// uses the self-pair convention. `progress` advances by one per pair
     /// evaluated (`n (n + 1) / 2` in all, up to block padding).
-    pub fn gram<P: Pixel>(&self, images: &[P], progress: &Phase) -> Vec<f64> {
+    pub fn gram<P: Pixel>(&self, images: &[P], progress: &Phase) -> Matrix {
         let n = self.len;
         let per = self.kernel.shape().pixels();
-        let mut out = vec![0.0; n * n];
-        out.par_chunks_mut((n * QUERY_TILE).max(1))
+        let mut out = Matrix::zeros(n, n);
+        out.as_mut_slice()
+            .par_chunks_mut((n * QUERY_TILE).max(1))
             .enumerate()
             .for_each_init(
                 || Workspace::new(&self.kernel.shape()),
@@ -106,9 +108,10 @@ impl<'k, R: Real> KernelBlocks<'k, R> {
                     progress.inc(maps.len() as u64 * (n - i0) as u64);
                 },
             );
+        let k = out.as_mut_slice();
         for i in 0..n {
             for j in 0..i {
-                out[i * n + j] = out[j * n + i];
+                k[i * n + j] = k[j * n + i];
             }
         }
         out
@@ -116,16 +119,17 @@ impl<'k, R: Real> KernelBlocks<'k, R> {
 
     /// `K(Z, X)` (`m x n`, row-major) for `m` query images (flat).
     /// `progress` advances by `n` per query.
-    pub fn cross<P: Pixel>(&self, queries: &[P], progress: &Phase) -> Vec<f64> {
+    pub fn cross<P: Pixel>(&self, queries: &[P], progress: &Phase) -> Matrix {
         let n = self.len;
         let per = self.kernel.shape().pixels();
         assert_eq!(queries.len() % per, 0, "query data is not whole images");
         let m = queries.len() / per;
-        let mut out = vec![0.0; m * n];
+        let mut out = Matrix::zeros(m, n);
         if n == 0 {
             return out;
         }
-        out.par_chunks_mut(n * QUERY_TILE)
+        out.as_mut_slice()
+            .par_chunks_mut(n * QUERY_TILE)
             .zip(queries.par_chunks(per * QUERY_TILE))
             .for_each_init(
                 || Workspace::new(&self.kernel.shape()),

@@ -140,7 +140,7 @@ fn run(cli: Cli) -> Result<()> {
             let bytes =
                 std::fs::read(&blob).with_context(|| format!("reading blob {}", blob.display()))?;
             let core = convrfm_core::Model::from_bytes(&bytes)
-                .map_err(|e| anyhow::anyhow!("blob {}: {e}", blob.display()))?;
+                .with_context(|| format!("blob {}", blob.display()))?;
             for path in &images {
                 let set = data::load_idx_images(path)?;
                 let pred = blob_predict(&bytes, &set, progress)
