@@ -27,7 +27,7 @@ pub(super) fn images_from_idx(array: IdxArray, name: &str) -> anyhow::Result<Ima
     let (pixel_type, pixels) = match array.data {
         IdxData::U8(bytes) => (
             PixelType::U8,
-            bytes.into_iter().map(|b| f32::from(b) / 255.0).collect(),
+            bytes.into_iter().map(PixelType::from_byte).collect(),
         ),
         IdxData::F32(values) => {
             let per_image = channels * height * width;
@@ -129,12 +129,7 @@ pub fn save_idx_pair(set: &LabelledImages, images: &Path, labels: &Path) -> anyh
         vec![im.len(), im.dims.channels, im.dims.height, im.dims.width]
     };
     let data = match im.pixel_type {
-        PixelType::U8 => IdxData::U8(
-            im.pixels
-                .iter()
-                .map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
-                .collect(),
-        ),
+        PixelType::U8 => IdxData::U8(im.pixels.iter().map(|&v| PixelType::to_byte(v)).collect()),
         PixelType::F32 => IdxData::F32(im.pixels.clone()),
     };
     let gz = |p: &Path| p.extension().is_some_and(|e| e == "gz");

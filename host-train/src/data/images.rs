@@ -18,6 +18,19 @@ pub enum PixelType {
     F32,
 }
 
+impl PixelType {
+    /// A stored byte as a pixel value: `b / 255`.
+    pub fn from_byte(b: u8) -> f32 {
+        f32::from(b) / 255.0
+    }
+
+    /// A pixel value as the byte it was read from: `round(255 v)`,
+    /// clamped to `[0, 255]` (exact for values made by [`Self::from_byte`]).
+    pub fn to_byte(v: f32) -> u8 {
+        (v * 255.0).round().clamp(0.0, 255.0) as u8
+    }
+}
+
 impl fmt::Display for PixelType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -101,12 +101,9 @@ impl Model {
             height: wide(im.dims.height),
             width: wide(im.dims.width),
             pixels: match im.pixel_type {
-                PixelType::U8 => Pixels::U8(
-                    im.pixels
-                        .iter()
-                        .map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
-                        .collect(),
-                ),
+                PixelType::U8 => {
+                    Pixels::U8(im.pixels.iter().map(|&v| PixelType::to_byte(v)).collect())
+                }
                 PixelType::F32 => Pixels::F32(im.pixels.clone()),
             },
             labels: self.train.labels.clone(),
@@ -225,7 +222,7 @@ fn from_file(f: ModelFile) -> Result<Model> {
     let (pixel_type, pixels) = match f.pixels {
         Pixels::U8(b) => (
             PixelType::U8,
-            b.into_iter().map(|b| f32::from(b) / 255.0).collect(),
+            b.into_iter().map(PixelType::from_byte).collect(),
         ),
         Pixels::F32(v) => (PixelType::F32, v),
     };

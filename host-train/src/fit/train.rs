@@ -94,26 +94,19 @@ pub fn train(
         let depth = p.depth + 1 - layer;
         let x = featurised(train, &features)?;
         let t = test.map(|t| featurised(t, &features)).transpose()?;
-        let fit = match p.precision {
-            Precision::F32 => fit_layer::<f32>(
-                params,
-                layer,
-                depth,
-                &x,
-                t.as_deref(),
-                progress,
-                on_iteration,
-            ),
-            Precision::F64 => fit_layer::<f64>(
-                params,
-                layer,
-                depth,
-                &x,
-                t.as_deref(),
-                progress,
-                on_iteration,
-            ),
-        }
+        let fit_in = match p.precision {
+            Precision::F32 => fit_layer::<f32>,
+            Precision::F64 => fit_layer::<f64>,
+        };
+        let fit = fit_in(
+            params,
+            layer,
+            depth,
+            &x,
+            t.as_deref(),
+            progress,
+            on_iteration,
+        )
         .with_context(|| format!("layer {layer}"))?;
         let dims = x.images.dims;
         // Feature maps can be large (64 channels per layer): free them
