@@ -12,7 +12,9 @@
 //! - [`Model::predict`] runs the convolutional NTK/NNGP recursion in fixed
 //!   point ([`fixed`]) against every centre, in a caller-provided scratch
 //!   buffer of [`Model::scratch_len`] bytes that does not grow with the
-//!   number of centres.
+//!   number of centres; its size is computed in one `const` place
+//!   ([`scratch_len_for_dims`], [`scratch_len_for_blob`]) so firmware can
+//!   size a `static` buffer at compile time.
 //! - [`Shape`] is the image and patch-grid geometry shared with the host
 //!   trainer.
 //!
