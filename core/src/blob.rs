@@ -92,7 +92,7 @@ const fn header_dims(blob: &[u8]) -> Option<Dims> {
     })
 }
 
-/// [`scratch_len_for_dims`] read from a blob's header (only the first
+/// [`crate::scratch_len_for_dims`] read from a blob's header (only the first
 /// `HEADER_LEN` bytes are looked at; nothing is validated). For a blob
 /// that `Model::from_bytes` accepts this equals `Model::scratch_len`, so
 /// firmware can size its buffer at compile time with

@@ -15,7 +15,7 @@
 //! | [`fit`] | the ConvRFM loop: ridge solves, metric updates, Deep ConvRFM features, reports, the model file |
 //! | [`export`] | a model compressed to a blob within a flash budget: centres, low-rank metric, the device mirror, running a blob |
 //! | [`inspect`] | figures of a model (metric, filters, gradient maps, accuracy) |
-//! | [`bench`] | seconds per training phase and the machine's peak |
+//! | [`bench`](mod@bench) | seconds per training phase and the machine's peak |
 //!
 //! The `convrfm` command (`src/bin/convrfm/`) is the user's face of these.
 //!

@@ -141,7 +141,7 @@ pub fn fashion_mnist(
     fashion_mnist_from(Path::new(FASHION_MNIST_DEBIAN_DIR), split, limit)
 }
 
-/// [`fashion_mnist`] with the installed-data directory as a parameter, so
+/// [`fashion_mnist()`] with the installed-data directory as a parameter, so
 /// tests can exercise the vendored fall-back on machines with the package.
 fn fashion_mnist_from(
     dir: &Path,

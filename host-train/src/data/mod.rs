@@ -8,7 +8,7 @@
 //! - [`images`]: `Images`, `LabelledImages`, their shape and pixel type.
 //! - [`idx`]: the IDX file format (checked parse, atomic write).
 //! - [`files`]: labelled sets from and to IDX files.
-//! - [`fashion_mnist`]: Fashion-MNIST, installed or built in.
+//! - [`fashion_mnist`](mod@fashion_mnist): Fashion-MNIST, installed or built in.
 //! - [`synth`]: the paper's synthetic local-signal tasks.
 //! - [`split`]: train/test splits and the seeded validation split.
 

@@ -3,7 +3,7 @@
 //!
 //! Search (on a validation split of the model's training images, never on
 //! test data): for each centre pixel depth (4, 8 bits) and metric rank `r`,
-//! centres are chosen by pivoted Cholesky ([`crate::compact`]) from the fit
+//! centres are chosen by pivoted Cholesky ([`compact`]) from the fit
 //! images, and for each centre count `m` of a ladder alpha is re-fitted
 //! (Nystroem least squares, lambda on validation). Every candidate's blob
 //! size is exact ([`convrfm_core::blob::encoded_len`]). The best candidate

@@ -10,7 +10,7 @@
 //! their pixel type (one byte per pixel for `u8` data).
 //!
 //! Reading checks, in order: magic, version, CRC, that the body is exactly
-//! the bytes before the CRC, then every field ([`validate`]), so a loaded
+//! the bytes before the CRC, then every field (`validate`), so a loaded
 //! model never panics later. (The compact blob for microcontrollers is a
 //! different format, made by `convrfm export`.)
 
