@@ -4,6 +4,8 @@
 
 pub mod peak;
 
+use std::fmt;
+
 use anyhow::{Context, Result};
 use convrfm_core::Shape;
 
@@ -69,20 +71,31 @@ impl BenchParams {
     }
 }
 
+/// What [`run`] measured; its `Display` is the table `convrfm bench` prints.
+#[derive(Clone, Debug)]
+pub struct BenchReport {
+    /// Where the images came from.
+    pub source: String,
+    /// The measured configuration.
+    pub params: BenchParams,
+    /// AGOP images of the run.
+    pub agop_images: usize,
+    /// Worker threads.
+    pub threads: usize,
+    /// Seconds per phase of the first iteration.
+    pub times: PhaseTimes,
+    /// The machine's peak for the kernel's instruction mix.
+    pub peak: peak::PeakResult,
+}
+
 /// Times the first iteration of a training run on Fashion-MNIST (the
 /// authors' protocol: all `n` images fitted, the test set evaluated, the
 /// AGOP over the first 20 images; the phases are the ones `train` times
-/// itself) and prints them with the achieved GFLOP/s.
-pub fn run(params: &CheckedBenchParams, progress: Progress) -> Result<()> {
-    let BenchParams { n, test, depth, .. } = params.bench;
-    let agop_images = params.train.get().agop_images;
+/// itself), and measures the machine's peak.
+pub fn run(params: &CheckedBenchParams, progress: Progress) -> Result<BenchReport> {
+    let BenchParams { n, test, .. } = params.bench;
     let (train_set, source) = fashion_mnist(Split::Train, Some(n))?;
     let (test_set, _) = fashion_mnist(Split::Test, Some(test))?;
-    println!(
-        "data: {source}; n = {n} train, {test} test, depth {depth}, {agop_images} AGOP images, {} threads",
-        rayon::current_num_threads()
-    );
-    let shape = Shape::new(1, 28, 28, depth).context("bench shape")?;
     let mut first: Option<PhaseTimes> = None;
     crate::fit::train::train(
         &params.train,
@@ -93,61 +106,83 @@ pub fn run(params: &CheckedBenchParams, progress: Progress) -> Result<()> {
             first.get_or_insert(r.times);
         },
     )?;
-    let t = first.context("no iteration ran")?;
-    let phases = [
-        ("Ktrain", t.ktrain),
-        ("Ktest", t.ktest),
-        ("solve", t.solve),
-        ("AGOP", t.agop),
-        ("eigh", t.eigh),
-    ];
-    let m = test;
-    let total: f64 = phases.iter().map(|p| p.1).sum();
-    println!("{:<8} {:>9}", "phase", "seconds");
-    for (name, s) in &phases {
-        println!("{name:<8} {s:>9.3}");
-    }
-    println!("{:<8} {total:>9.3}", "total");
-    let pairs = (n * (n + 1) / 2 + m * n) as f64;
-    let kernel_s = phases[0].1 + phases[1].1;
-    let fpp = flops_per_pair(&shape);
-    let gflops = pairs * fpp / kernel_s / 1e9;
-    println!(
-        "kernel phases: {:.3e} pairs x {:.0} flop/pair (work model) = {:.3e} flop in {:.2} s: {:.1} GFLOP/s, {:.2} Mpairs/s",
-        pairs,
-        fpp,
-        pairs * fpp,
-        kernel_s,
-        gflops,
-        pairs / kernel_s / 1e6
-    );
-    let peak = peak::peak_gflops(0, 0.5);
-    println!(
-        "machine peak (same instruction set, mul+add, {} threads): {:.1} GFLOP/s (FMA {:.1}); kernel at {:.0} % of peak",
-        peak.threads,
-        peak.gflops_total,
-        peak.fma_gflops_total,
-        100.0 * gflops / peak.gflops_total
-    );
-    println!(
-        "(the work model counts every position; positions where the query's patch window is all zero are skipped exactly, so on images with blank background this is an effective rate)"
-    );
-    if (n, m, depth, agop_images) == (2000, 1000, 3, 20) {
-        let theirs: f64 = REFERENCE_SECONDS.iter().map(|r| r.1).sum();
-        for (name, s) in REFERENCE_SECONDS {
-            let ours = phases
-                .iter()
-                .find(|p| p.0 == name)
-                .map_or(f64::NAN, |p| p.1);
-            println!(
-                "{name:<8} authors' code {s:>6.0} s, here {ours:>7.3} s: {:>6.0}x",
-                s / ours
-            );
+    Ok(BenchReport {
+        source: source.to_string(),
+        params: params.bench,
+        agop_images: params.train.get().agop_images,
+        threads: rayon::current_num_threads(),
+        times: first.context("no iteration ran")?,
+        peak: peak::peak_gflops(0, 0.5),
+    })
+}
+
+impl fmt::Display for BenchReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let BenchParams { n, test, depth, .. } = self.params;
+        let (agop_images, t, peak) = (self.agop_images, &self.times, &self.peak);
+        writeln!(
+            f,
+            "data: {}; n = {n} train, {test} test, depth {depth}, {agop_images} AGOP images, {} threads",
+            self.source, self.threads
+        )?;
+        let phases = [
+            ("Ktrain", t.ktrain),
+            ("Ktest", t.ktest),
+            ("solve", t.solve),
+            ("AGOP", t.agop),
+            ("eigh", t.eigh),
+        ];
+        let total = t.total();
+        writeln!(f, "{:<8} {:>9}", "phase", "seconds")?;
+        for (name, s) in &phases {
+            writeln!(f, "{name:<8} {s:>9.3}")?;
         }
-        println!(
-            "per iteration: authors' code ~{theirs:.0} s, here {total:.2} s: {:.0}x faster",
-            theirs / total
-        );
+        writeln!(f, "{:<8} {total:>9.3}", "total")?;
+        let pairs = (n * (n + 1) / 2 + test * n) as f64;
+        let kernel_s = t.ktrain + t.ktest;
+        let fpp = Shape::new(1, 28, 28, depth).map_or(f64::NAN, |s| flops_per_pair(&s));
+        let gflops = pairs * fpp / kernel_s / 1e9;
+        writeln!(
+            f,
+            "kernel phases: {:.3e} pairs x {:.0} flop/pair (work model) = {:.3e} flop in {:.2} s: {:.1} GFLOP/s, {:.2} Mpairs/s",
+            pairs,
+            fpp,
+            pairs * fpp,
+            kernel_s,
+            gflops,
+            pairs / kernel_s / 1e6
+        )?;
+        writeln!(
+            f,
+            "machine peak (same instruction set, mul+add, {} threads): {:.1} GFLOP/s (FMA {:.1}); kernel at {:.0} % of peak",
+            peak.threads,
+            peak.gflops_total,
+            peak.fma_gflops_total,
+            100.0 * gflops / peak.gflops_total
+        )?;
+        writeln!(
+            f,
+            "(the work model counts every position; positions where the query's patch window is all zero are skipped exactly, so on images with blank background this is an effective rate)"
+        )?;
+        if (n, test, depth, agop_images) == (2000, 1000, 3, 20) {
+            let theirs: f64 = REFERENCE_SECONDS.iter().map(|r| r.1).sum();
+            for (name, s) in REFERENCE_SECONDS {
+                let ours = phases
+                    .iter()
+                    .find(|p| p.0 == name)
+                    .map_or(f64::NAN, |p| p.1);
+                writeln!(
+                    f,
+                    "{name:<8} authors' code {s:>6.0} s, here {ours:>7.3} s: {:>6.0}x",
+                    s / ours
+                )?;
+            }
+            writeln!(
+                f,
+                "per iteration: authors' code ~{theirs:.0} s, here {total:.2} s: {:.0}x faster",
+                theirs / total
+            )?;
+        }
+        Ok(())
     }
-    Ok(())
 }

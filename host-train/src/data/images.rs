@@ -184,6 +184,52 @@ impl LabelledImages {
         self.class_names.len()
     }
 
+    /// The classes of a set whose class count was inferred from its labels
+    /// (`"0"` to `"k-1"`, `k` one more than the largest label): every class
+    /// must have an image, or one stray label would make a set of 256
+    /// classes; `declared` states the count instead (labels must be below
+    /// it, and classes without images are then kept on purpose).
+    pub fn with_class_count(mut self, declared: Option<usize>) -> anyhow::Result<Self> {
+        if let Some(k) = declared {
+            anyhow::ensure!(
+                (2..=256).contains(&k),
+                "--classes {k}: between 2 and 256 classes (labels are bytes)"
+            );
+            self.ensure_labels_below(k, "--classes")?;
+            self.class_names = (0..k).map(|c| c.to_string()).collect();
+            return Ok(self);
+        }
+        let mut seen = vec![false; self.num_classes()];
+        for &l in &self.labels {
+            if let Some(s) = seen.get_mut(usize::from(l)) {
+                *s = true;
+            }
+        }
+        let missing: Vec<usize> = (0..seen.len()).filter(|&c| !seen[c]).collect();
+        if let Some(&first) = missing.first() {
+            anyhow::bail!(
+                "labels go up to {}, but {} of those {} classes have no image (the first: \
+                 class {first}); a stray label? give --classes N to state the class count",
+                seen.len() - 1,
+                missing.len(),
+                seen.len()
+            );
+        }
+        Ok(self)
+    }
+
+    /// Checks every label names one of `classes` classes (those of
+    /// `against`, e.g. "the model").
+    pub fn ensure_labels_below(&self, classes: usize, against: &str) -> anyhow::Result<()> {
+        match self.labels.iter().position(|&l| usize::from(l) >= classes) {
+            Some(i) => anyhow::bail!(
+                "label {} of image {i} is out of range: {against} has {classes} classes",
+                self.labels[i]
+            ),
+            None => Ok(()),
+        }
+    }
+
     /// The images and labels at `idx`, in that order; the classes stay the
     /// same even if some no longer occur.
     ///

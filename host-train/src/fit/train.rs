@@ -14,7 +14,7 @@
 use std::borrow::Cow;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use convrfm_core::Shape;
 use rand::SeedableRng;
 use rand::seq::index::sample;
@@ -80,9 +80,8 @@ pub fn train(
     if let Some(t) = test {
         t.images
             .ensure_like(im.dims, im.pixel_type, "test images", "training images")?;
-        if let Some(&l) = t.labels.iter().find(|&&l| usize::from(l) >= classes) {
-            bail!("test label {l} is out of range: the training data has {classes} classes");
-        }
+        t.ensure_labels_below(classes, "the training data")
+            .context("test set")?;
     }
     let mut features = Vec::new();
     let mut history = Vec::new();

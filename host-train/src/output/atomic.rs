@@ -2,7 +2,7 @@
 //! goes through [`write_atomic`], so an error or a crash never leaves a
 //! half-written file under the final name.
 
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
@@ -11,18 +11,58 @@ use std::path::Path;
 /// is synced, renamed over `path`, and the directory synced. On an error,
 /// or a panic inside `write`, the temporary file is removed (it is a
 /// `tempfile::NamedTempFile` until it is persisted) and `path` is untouched.
+///
+/// A symlink at `path` is followed: its target is replaced and the link
+/// stays. An existing file that is not a regular file (a device, a FIFO, a
+/// socket) is refused, never replaced. A replaced file keeps its mode.
 pub fn write_atomic(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> io::Result<()> {
+    write_target(path, Some(write))
+}
+
+/// Checks, before any heavy work, what [`write_atomic`] will check when it
+/// writes `path`, by creating (and removing) its temporary file: a file
+/// name in an existing, writable directory, not a directory or a special
+/// file. Nothing is left behind.
+pub fn check_writable(path: &Path) -> io::Result<()> {
+    write_target(path, None::<fn(&mut dyn Write) -> io::Result<()>>)
+}
+
+/// [`write_atomic`], or with `write = None` only its checks and its
+/// temporary file.
+fn write_target(
+    path: &Path,
+    write: Option<impl FnOnce(&mut dyn Write) -> io::Result<()>>,
+) -> io::Result<()> {
     let located = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-    let name = path.file_name().ok_or_else(|| {
-        io::Error::new(
+    let refuse = |why: &str| {
+        Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("{}: not a file path", path.display()),
-        )
-    })?;
-    let dir = match path.parent() {
+            format!("{}: {why}", path.display()),
+        ))
+    };
+    let target = match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => match fs::canonicalize(path) {
+            Ok(t) => t,
+            Err(_) => return refuse("a symlink to nothing; refusing to write through it"),
+        },
+        _ => path.to_path_buf(),
+    };
+    match fs::metadata(&target) {
+        Ok(m) if m.is_dir() => return refuse("is a directory, not a file to write"),
+        Ok(m) if !m.is_file() => {
+            return refuse(
+                "is not a regular file (a device, FIFO or socket); refusing to replace it",
+            );
+        }
+        _ => {}
+    }
+    let Some(name) = target.file_name() else {
+        return refuse("not a file path");
+    };
+    let dir = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
@@ -32,15 +72,18 @@ pub fn write_atomic(
     let mut builder = tempfile::Builder::new();
     builder.prefix(&prefix).suffix(".tmp");
     #[cfg(unix)]
-    builder.permissions(permissions_for(path));
+    builder.permissions(permissions_for(&target));
     let mut tmp = builder.tempfile_in(dir).map_err(located)?;
+    let Some(write) = write else {
+        return Ok(()); // dropping `tmp` removes it
+    };
     {
         let mut writer = BufWriter::new(tmp.as_file_mut());
         write(&mut writer).map_err(located)?;
         writer.flush().map_err(located)?;
     }
     tmp.as_file().sync_all().map_err(located)?;
-    tmp.persist(path).map_err(|e| located(e.error))?;
+    tmp.persist(&target).map_err(|e| located(e.error))?;
     // The rename is durable once the directory is synced; not every file
     // system lets a directory be opened for that, so this is best effort.
     if let Ok(d) = File::open(dir) {
@@ -63,8 +106,6 @@ fn permissions_for(path: &Path) -> std::fs::Permissions {
 
 #[cfg(test)]
 mod tests {
-    use std::fs;
-
     use super::*;
 
     #[test]
@@ -101,6 +142,40 @@ mod tests {
         assert_eq!(
             fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o640
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_are_followed_and_special_files_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.bin");
+        let link = dir.path().join("link.bin");
+        fs::write(&real, b"old").unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        write_atomic(&link, |w| w.write_all(b"new")).unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read(&real).unwrap(), b"new");
+        let err = check_writable(Path::new("/dev/null"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        let err = check_writable(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("is a directory"), "{err}");
+        let err = check_writable(&dir.path().join("missing/out.bin")).unwrap_err();
+        assert!(err.to_string().contains("missing"), "{err}");
+        fs::remove_file(&real).unwrap();
+        let err = check_writable(&link).unwrap_err().to_string();
+        assert!(err.contains("symlink to nothing"), "{err}");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "temp file left"
         );
     }
 

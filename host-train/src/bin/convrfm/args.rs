@@ -20,7 +20,7 @@ use crate::load::{DataSpec, labelled};
     about = "Convolutional Recursive Feature Machines: train on a workstation, run on a microcontroller"
 )]
 pub struct Cli {
-    /// Worker threads (default: all cores).
+    /// Worker threads (absent or 0: all cores; at most 4 x the cores).
     #[arg(long, global = true)]
     pub threads: Option<usize>,
     /// No progress bars.
@@ -282,8 +282,16 @@ pub fn synth_files(dir: &Path) -> [PathBuf; 4] {
 #[derive(Args)]
 pub struct DataArgs {
     /// Directory written by `convrfm data gen` (its train-* and test-* files).
-    #[arg(long, conflicts_with_all = ["train_images", "test_images"])]
+    #[arg(
+        long,
+        conflicts_with_all = ["train_images", "train_labels", "test_images", "test_labels"]
+    )]
     pub data: Option<PathBuf>,
+    /// Number of classes of training files whose labels leave some class
+    /// without an image (default: one more than the largest label, and
+    /// every class must occur).
+    #[arg(long)]
+    pub classes: Option<usize>,
     /// IDX training images (gz or raw); default: Fashion-MNIST.
     #[arg(long, requires = "train_labels")]
     pub train_images: Option<PathBuf>,

@@ -38,6 +38,10 @@ pub fn labelled(spec: DataSpec<'_>) -> Result<LabelledImages> {
         Some((images, labels)) => {
             let set = load_idx_pair(images, labels)?;
             match spec.limit {
+                Some(0) => bail!(
+                    "{} 0: at least one image is needed (leave the flag out for all)",
+                    spec.limit_flag
+                ),
                 Some(l) if l > set.len() => bail!(
                     "{}: {} {l}, but only {} images",
                     images.display(),
@@ -50,7 +54,7 @@ pub fn labelled(spec: DataSpec<'_>) -> Result<LabelledImages> {
         }
         None => {
             let (set, source) = fashion_mnist(spec.split, spec.limit)?;
-            println!("{}: {source}", spec.what);
+            say!("{}: {source}", spec.what);
             Ok(set)
         }
     }

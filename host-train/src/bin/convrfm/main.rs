@@ -5,6 +5,15 @@
 //! - `load`: the one way every command loads labelled data.
 //! - `output`: the tables and summaries the commands print.
 
+/// `println!` that returns a failed write to stdout (a full disk, a closed
+/// file) as an error instead of panicking; a closed pipe still ends the
+/// process quietly (SIGPIPE is restored in `main`).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        crate::output::say(format_args!($($arg)*))?
+    };
+}
+
 mod args;
 mod load;
 mod output;
@@ -21,11 +30,11 @@ use convrfm_train::export::{self, CheckedExportOptions, ExportOptions, run::blob
 use convrfm_train::fit::readout::share_correct;
 use convrfm_train::fit::{Model, Protocol, TrainParams, experiment};
 use convrfm_train::inspect::{self, InspectOptions};
-use convrfm_train::output::{Progress, write_atomic};
+use convrfm_train::output::{Progress, check_writable, write_atomic};
 
 use crate::args::{Cli, Command, DataArgs, DataCommand, synth_files};
 use crate::load::{DataSpec, files, labelled};
-use crate::output::{REALISED_HEADER, describe_realised, iteration_printer, train_and_report};
+use crate::output::{IterationPrinter, REALISED_HEADER, describe_realised, train_and_report};
 
 fn main() -> ExitCode {
     restore_sigpipe();
@@ -41,6 +50,14 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     if let Some(t) = cli.threads {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if t > 4 * cores {
+            bail!(
+                "--threads {t}: at most 4 x the {cores} cores of this machine ({}); \
+                 more threads only add contention",
+                4 * cores
+            );
+        }
         rayon::ThreadPoolBuilder::new()
             .num_threads(t)
             .build_global()
@@ -50,6 +67,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train { data, params, out } => {
             let params = params.params().check()?;
+            check_writable(&out)?;
             let (train, test) = load_data(&data)?;
             train_and_report(&params, &train, test.as_ref(), progress, Some(&out))
         }
@@ -63,11 +81,7 @@ fn run(cli: Cli) -> Result<()> {
             // Load what is evaluated first: a bad model fails before any data is read.
             let model = model.map(|m| Model::load(&m)).transpose()?;
             let blob = blob
-                .map(|b| {
-                    std::fs::read(&b)
-                        .with_context(|| format!("reading blob {}", b.display()))
-                        .map(|bytes| (b, bytes))
-                })
+                .map(|b| read_blob(&b).map(|bytes| (b, bytes)))
                 .transpose()?;
             let set = labelled(DataSpec {
                 files: files(&images, &labels),
@@ -78,15 +92,20 @@ fn run(cli: Cli) -> Result<()> {
             })?;
             let t = Instant::now();
             let acc = match (model, blob) {
-                (Some(m), _) => m.accuracy(&set, progress)?,
+                (Some(m), _) => {
+                    set.ensure_labels_below(m.classes(), "the model")?;
+                    m.accuracy(&set, progress)?
+                }
                 (None, Some((b, bytes))) => {
+                    let classes = convrfm_core::Model::from_bytes(&bytes)?.classes();
+                    set.ensure_labels_below(classes, "the blob")?;
                     let pred = blob_predict(&bytes, &set.images, progress)
                         .with_context(|| format!("blob {}", b.display()))?;
                     share_correct(pred.iter().map(|p| p.0), &set.labels)
                 }
                 (None, None) => bail!("give --model or --blob"),
             };
-            println!(
+            say!(
                 "accuracy {:.2} % on {} images ({:.1} s)",
                 100.0 * acc,
                 set.len(),
@@ -95,9 +114,10 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo { out } => {
+            out.as_deref().map(check_writable).transpose()?;
             let train = data::vendored_fashion_mnist(Split::Train);
             let test = data::vendored_fashion_mnist(Split::Test);
-            println!(
+            say!(
                 "demo: Fashion-MNIST subset shipped with convrfm: {} train, {} test images",
                 train.len(),
                 test.len()
@@ -122,6 +142,7 @@ fn run(cli: Cli) -> Result<()> {
                 ..ExportOptions::default()
             }
             .check()?;
+            check_writable(&out)?;
             let model = Model::load(&model)?;
             let test = (!no_test)
                 .then(|| {
@@ -137,17 +158,15 @@ fn run(cli: Cli) -> Result<()> {
             run_export(&model, &out, &opts, sweep, test.as_ref(), progress)
         }
         Command::Predict { blob, images } => {
-            let bytes =
-                std::fs::read(&blob).with_context(|| format!("reading blob {}", blob.display()))?;
-            let core = convrfm_core::Model::from_bytes(&bytes)
-                .with_context(|| format!("blob {}", blob.display()))?;
+            let bytes = read_blob(&blob)?;
+            let core = convrfm_core::Model::from_bytes(&bytes)?;
             for path in &images {
                 let set = data::load_idx_images(path)?;
                 let pred = blob_predict(&bytes, &set, progress)
                     .with_context(|| format!("{}", path.display()))?;
                 for (i, (class, scores)) in pred.iter().enumerate() {
-                    let name = core.class_name(*class).unwrap_or("?");
-                    println!("{}[{i}]: {class} {name}  scores {scores:?}", path.display());
+                    let name = core.class_name(*class).unwrap_or("?").escape_debug();
+                    say!("{}[{i}]: {class} {name}  scores {scores:?}", path.display());
                 }
             }
             Ok(())
@@ -171,14 +190,14 @@ fn run(cli: Cli) -> Result<()> {
                 ..InspectOptions::default()
             };
             if model.metric.is_scaled_identity() {
-                println!(
+                say!(
                     "note: the model kept iteration 0 (M = I, the plain convolutional kernel): \
                      M and its eigenvectors show nothing learned"
                 );
             }
             let samples = inspect::one_per_class(&set, samples);
             for file in inspect::inspect(&model, &samples, &opts, &out, progress)? {
-                println!("wrote {}", file.display());
+                say!("wrote {}", file.display());
             }
             Ok(())
         }
@@ -193,7 +212,7 @@ fn run(cli: Cli) -> Result<()> {
             ] {
                 let set = task.generate(split)?;
                 data::save_idx_pair(&set, images, labels)?;
-                println!(
+                say!(
                     "{split}: {} images {} ({}), {} classes -> {}",
                     set.len(),
                     set.images.dims,
@@ -202,7 +221,7 @@ fn run(cli: Cli) -> Result<()> {
                     images.display()
                 );
             }
-            println!("train on it with: convrfm train --data {}", out.display());
+            say!("train on it with: convrfm train --data {}", out.display());
             Ok(())
         }
         Command::Experiment {
@@ -214,7 +233,7 @@ fn run(cli: Cli) -> Result<()> {
             let params = params.params().check()?;
             let train = task.generate(Split::Train)?;
             let test = task.generate(Split::Test)?;
-            println!(
+            say!(
                 "experiment: {} train / {} test images {}, {} classes",
                 train.len(),
                 test.len(),
@@ -222,10 +241,13 @@ fn run(cli: Cli) -> Result<()> {
                 train.num_classes()
             );
             let t = Instant::now();
-            let mut print = iteration_printer(params.get().protocol == Protocol::Reference);
-            let cmp = experiment::compare(&params, !no_deep, &train, &test, progress, &mut print)?;
-            println!("{cmp}");
-            println!("total {:.1} s", t.elapsed().as_secs_f64());
+            let mut printer = IterationPrinter::new(params.get().protocol == Protocol::Reference);
+            let cmp = experiment::compare(&params, !no_deep, &train, &test, progress, &mut |r| {
+                printer.print(r)
+            })?;
+            printer.finish()?;
+            say!("{cmp}");
+            say!("total {:.1} s", t.elapsed().as_secs_f64());
             if let Some(dir) = out {
                 std::fs::create_dir_all(&dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
@@ -237,7 +259,7 @@ fn run(cli: Cli) -> Result<()> {
                         });
                     let path = dir.join(format!("{name}.convrfm"));
                     row.model.save(&path)?;
-                    println!("{} model written to {}", row.method, path.display());
+                    say!("{} model written to {}", row.method, path.display());
                 }
             }
             Ok(())
@@ -255,7 +277,9 @@ fn run(cli: Cli) -> Result<()> {
                 precision,
             }
             .check()?;
-            convrfm_train::bench::run(&params, progress)
+            let report = convrfm_train::bench::run(&params, progress)?;
+            say!("{}", report.to_string().trim_end());
+            Ok(())
         }
     }
 }
@@ -271,7 +295,7 @@ fn run_export(
     let max_flash = opts.get().max_flash;
     let t = Instant::now();
     let candidates = export::search(model, opts, progress)?;
-    println!(
+    say!(
         "searched {} candidates (centres x rank x pixel bits) on a validation split of the model's {} training images in {:.1} s",
         candidates.len(),
         model.training_data().len(),
@@ -286,9 +310,9 @@ fn run_export(
     // The frontier point that is also the chosen one is built only once.
     let mut chosen_realised = None;
     if sweep {
-        println!("all candidates (bytes, m, r, bits, lambda, validation %):");
+        say!("all candidates (bytes, m, r, bits, lambda, validation %):");
         for c in &candidates {
-            println!(
+            say!(
                 "  {:>8}  {:>4}  {:>2}  {:>4}  {:>7.0e}  {:>6.2}",
                 c.bytes,
                 c.m,
@@ -298,18 +322,18 @@ fn run_export(
                 100.0 * c.val_accuracy
             );
         }
-        println!("frontier (best validation accuracy within each budget):");
-        println!("  budget  {REALISED_HEADER}");
+        say!("frontier (best validation accuracy within each budget):");
+        say!("  budget  {REALISED_HEADER}");
         for budget in export::FRONTIER_BUDGETS {
             match export::best_under(&candidates, budget) {
                 Some(c) => {
                     let r = export::realise(model, c, test, progress)?;
-                    println!("{:>5}KiB  {}", budget >> 10, describe_realised(&r));
+                    say!("{:>5}KiB  {}", budget >> 10, describe_realised(&r));
                     if std::ptr::eq(c, chosen) {
                         chosen_realised = Some(r);
                     }
                 }
-                None => println!("{:>5}KiB  no candidate fits", budget >> 10),
+                None => say!("{:>5}KiB  no candidate fits", budget >> 10),
             }
         }
     }
@@ -317,12 +341,27 @@ fn run_export(
         Some(r) => r,
         None => export::realise(model, chosen, test, progress)?,
     };
-    println!("chosen for --max-flash {max_flash}:");
-    println!("          {REALISED_HEADER}");
-    println!("          {}", describe_realised(&r));
+    say!("chosen for --max-flash {max_flash}:");
+    say!("          {REALISED_HEADER}");
+    say!("          {}", describe_realised(&r));
     write_file(out, &r.blob)?;
-    println!("blob written to {} ({} bytes)", out.display(), r.blob.len());
+    say!("blob written to {} ({} bytes)", out.display(), r.blob.len());
     Ok(())
+}
+
+/// A blob file's bytes, validated by the core; a model file given instead
+/// gets a hint.
+fn read_blob(path: &Path) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading blob {}", path.display()))?;
+    if bytes.starts_with(b"CONVRFM\0") {
+        bail!(
+            "{} is a model file made by `convrfm train`, not a blob: give it with --model \
+             (or make a blob with `convrfm export`)",
+            path.display()
+        );
+    }
+    convrfm_core::Model::from_bytes(&bytes).with_context(|| format!("blob {}", path.display()))?;
+    Ok(bytes)
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -347,7 +386,9 @@ fn load_data(args: &DataArgs) -> Result<(LabelledImages, Option<LabelledImages>)
             Split::Train,
             args.train_limit,
             "--train-limit",
-        ))?;
+        ))?
+        .with_class_count(args.classes)
+        .with_context(|| train_labels.display().to_string())?;
         let test = test_images
             .exists()
             .then(|| {
@@ -360,16 +401,28 @@ fn load_data(args: &DataArgs) -> Result<(LabelledImages, Option<LabelledImages>)
                 ))
             })
             .transpose()?;
-        println!("data: {}", dir.display());
+        say!("data: {}", dir.display());
         return Ok((train, test));
     }
+    let train_files = files(&args.train_images, &args.train_labels);
     let train = labelled(DataSpec {
-        files: files(&args.train_images, &args.train_labels),
+        files: train_files,
         split: Split::Train,
         limit: args.train_limit,
         limit_flag: "--train-limit",
         what: "train data",
     })?;
+    // Fashion-MNIST names its ten classes; only counts inferred from
+    // labels are checked.
+    let train = match train_files {
+        Some((_, labels)) => train
+            .with_class_count(args.classes)
+            .with_context(|| labels.display().to_string())?,
+        None if args.classes.is_some() => {
+            bail!("--classes states the class count of your own label files; Fashion-MNIST has 10")
+        }
+        None => train,
+    };
     // Own training files without test files: no test set (Fashion-MNIST's
     // would not match them).
     let test = (args.test_images.is_some() || args.train_images.is_none())

@@ -4,7 +4,10 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::Result;
+use std::fmt;
+use std::io::{self, Write};
+
+use anyhow::{Context, Result};
 use convrfm_train::data::LabelledImages;
 use convrfm_train::export::Realised;
 use convrfm_train::fit::report::IterationReport;
@@ -13,6 +16,14 @@ use convrfm_train::fit::train;
 use convrfm_train::fit::{CheckedParams, Protocol};
 use convrfm_train::kernel::Precision;
 use convrfm_train::output::Progress;
+
+/// Writes one line to stdout; a failed write is an error naming stdout.
+pub fn say(args: fmt::Arguments<'_>) -> Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_fmt(args)
+        .and_then(|()| out.write_all(b"\n"))
+        .context("writing to standard output")
+}
 
 /// Column headings of [`describe_realised`].
 pub const REALISED_HEADER: &str =
@@ -62,7 +73,7 @@ pub fn train_and_report(
     } else {
         "ConvRFM".to_string()
     };
-    println!(
+    say!(
         "training {method}: {} images {} ({}), {} classes, depth {}, {} iterations, {} kernel, {} protocol, {} threads",
         train.len(),
         train.images.dims,
@@ -77,20 +88,19 @@ pub fn train_and_report(
         if reference { "reference" } else { "standard" },
         rayon::current_num_threads()
     );
-    let mut print = iteration_printer(reference);
+    let mut printer = IterationPrinter::new(reference);
     let t = Instant::now();
-    let outcome = train::train(params, train, test, progress, &mut print)?;
+    let outcome = train::train(params, train, test, progress, &mut |r| printer.print(r))?;
+    printer.finish()?;
     if outcome.layers.len() > 1 {
-        println!(
-            "per layer (lambda and iteration chosen on validation; test of the re-fitted model):"
-        );
-        println!("layer  {}", LayerSummary::TABLE_HEADER);
+        say!("per layer (lambda and iteration chosen on validation; test of the re-fitted model):");
+        say!("layer  {}", LayerSummary::TABLE_HEADER);
         for s in &outcome.layers {
-            println!("{:>5}  {}", s.layer, s.table_row());
+            say!("{:>5}  {}", s.layer, s.table_row());
         }
     }
     if !reference {
-        println!(
+        say!(
             "best iteration on validation: {} (lambda {:e}); re-fitted on all {} training images in {:.2} s",
             outcome.best_iteration,
             outcome.model.lambda,
@@ -99,29 +109,58 @@ pub fn train_and_report(
         );
     }
     if let Some(acc) = outcome.final_test_accuracy {
-        println!("test accuracy of the saved model: {:.2} %", 100.0 * acc);
+        say!("test accuracy of the saved model: {:.2} %", 100.0 * acc);
     }
     match peak_rss_mib() {
-        Some(mib) => println!(
+        Some(mib) => say!(
             "total {:.1} s, peak memory (RSS) {mib:.0} MiB",
             t.elapsed().as_secs_f64()
         ),
-        None => println!("total {:.1} s", t.elapsed().as_secs_f64()),
+        None => say!("total {:.1} s", t.elapsed().as_secs_f64()),
     }
     if let Some(out) = out {
         outcome.model.save(out)?;
-        println!("model written to {}", out.display());
+        say!("model written to {}", out.display());
     }
     Ok(())
 }
 
 /// Prints one line per iteration, with a header at each run's or Deep
-/// ConvRFM layer's first iteration.
-pub fn iteration_printer(reference: bool) -> impl FnMut(&IterationReport) {
-    move |r: &IterationReport| {
+/// ConvRFM layer's first iteration. Training reports through a callback
+/// that cannot fail, so the first failed write is kept and returned by
+/// [`IterationPrinter::finish`] (later lines are not attempted).
+pub struct IterationPrinter {
+    reference: bool,
+    failed: Option<anyhow::Error>,
+}
+
+impl IterationPrinter {
+    /// A printer for the standard (`reference = false`) or reference
+    /// protocol's columns.
+    pub fn new(reference: bool) -> Self {
+        Self {
+            reference,
+            failed: None,
+        }
+    }
+
+    /// Prints `r`, unless an earlier write failed.
+    pub fn print(&mut self, r: &IterationReport) {
+        if self.failed.is_none() {
+            self.failed = self.write(r).err();
+        }
+    }
+
+    /// The first failed write, if any.
+    pub fn finish(self) -> Result<()> {
+        self.failed.map_or(Ok(()), Err)
+    }
+
+    fn write(&self, r: &IterationReport) -> Result<()> {
+        let reference = self.reference;
         if r.iteration == 0 {
             if r.layer > 1 {
-                println!("layer {} (Deep ConvRFM):", r.layer);
+                say!("layer {} (Deep ConvRFM):", r.layer);
             }
             if reference {
                 let cols: Vec<String> = r
@@ -129,14 +168,12 @@ pub fn iteration_printer(reference: bool) -> impl FnMut(&IterationReport) {
                     .iter()
                     .map(|l| format!("test@{:e}", l.lambda))
                     .collect();
-                println!(
+                say!(
                     "iter  {}  Ktrain_s  Ktest_s  solve_s  AGOP_s  eigh_s",
                     cols.join("  ")
                 );
             } else {
-                println!(
-                    "iter  lambda    val_%   test_%  Ktrain_s  Ktest_s  solve_s  AGOP_s  eigh_s"
-                );
+                say!("iter  lambda    val_%   test_%  Ktrain_s  Ktest_s  solve_s  AGOP_s  eigh_s");
             }
         }
         let t = &r.times;
@@ -152,10 +189,10 @@ pub fn iteration_printer(reference: bool) -> impl FnMut(&IterationReport) {
                 .iter()
                 .map(|l| format!("{:>10}", pct(l.test_accuracy)))
                 .collect();
-            println!("{:>4}  {}  {times}", r.iteration, cols.join("  "));
+            say!("{:>4}  {}  {times}", r.iteration, cols.join("  "));
         } else {
             let c = &r.results[r.chosen];
-            println!(
+            say!(
                 "{:>4}  {:<8.0e}  {}   {}  {times}",
                 r.iteration,
                 c.lambda,
@@ -164,11 +201,13 @@ pub fn iteration_printer(reference: bool) -> impl FnMut(&IterationReport) {
             );
         }
         for l in r.results.iter().filter(|l| l.jitter > 0.0) {
-            println!(
+            say!(
                 "      note: lambda {:e} needed a diagonal jitter of {:e}",
-                l.lambda, l.jitter
+                l.lambda,
+                l.jitter
             );
         }
+        Ok(())
     }
 }
 

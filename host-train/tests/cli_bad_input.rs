@@ -1,0 +1,200 @@
+//! Bad input, bad flags and bad output paths at the command line: each
+//! gives one clear error line, exit status 1, before any heavy work, and
+//! nothing half-written (issue "nothing lost, nothing panics").
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use convrfm_train::data::idx::{IdxArray, IdxData, write_idx};
+use convrfm_train::data::{Split, vendored_fashion_mnist};
+
+const BLOB: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../firmware/blobs/fashion-mnist-m0.blob"
+);
+const MODEL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/tiny-fashion.convrfm"
+);
+const TEST_IMAGES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../data/fashion-mnist/t10k-images-idx3-ubyte.gz"
+);
+
+fn convrfm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_convrfm"))
+        .arg("--quiet")
+        .args(args)
+        .output()
+        .expect("run convrfm")
+}
+
+/// Exit status 1, one `error:` line naming every needle, no panic.
+fn assert_error(o: &Output, needles: &[&str]) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(err.starts_with("error: "), "stderr: {err}");
+    assert!(!err.contains("panicked"), "stderr: {err}");
+    for n in needles {
+        assert!(err.contains(n), "{n:?} missing from: {err}");
+    }
+}
+
+/// `n` images of 28x28 with the given labels, as IDX files in `dir`.
+fn write_set(dir: &Path, labels: &[u8]) -> (String, String) {
+    let n = labels.len();
+    let set = vendored_fashion_mnist(Split::Test).take(n);
+    let pixels = set.images.pixels.iter().map(|v| (v * 255.0).round() as u8);
+    let images = dir.join("images.idx");
+    let label_file = dir.join("labels.idx");
+    let array = |dims, data| IdxArray { dims, data };
+    write_idx(
+        &images,
+        &array(vec![n, 28, 28], IdxData::U8(pixels.collect())),
+        false,
+    )
+    .unwrap();
+    write_idx(
+        &label_file,
+        &array(vec![n], IdxData::U8(labels.to_vec())),
+        false,
+    )
+    .unwrap();
+    (
+        images.display().to_string(),
+        label_file.display().to_string(),
+    )
+}
+
+#[test]
+fn a_failed_write_to_stdout_is_an_error_not_a_panic() {
+    let full = std::fs::File::create("/dev/full").expect("/dev/full");
+    let o = Command::new(env!("CARGO_BIN_EXE_convrfm"))
+        .args(["predict", "--blob", BLOB, TEST_IMAGES])
+        .stdout(Stdio::from(full))
+        .output()
+        .unwrap();
+    assert_error(&o, &["writing to standard output"]);
+}
+
+#[test]
+fn zero_images_are_an_error_not_zero_percent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (images, labels) = write_set(dir.path(), &[0, 1, 2, 3]);
+    for args in [
+        vec![
+            "eval", "--model", MODEL, "--images", &images, "--labels", &labels, "--limit", "0",
+        ],
+        vec![
+            "eval", "--blob", BLOB, "--images", &images, "--labels", &labels, "--limit", "0",
+        ],
+        vec!["eval", "--model", MODEL, "--limit", "0"],
+    ] {
+        let o = convrfm(&args);
+        assert_error(&o, &["0"]);
+        assert!(!String::from_utf8_lossy(&o.stdout).contains("accuracy"));
+    }
+}
+
+#[test]
+fn labels_outside_the_models_classes_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (images, labels) = write_set(dir.path(), &[0, 1, 200, 3]);
+    for what in ["--model", "--blob"] {
+        let file = if what == "--model" { MODEL } else { BLOB };
+        let o = convrfm(&["eval", what, file, "--images", &images, "--labels", &labels]);
+        assert_error(&o, &["label 200 of image 2 is out of range", "10 classes"]);
+    }
+}
+
+#[test]
+fn a_stray_label_is_not_a_256_class_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut labels: Vec<u8> = (0..12).map(|i| i % 2).collect();
+    labels[5] = 255;
+    let (images, label_file) = write_set(dir.path(), &labels);
+    let out = dir.path().join("m.convrfm").display().to_string();
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--train-images",
+            &images,
+            "--train-labels",
+            &label_file,
+        ];
+        args.extend_from_slice(&["--iterations", "1", "--depth", "1", "--out", &out]);
+        args.extend_from_slice(extra);
+        convrfm(&args)
+    };
+    assert_error(
+        &train(&[]),
+        &[
+            "labels.idx",
+            "253 of those 256 classes have no image",
+            "--classes",
+        ],
+    );
+    assert!(!Path::new(&out).exists());
+    assert_error(
+        &train(&["--classes", "2"]),
+        &["label 255 of image 5", "--classes"],
+    );
+    let o = train(&["--classes", "256"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn conflicting_and_unbounded_flags_are_usage_errors() {
+    let o = convrfm(&["train", "--data", "d", "--train-labels", "x"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot be used with"));
+    assert_error(
+        &convrfm(&["--threads", "100000", "eval", "--model", MODEL]),
+        &["--threads 100000"],
+    );
+    assert_error(
+        &convrfm(&["train", "--classes", "5"]),
+        &["--classes", "Fashion-MNIST"],
+    );
+}
+
+#[test]
+fn output_paths_are_checked_before_any_work_and_special_files_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing/m.convrfm").display().to_string();
+    let start = std::time::Instant::now();
+    assert_error(
+        &convrfm(&["train", "--train-limit", "2000", "--out", &missing]),
+        &["missing"],
+    );
+    let o = convrfm(&[
+        "export",
+        "--model",
+        MODEL,
+        "--out",
+        &dir.path().display().to_string(),
+    ]);
+    assert_error(&o, &["is a directory"]);
+    let o = convrfm(&["export", "--model", MODEL, "--out", "/dev/null"]);
+    assert_error(&o, &["/dev/null", "not a regular file"]);
+    // Refused before training or searching: well under a training run.
+    assert!(start.elapsed().as_secs() < 20, "{:?}", start.elapsed());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_model_given_as_a_blob_and_the_reverse_get_a_hint() {
+    assert_error(
+        &convrfm(&["eval", "--blob", MODEL]),
+        &["is a model file", "--model"],
+    );
+    assert_error(
+        &convrfm(&["eval", "--model", BLOB]),
+        &["device blob", "--blob"],
+    );
+}
