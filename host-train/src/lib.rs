@@ -10,6 +10,7 @@
 //! | [`output`] | all-or-nothing file writes, progress bars (used by every stage) |
 //! | [`params`] | the parameter error and the rules every `check` shares |
 //! | [`matrix`] | a dense matrix that carries its shape, with faer views |
+//! | [`limits`] | what an input may make us allocate, checked first |
 //! | [`data`] | images and labels: IDX files, Fashion-MNIST, synthetic tasks, splits |
 //! | [`kernel`] | the convolutional NTK/NNGP on metric-transformed patches, kernel blocks, patch gradients and AGOP |
 //! | [`fit`] | the ConvRFM loop: ridge solves, metric updates, Deep ConvRFM features, reports, the model file |
@@ -29,6 +30,7 @@ pub mod export;
 pub mod fit;
 pub mod inspect;
 pub mod kernel;
+pub mod limits;
 pub mod matrix;
 pub mod output;
 pub mod params;

@@ -198,3 +198,65 @@ fn a_model_given_as_a_blob_and_the_reverse_get_a_hint() {
         &["device blob", "--blob"],
     );
 }
+
+#[test]
+fn sizes_are_checked_from_the_headers_before_any_payload() {
+    let dir = tempfile::tempdir().unwrap();
+    // 4 images of 100000 x 3 x 3: a 900000 x 900000 metric.
+    let wide = dir.path().join("wide.idx");
+    let data = IdxData::U8(vec![0; 4 * 100_000 * 9]);
+    write_idx(
+        &wide,
+        &IdxArray {
+            dims: vec![4, 100_000, 3, 3],
+            data,
+        },
+        false,
+    )
+    .unwrap();
+    let labels = dir.path().join("labels.idx");
+    let four = IdxData::U8(vec![0, 1, 0, 1]);
+    write_idx(
+        &labels,
+        &IdxArray {
+            dims: vec![4],
+            data: four,
+        },
+        false,
+    )
+    .unwrap();
+    let (w, l) = (wide.display().to_string(), labels.display().to_string());
+    let o = convrfm(&[
+        "train",
+        "--train-images",
+        &w,
+        "--train-labels",
+        &l,
+        "--out",
+        "/tmp/never",
+    ]);
+    assert_error(&o, &["wide.idx", "100000 channels", "at most 4096"]);
+
+    // A header promising a million images (no payload: a gzip bomb would
+    // be read here) against 4 labels: refused from the headers.
+    let big = dir.path().join("big.idx");
+    let mut header = vec![0, 0, 8, 3];
+    for d in [1_000_000u32, 28, 28] {
+        header.extend_from_slice(&d.to_be_bytes());
+    }
+    std::fs::write(&big, header).unwrap();
+    let b = big.display().to_string();
+    let o = convrfm(&[
+        "train",
+        "--train-images",
+        &b,
+        "--train-labels",
+        &l,
+        "--out",
+        "/tmp/never",
+    ]);
+    assert_error(
+        &o,
+        &["big.idx has 1000000 images but", "labels.idx has 4 labels"],
+    );
+}

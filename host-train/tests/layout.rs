@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// Stages of `convrfm-train`, earliest first; files at the crate root
 /// other than `lib.rs` are stages of their own.
 const STAGES: [&[&str]; 6] = [
-    &["output", "params", "matrix"],
+    &["output", "params", "matrix", "limits"],
     &["data"],
     &["kernel"],
     &["fit"],

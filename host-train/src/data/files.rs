@@ -5,8 +5,9 @@ use std::path::Path;
 
 use anyhow::{Context, bail, ensure};
 
-use super::idx::{IdxArray, IdxData, read_idx, write_idx};
+use super::idx::{IdxArray, IdxData, read_idx, read_idx_dims, write_idx};
 use super::images::{ImageDims, Images, LabelledImages, PixelType};
+use crate::limits::{MAX_PATCH_DIM, ensure_fits};
 
 /// Converts a rank-3 `(n, H, W)` or rank-4 `(n, C, H, W)` IDX array to
 /// images; `name` identifies its origin in error messages.
@@ -21,6 +22,12 @@ pub(super) fn images_from_idx(array: IdxArray, name: &str) -> anyhow::Result<Ima
             array.dims
         ),
     };
+    let patch = channels.saturating_mul(9);
+    ensure!(
+        patch <= MAX_PATCH_DIM,
+        "{name}: {channels} channels make 3x3 patches of {patch} values; at most \
+         {MAX_PATCH_DIM} (the learned metric is a patch x patch matrix)"
+    );
     // The IDX reader rejects zero dimensions; checked again because an empty
     // set would otherwise surface much later as a confusing training error.
     ensure!(n > 0, "{name}: contains no images");
@@ -110,6 +117,17 @@ pub(super) fn pair(
 pub fn load_idx_pair(images: &Path, labels: &Path) -> anyhow::Result<LabelledImages> {
     let images_name = images.display().to_string();
     let labels_name = labels.display().to_string();
+    // Counts and sizes from the headers first: a mismatched pair or an
+    // oversized (or gzip-bomb) image file fails before its payload is read.
+    let (image_dims, label_dims) = (read_idx_dims(images)?, read_idx_dims(labels)?);
+    if let (Some(&n), Some(&m)) = (image_dims.first(), label_dims.first()) {
+        ensure!(
+            n == m,
+            "{images_name} has {n} images but {labels_name} has {m} labels"
+        );
+    }
+    let values: u128 = image_dims.iter().map(|&d| d as u128).product();
+    ensure_fits(&format!("{images_name} as f32 pixels"), values * 4)?;
     let image_set = images_from_idx(read_idx(images)?, &images_name)?;
     let label_set = labels_from_idx(read_idx(labels)?, &labels_name)?;
     pair(image_set, label_set, &images_name, &labels_name)

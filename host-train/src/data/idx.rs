@@ -362,6 +362,29 @@ pub fn decode_idx(bytes: &[u8]) -> Result<IdxArray, IdxError> {
     read_idx_from(bytes)
 }
 
+/// The dimensions an IDX file declares, read from its header alone (at
+/// most a few dozen decompressed bytes), so sizes can be checked before any
+/// payload is read.
+pub fn read_idx_dims(path: &Path) -> Result<Vec<usize>, IdxFileError> {
+    let with_path = |error| IdxFileError {
+        path: path.to_path_buf(),
+        error,
+    };
+    let file = File::open(path).map_err(|e| with_path(IdxError::Io(e)))?;
+    let mut reader = BufReader::new(file);
+    let start = reader.fill_buf().map_err(|e| with_path(IdxError::Io(e)))?;
+    let mut head = [0u8; MAX_HEADER_BYTES];
+    let len = if start.starts_with(&GZIP_MAGIC) {
+        read_up_to(&mut MultiGzDecoder::new(reader), &mut head)
+            .map_err(|e| with_path(IdxError::Gzip(e)))?
+    } else {
+        read_up_to(&mut reader, &mut head).map_err(|e| with_path(IdxError::Io(e)))?
+    };
+    parse_header(&head[..len])
+        .map(|h| h.dims)
+        .map_err(with_path)
+}
+
 /// Reads an IDX file, gzip-compressed or raw.
 pub fn read_idx(path: &Path) -> Result<IdxArray, IdxFileError> {
     let with_path = |error| IdxFileError {

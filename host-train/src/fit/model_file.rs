@@ -142,12 +142,7 @@ impl Model {
                 })
                 .collect(),
         };
-        let mut out = Vec::from(MAGIC.as_slice());
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        postcard::to_io(&file, &mut out).context("encoding the model")?;
-        let crc = convrfm_core::crc32(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        Ok(out)
+        framed(&file)
     }
 
     /// Writes the model to `path` atomically.
@@ -208,6 +203,16 @@ impl Model {
         validate(&model)?;
         Ok(model)
     }
+}
+
+/// Magic, version, the encoded body and its CRC-32.
+fn framed(file: &ModelFile) -> Result<Vec<u8>> {
+    let mut out = Vec::from(MAGIC.as_slice());
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    postcard::to_io(file, &mut out).context("encoding the model")?;
+    let crc = convrfm_core::crc32(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    Ok(out)
 }
 
 /// The in-memory model of a decoded body: sizes converted, layers and
@@ -364,4 +369,104 @@ fn check_metric(metric: &Metric) -> Result<()> {
         bail!("metric is not positive semidefinite (eigenvalue {low:e})");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &[u8] = include_bytes!("../../tests/data/tiny-fashion.convrfm");
+
+    fn body() -> ModelFile {
+        let covered = &FILE[..FILE.len() - CRC_LEN];
+        postcard::from_bytes(&covered[HEADER_LEN..]).unwrap()
+    }
+
+    /// A crafted file: valid framing and CRC around a body edited by `edit`.
+    fn crafted(edit: impl FnOnce(&mut ModelFile)) -> String {
+        let mut f = body();
+        edit(&mut f);
+        let bytes = framed(&f).unwrap();
+        format!("{:#}", Model::from_bytes(&bytes).unwrap_err())
+    }
+
+    #[test]
+    fn every_field_of_a_crafted_body_is_validated() {
+        assert!(Model::from_bytes(&framed(&body()).unwrap()).is_ok());
+        let d = 9;
+        let cases: Vec<(&str, Box<dyn FnOnce(&mut ModelFile)>)> = vec![
+            ("metric is 10x10", Box::new(|f| f.metric = vec![0.1; 100])),
+            (
+                "metric entry (0, 0) is not finite",
+                Box::new(|f| f.metric[0] = f64::NAN),
+            ),
+            ("metric is zero", Box::new(|f| f.metric = vec![0.0; d * d])),
+            ("not symmetric", Box::new(|f| f.metric[1] += 0.5)),
+            (
+                "not positive semidefinite",
+                Box::new(|f| {
+                    f.metric = (0..d * d)
+                        .map(|t| if t % (d + 1) == 0 { -1.0 } else { 0.0 })
+                        .collect();
+                    f.metric[0] = 1.0;
+                }),
+            ),
+            (
+                "kernel scale 0 is not positive",
+                Box::new(|f| f.scale = 0.0),
+            ),
+            ("kernel scale NaN", Box::new(|f| f.scale = f64::NAN)),
+            ("lambda -1", Box::new(|f| f.lambda = -1.0)),
+            (
+                "alpha has 239 values",
+                Box::new(|f| {
+                    f.alpha.pop();
+                }),
+            ),
+            (
+                "alpha[3] is not finite",
+                Box::new(|f| f.alpha[3] = f64::INFINITY),
+            ),
+            (
+                "training label 10 out of range",
+                Box::new(|f| f.labels[0] = 10),
+            ),
+            (
+                "model has 1 classes",
+                Box::new(|f| {
+                    f.class_names.truncate(1);
+                    f.labels.iter_mut().for_each(|l| *l = 0);
+                    f.alpha = vec![0.1; f.labels.len()];
+                }),
+            ),
+            (
+                "pixel values for 24 images",
+                Box::new(|f| match &mut f.pixels {
+                    Pixels::U8(p) => {
+                        p.pop();
+                    }
+                    Pixels::F32(p) => {
+                        p.pop();
+                    }
+                }),
+            ),
+            ("has a zero dimension", Box::new(|f| f.width = 0)),
+            ("depth", Box::new(|f| f.depth = 40)),
+            ("image size overflows", Box::new(|f| f.channels = u64::MAX)),
+            (
+                "feature layer 1",
+                Box::new(|f| {
+                    f.features.push(FileConvLayer {
+                        in_channels: 1,
+                        filters: 2,
+                        weights: vec![0.0; 17],
+                    })
+                }),
+            ),
+        ];
+        for (needle, edit) in cases {
+            let msg = crafted(edit);
+            assert!(msg.contains(needle), "{needle:?} missing from: {msg}");
+        }
+    }
 }

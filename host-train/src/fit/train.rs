@@ -27,6 +27,7 @@ use super::readout::{accuracy, one_hot};
 use super::report::{IterationReport, LambdaResult, LayerSummary, PhaseTimes};
 use crate::data::{LabelledImages, train_val_split};
 use crate::kernel::{Kernel, KernelBlocks, Metric, Precision, Real};
+use crate::limits::ensure_fits;
 use crate::matrix::Matrix;
 use crate::output::Progress;
 
@@ -73,6 +74,14 @@ pub fn train(
     let p = params.get();
     let im = &train.images;
     let classes = train.num_classes();
+    // The Gram matrix, its factorisation and the kernel against the
+    // validation and test images, f64.
+    let n = train.len() as u128;
+    let queries = test.map_or(0, |t| t.len()) as u128;
+    ensure_fits(
+        &format!("training on {n} images"),
+        8 * (2 * n * n + n * queries),
+    )?;
     ensure!(
         classes >= 2,
         "training data has {classes} class; at least 2 are needed"
