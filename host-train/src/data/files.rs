@@ -120,7 +120,7 @@ pub fn load_idx_pair(images: &Path, labels: &Path) -> anyhow::Result<LabelledIma
     // Counts and sizes from the headers first: a mismatched pair or an
     // oversized (or gzip-bomb) image file fails before its payload is read.
     let (image_dims, label_dims) = (read_idx_dims(images)?, read_idx_dims(labels)?);
-    if let (Some(&n), Some(&m)) = (image_dims.first(), label_dims.first()) {
+    if let ([n, _, _] | [n, _, _, _], [m]) = (image_dims.as_slice(), label_dims.as_slice()) {
         ensure!(
             n == m,
             "{images_name} has {n} images but {labels_name} has {m} labels"

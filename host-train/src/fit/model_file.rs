@@ -394,7 +394,8 @@ mod tests {
     fn every_field_of_a_crafted_body_is_validated() {
         assert!(Model::from_bytes(&framed(&body()).unwrap()).is_ok());
         let d = 9;
-        let cases: Vec<(&str, Box<dyn FnOnce(&mut ModelFile)>)> = vec![
+        type Edit = Box<dyn FnOnce(&mut ModelFile)>;
+        let cases: Vec<(&str, Edit)> = vec![
             ("metric is 10x10", Box::new(|f| f.metric = vec![0.1; 100])),
             (
                 "metric entry (0, 0) is not finite",
