@@ -396,16 +396,22 @@ mod tests {
         let d = 9;
         type Edit = Box<dyn FnOnce(&mut ModelFile)>;
         let cases: Vec<(&str, Edit)> = vec![
-            ("metric is 10x10", Box::new(|f| f.metric = vec![0.1; 100])),
+            (
+                "metric is 10x10",
+                Box::new(move |f| f.metric = vec![0.1; 100]),
+            ),
             (
                 "metric entry (0, 0) is not finite",
-                Box::new(|f| f.metric[0] = f64::NAN),
+                Box::new(move |f| f.metric[0] = f64::NAN),
             ),
-            ("metric is zero", Box::new(|f| f.metric = vec![0.0; d * d])),
-            ("not symmetric", Box::new(|f| f.metric[1] += 0.5)),
+            (
+                "metric is zero",
+                Box::new(move |f| f.metric = vec![0.0; d * d]),
+            ),
+            ("not symmetric", Box::new(move |f| f.metric[1] += 0.5)),
             (
                 "not positive semidefinite",
-                Box::new(|f| {
+                Box::new(move |f| {
                     f.metric = (0..d * d)
                         .map(|t| if t % (d + 1) == 0 { -1.0 } else { 0.0 })
                         .collect();
@@ -414,27 +420,27 @@ mod tests {
             ),
             (
                 "kernel scale 0 is not positive",
-                Box::new(|f| f.scale = 0.0),
+                Box::new(move |f| f.scale = 0.0),
             ),
-            ("kernel scale NaN", Box::new(|f| f.scale = f64::NAN)),
-            ("lambda -1", Box::new(|f| f.lambda = -1.0)),
+            ("kernel scale NaN", Box::new(move |f| f.scale = f64::NAN)),
+            ("lambda -1", Box::new(move |f| f.lambda = -1.0)),
             (
                 "alpha has 239 values",
-                Box::new(|f| {
+                Box::new(move |f| {
                     f.alpha.pop();
                 }),
             ),
             (
                 "alpha[3] is not finite",
-                Box::new(|f| f.alpha[3] = f64::INFINITY),
+                Box::new(move |f| f.alpha[3] = f64::INFINITY),
             ),
             (
                 "training label 10 out of range",
-                Box::new(|f| f.labels[0] = 10),
+                Box::new(move |f| f.labels[0] = 10),
             ),
             (
                 "model has 1 classes",
-                Box::new(|f| {
+                Box::new(move |f| {
                     f.class_names.truncate(1);
                     f.labels.iter_mut().for_each(|l| *l = 0);
                     f.alpha = vec![0.1; f.labels.len()];
@@ -442,7 +448,7 @@ mod tests {
             ),
             (
                 "pixel values for 24 images",
-                Box::new(|f| match &mut f.pixels {
+                Box::new(move |f| match &mut f.pixels {
                     Pixels::U8(p) => {
                         p.pop();
                     }
@@ -451,12 +457,15 @@ mod tests {
                     }
                 }),
             ),
-            ("has a zero dimension", Box::new(|f| f.width = 0)),
-            ("depth", Box::new(|f| f.depth = 40)),
-            ("image size overflows", Box::new(|f| f.channels = u64::MAX)),
+            ("has a zero dimension", Box::new(move |f| f.width = 0)),
+            ("depth", Box::new(move |f| f.depth = 40)),
+            (
+                "image size overflows",
+                Box::new(move |f| f.channels = u64::MAX),
+            ),
             (
                 "feature layer 1",
-                Box::new(|f| {
+                Box::new(move |f| {
                     f.features.push(FileConvLayer {
                         in_channels: 1,
                         filters: 2,
