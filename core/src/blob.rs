@@ -671,6 +671,19 @@ pub fn encoded_len(parts: &BlobParts<'_>) -> Result<usize, EncodeError> {
         .ok_or(EncodeError::TooLarge)
 }
 
+/// Whether the integer kernel can hold a model of this shape at this rank
+/// (every map within its word, see `docs/blob-format.md`): what
+/// [`Model::from_bytes`] checks, for an exporter to try only valid
+/// candidates.
+pub fn kernel_fits(shape: &Shape, rank: usize) -> Result<(), BlobError> {
+    let depth = u8::try_from(shape.depth()).unwrap_or(u8::MAX);
+    let rank8 = u8::try_from(rank).unwrap_or(u8::MAX);
+    let positions = u64::try_from(shape.positions(shape.depth())).unwrap_or(u64::MAX);
+    kernel_bounds(u64::from(rank8), u64::from(depth), positions)
+        .map(|_| ())
+        .ok_or(BlobError::KernelRange { depth, rank: rank8 })
+}
+
 /// The dimensions that fix a blob's length, besides its class names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sizes {

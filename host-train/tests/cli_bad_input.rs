@@ -260,3 +260,49 @@ fn sizes_are_checked_from_the_headers_before_any_payload() {
         &["big.idx has 1000000 images but", "labels.idx has 4 labels"],
     );
 }
+
+#[test]
+fn export_tries_only_what_the_blob_can_hold_and_fails_before_searching() {
+    let dir = tempfile::tempdir().unwrap();
+    let deep = dir.path().join("d6.convrfm").display().to_string();
+    let blob = dir.path().join("d6.blob").display().to_string();
+    let o = convrfm(&[
+        "train",
+        "--train-limit",
+        "30",
+        "--test-limit",
+        "10",
+        "--depth",
+        "6",
+        "--iterations",
+        "1",
+        "--out",
+        &deep,
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = convrfm(&["export", "--model", &deep, "--out", &blob, "--no-test"]);
+    assert_error(&o, &["no rank tried fits", "depth 6 with rank 2 exceeds"]);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("KernelRange"));
+    let o = convrfm(&[
+        "export",
+        "--model",
+        MODEL,
+        "--max-flash",
+        "100",
+        "--no-test",
+        "--out",
+        &blob,
+    ]);
+    assert_error(
+        &o,
+        &["smallest blob for this model needs", "--max-flash 100"],
+    );
+    let o = convrfm(&["export", "--model", MODEL, "--lambdas=nan", "--out", &blob]);
+    assert_error(&o, &["lambdas must be finite and non-negative, got NaN"]);
+    assert!(!Path::new(&blob).exists());
+}

@@ -15,7 +15,7 @@ pub mod compact;
 pub mod device;
 pub mod run;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 
 use self::compact::{Nystrom, select_centres};
 use self::device::{BlobContent, DeviceMetric, blob_bytes, quantise_pixels};
@@ -303,11 +303,43 @@ pub fn search(
     );
     let (fit_idx, val_idx) = train_val_split(data.len(), opts.val_fraction, opts.seed);
     let (fit, val) = (data.select(&fit_idx), data.select(&val_idx));
+    // Only candidates the blob format can hold, and a budget the smallest
+    // of them fits: both known before any kernel is computed.
+    let ranks: Vec<usize> = opts
+        .ranks
+        .iter()
+        .copied()
+        .filter(|&r| r <= shape.patch_dim() && convrfm_core::kernel_fits(&shape, r).is_ok())
+        .collect();
+    if ranks.is_empty() {
+        let lowest = opts.ranks.iter().copied().min().unwrap_or(1);
+        convrfm_core::kernel_fits(&shape, lowest)
+            .context("no rank tried fits the blob's integer kernel")?;
+        bail!(
+            "no rank of {:?} fits {}-value patches",
+            opts.ranks,
+            shape.patch_dim()
+        );
+    }
+    let smallest = ranks
+        .iter()
+        .flat_map(|&r| opts.pixel_bits.iter().map(move |&b| (r, b)))
+        .filter_map(|(r, b)| blob_bytes(model, CENTRE_LADDER[0], r, b).ok())
+        .min()
+        .context("no candidate size can be computed")?;
+    ensure!(
+        smallest <= opts.max_flash,
+        "the smallest blob for this model needs {smallest} bytes ({} centres), more than \
+         --max-flash {}",
+        CENTRE_LADDER[0],
+        opts.max_flash
+    );
     let y = one_hot(&fit.labels, model.classes());
     let largest_budget = opts.max_flash.max(*FRONTIER_BUDGETS.last().unwrap_or(&0));
     let mut out = Vec::new();
+    let mut failure = None;
     for &bits in &opts.pixel_bits {
-        for &rank in opts.ranks.iter().filter(|&&r| r <= shape.patch_dim()) {
+        for &rank in &ranks {
             let ladder: Vec<usize> = CENTRE_LADDER
                 .iter()
                 .copied()
@@ -330,13 +362,19 @@ pub fn search(
             let (mm, kc, c_fit, c_val) = (ck.idx.len(), &ck.kc, &ck.rows[0], &ck.rows[1]);
             for &m in ladder.iter().filter(|&&m| m <= mm) {
                 let (cf, cv, w) = (c_fit.left_columns(m), c_val.left_columns(m), kc.top_left(m));
-                let Ok((lambda, _, acc)) = Nystrom {
+                let fitted = Nystrom {
                     c: &cf,
                     w: &w,
                     y: &y,
                 }
-                .best_lambda(&cv, &val.labels, &opts.lambdas) else {
-                    continue;
+                .best_lambda(&cv, &val.labels, &opts.lambdas)
+                .with_context(|| format!("{m} centres, rank {rank}, {bits}-bit pixels"));
+                let (lambda, _, acc) = match fitted {
+                    Ok(f) => f,
+                    Err(e) => {
+                        failure = Some(e);
+                        continue;
+                    }
                 };
                 out.push(Candidate {
                     m,
@@ -349,7 +387,11 @@ pub fn search(
             }
         }
     }
-    Ok(out)
+    // A candidate that failed is skipped; if all did, the reason is the error.
+    match (out.is_empty(), failure) {
+        (true, Some(e)) => Err(e.context("every candidate of the search failed")),
+        _ => Ok(out),
+    }
 }
 
 /// The most accurate candidate of at most `budget` bytes (ties: smaller).
