@@ -1,6 +1,8 @@
 //! The `convrfm` command line: a full train -> eval run on IDX files, and
 //! bad input giving one clear error line (no panic, no backtrace, no
 //! half-written output).
+// Tests and their helpers: a panic is a failing test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -1,6 +1,8 @@
 //! Bad input, bad flags and bad output paths at the command line: each
 //! gives one clear error line, exit status 1, before any heavy work, and
 //! nothing half-written (issue "nothing lost, nothing panics").
+// Tests and their helpers: a panic is a failing test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

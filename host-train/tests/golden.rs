@@ -4,6 +4,8 @@
 //! f64: <= 1e-10 relative everywhere except self-pairs (1e-7, README §5).
 //! f32: the bounds below, measured on these files and documented in
 //! `docs/kernel.md`.
+// Tests and their helpers: a panic is a failing test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 

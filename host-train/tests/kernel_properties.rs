@@ -9,6 +9,8 @@
 //! Every tolerance is about 5-20x the worst error measured when it was set;
 //! each test's doc comment gives the measured value, and each test prints it
 //! (`cargo test --test kernel_properties -- --nocapture`).
+// Tests and their helpers: a panic is a failing test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use convrfm_core::Shape;
 use convrfm_train::kernel::KernelBlocks;

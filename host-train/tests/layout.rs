@@ -3,6 +3,8 @@
 //! same stage or an earlier one of the data path, and in both library
 //! crates no files import each other in a circle. The stage order is the
 //! one `src/lib.rs` documents.
+// Tests and their helpers: a panic is a failing test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::fs;

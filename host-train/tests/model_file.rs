@@ -5,6 +5,8 @@
 //! `tests/data/tiny-fashion.convrfm` was written by
 //! `convrfm train --train-limit 24 --test-limit 10 --iterations 2 --depth 2 --agop-images 8`
 //! (test accuracy on the first 10 Fashion-MNIST test images: 60.00 %).
+// Tests and their helpers: a panic is a failing test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use convrfm_train::data::{PixelType, Split, vendored_fashion_mnist};
 use convrfm_train::fit::Model;

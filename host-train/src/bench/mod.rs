@@ -112,7 +112,7 @@ pub fn run(params: &CheckedBenchParams, progress: Progress) -> Result<BenchRepor
         agop_images: params.train.get().agop_images,
         threads: rayon::current_num_threads(),
         times: first.context("no iteration ran")?,
-        peak: peak::peak_gflops(0, 0.5),
+        peak: peak::peak_gflops(0, 0.5).context("measuring the machine's peak")?,
     })
 }
 

@@ -75,7 +75,10 @@ pub struct PeakResult {
 ///
 /// # Panics
 /// If the thread pool cannot be created.
-pub fn peak_gflops(threads: usize, seconds: f64) -> PeakResult {
+pub fn peak_gflops(
+    threads: usize,
+    seconds: f64,
+) -> Result<PeakResult, rayon::ThreadPoolBuildError> {
     let threads = if threads == 0 {
         rayon::current_num_threads()
     } else {
@@ -83,21 +86,20 @@ pub fn peak_gflops(threads: usize, seconds: f64) -> PeakResult {
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
-        .build()
-        .expect("cannot create the thread pool for the peak measurement");
+        .build()?;
     let duration = Duration::from_secs_f64(seconds.max(0.0));
     let (flops, wall) = measure(&pool, duration, mul_then_add);
     let (fma_flops, fma_wall) = measure(&pool, duration, fused);
     let gflops_total = flops / wall / 1e9;
     let fma_gflops_total = fma_flops / fma_wall / 1e9;
-    PeakResult {
+    Ok(PeakResult {
         gflops_total,
         gflops_per_thread: gflops_total / threads as f64,
         fma_gflops_total,
         fma_gflops_per_thread: fma_gflops_total / threads as f64,
         threads,
         seconds: wall,
-    }
+    })
 }
 
 type Accs = [[f32; LANES]; ACCUMULATORS];
@@ -203,7 +205,7 @@ mod tests {
 
     #[test]
     fn peak_is_positive_and_finite() {
-        let r = peak_gflops(1, 0.02);
+        let r = peak_gflops(1, 0.02).unwrap();
         assert_eq!(r.threads, 1);
         for v in [
             r.gflops_total,
