@@ -308,3 +308,44 @@ fn export_tries_only_what_the_blob_can_hold_and_fails_before_searching() {
     assert_error(&o, &["lambdas must be finite and non-negative, got NaN"]);
     assert!(!Path::new(&blob).exists());
 }
+
+#[test]
+fn generated_data_and_figures_are_written_whole_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("toy");
+    let o = convrfm(&[
+        "data",
+        "gen",
+        "toy-rows",
+        "--train",
+        "10",
+        "--test",
+        "0",
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert_error(&o, &["0 test images"]);
+    assert!(!out.exists(), "a half dataset was written");
+    let figs = dir.path().join("figs");
+    let o = convrfm(&[
+        "inspect",
+        MODEL,
+        "--samples",
+        "0",
+        "--out",
+        &figs.display().to_string(),
+    ]);
+    assert_error(&o, &["no sample images"]);
+    assert!(!figs.exists(), "an empty figure directory was left");
+    // Output that is not ours is never replaced.
+    std::fs::create_dir(&figs).unwrap();
+    std::fs::write(figs.join("notes.txt"), b"mine").unwrap();
+    let o = convrfm(&["inspect", MODEL, "--out", &figs.display().to_string()]);
+    assert_error(&o, &["notes.txt", "refusing to replace it"]);
+    assert_eq!(std::fs::read(figs.join("notes.txt")).unwrap(), b"mine");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "temporary files left"
+    );
+}

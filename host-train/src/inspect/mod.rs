@@ -28,7 +28,7 @@ use crate::fit::model::IterationRecord;
 use crate::kernel::KernelBlocks;
 use crate::kernel::add_patch;
 use crate::kernel::agop::ImageIndex;
-use crate::output::Progress;
+use crate::output::{Progress, replace_dir};
 
 /// What `inspect` draws.
 #[derive(Clone, Debug)]
@@ -67,7 +67,6 @@ pub fn inspect(
     dir: &Path,
     progress: Progress,
 ) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let shape = model.shape()?;
     let (c, d) = (shape.channels(), shape.patch_dim());
     let layer_note = if model.features.is_empty() {
@@ -143,13 +142,16 @@ pub fn inspect(
         figures.push(("accuracy.png", chart));
     }
 
-    let mut written = Vec::new();
-    for (name, figure) in figures {
-        let path = dir.join(name);
-        figure.save(&path)?;
-        written.push(path);
-    }
-    Ok(written)
+    // Every figure is drawn before anything is written, and the set is
+    // written as a whole: a failure leaves no partial set.
+    replace_dir(dir, |tmp| {
+        for (name, figure) in &figures {
+            figure.save(&tmp.join(name))?;
+        }
+        Ok(())
+    })
+    .with_context(|| format!("writing the figures to {}", dir.display()))?;
+    Ok(figures.iter().map(|(name, _)| dir.join(name)).collect())
 }
 
 /// Tiles per grid row: four patch vectors per row.

@@ -66,9 +66,9 @@ fn write_target(
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut prefix = std::ffi::OsString::from(".");
-    prefix.push(name);
-    prefix.push(".");
+    remove_stale_temps(dir, name);
+    let mut prefix = temp_prefix(name);
+    prefix.push(format!("{}.", std::process::id()));
     let mut builder = tempfile::Builder::new();
     builder.prefix(&prefix).suffix(".tmp");
     #[cfg(unix)]
@@ -90,6 +90,124 @@ fn write_target(
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// Writes the directory `out` as a whole: `fill` writes its files into a
+/// fresh temporary directory beside it, which then takes `out`'s place, so
+/// an error (a full disk half-way, a bad argument found late) leaves `out`
+/// as it was. An existing `out` is replaced only when it is empty or holds
+/// nothing but files of the names `fill` wrote (a previous run's output);
+/// anything else there is refused, never deleted.
+pub fn replace_dir(
+    out: &Path,
+    fill: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let located = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", out.display()));
+    let refuse = |why: String| anyhow::anyhow!("{}: {why}", out.display());
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let Some(name) = out.file_name() else {
+        return Err(refuse("not a directory path".into()));
+    };
+    let mut prefix = temp_prefix(name);
+    prefix.push(format!("{}.", std::process::id()));
+    let tmp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(".tmp")
+        .tempdir_in(parent)
+        .map_err(located)?;
+    fill(tmp.path())?;
+    let written: Vec<std::ffi::OsString> = fs::read_dir(tmp.path())
+        .map_err(located)?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<io::Result<_>>()
+        .map_err(located)?;
+    match fs::symlink_metadata(out) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::rename(tmp.path(), out).map_err(located)?;
+            // The directory is in place: nothing left to clean up.
+            let _ = tmp.keep();
+            return Ok(());
+        }
+        Err(e) => return Err(located(e).into()),
+        Ok(m) if !m.is_dir() => return Err(refuse("exists and is not a directory".into())),
+        Ok(_) => {}
+    }
+    let existing: Vec<std::ffi::OsString> = fs::read_dir(out)
+        .map_err(located)?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<io::Result<_>>()
+        .map_err(located)?;
+    if let Some(other) = existing.iter().find(|f| !written.contains(f)) {
+        return Err(refuse(format!(
+            "exists and holds {} (not written by this command); refusing to replace it",
+            Path::new(other).display()
+        )));
+    }
+    // Swap: the old directory moves aside, the new one takes its name, the
+    // old one is removed.
+    let aside = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(".old")
+        .tempdir_in(parent)
+        .map_err(located)?;
+    let aside_path = aside.path().join("old");
+    fs::rename(out, &aside_path).map_err(located)?;
+    if let Err(e) = fs::rename(tmp.path(), out) {
+        let _ = fs::rename(&aside_path, out);
+        return Err(located(e).into());
+    }
+    let _ = tmp.keep();
+    drop(aside); // removes the old directory with it
+    Ok(())
+}
+
+/// `.NAME.`: the start of every temporary file of `NAME`, which is
+/// followed by the writing process's id, a dot, a random part and `.tmp`.
+fn temp_prefix(name: &std::ffi::OsStr) -> std::ffi::OsString {
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(name);
+    prefix.push(".");
+    prefix
+}
+
+/// Removes the temporary files of `name` left in `dir` by processes that
+/// no longer run (a run killed before it could clean up). Best effort: a
+/// file that cannot be read or removed is left alone.
+fn remove_stale_temps(dir: &Path, name: &std::ffi::OsStr) {
+    let prefix = temp_prefix(name);
+    let Some(prefix) = prefix.to_str() else {
+        return;
+    };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(rest) = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(prefix))
+            .filter(|r| r.ends_with(".tmp"))
+        else {
+            continue;
+        };
+        let owner = rest.split('.').next().and_then(|p| p.parse::<u32>().ok());
+        if owner.is_some_and(|pid| !process_alive(pid)) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether process `pid` exists (on Linux, `/proc/PID`); elsewhere every
+/// process is assumed alive, so nothing is removed.
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
 }
 
 /// The mode of the file being replaced, or, for a new file, read-write
@@ -177,6 +295,61 @@ mod tests {
             1,
             "temp file left"
         );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn temp_files_of_dead_processes_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.convrfm");
+        // No process has pid u32::MAX on Linux (pid_max is at most 2^22).
+        let dead = dir
+            .path()
+            .join(format!(".m.convrfm.{}.abc123.tmp", u32::MAX));
+        let live = dir
+            .path()
+            .join(format!(".m.convrfm.{}.def456.tmp", std::process::id()));
+        let other = dir.path().join(".other.1.x.tmp");
+        for p in [&dead, &live, &other] {
+            fs::write(p, b"partial").unwrap();
+        }
+        write_atomic(&path, |w| w.write_all(b"new")).unwrap();
+        assert!(!dead.exists(), "a dead process's temp file stayed");
+        assert!(live.exists() && other.exists());
+    }
+
+    #[test]
+    fn a_directory_is_written_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("set");
+        let two = |tmp: &Path| -> anyhow::Result<()> {
+            fs::write(tmp.join("a"), b"1")?;
+            fs::write(tmp.join("b"), b"2")?;
+            Ok(())
+        };
+        replace_dir(&out, two).unwrap();
+        // A failure half-way leaves the previous output whole.
+        let err = replace_dir(&out, |tmp| {
+            fs::write(tmp.join("a"), b"new")?;
+            anyhow::bail!("disk full")
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("disk full"));
+        assert_eq!(fs::read(out.join("a")).unwrap(), b"1");
+        // A previous run's output is replaced; anything else is refused.
+        replace_dir(&out, |tmp| {
+            fs::write(tmp.join("a"), b"3")?;
+            fs::write(tmp.join("b"), b"4")?;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(fs::read(out.join("a")).unwrap(), b"3");
+        fs::write(out.join("mine.txt"), b"keep").unwrap();
+        let err = replace_dir(&out, two).unwrap_err().to_string();
+        assert!(err.contains("mine.txt"), "{err}");
+        assert_eq!(fs::read(out.join("mine.txt")).unwrap(), b"keep");
+        // Nothing temporary is left beside it.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

@@ -4,5 +4,5 @@
 pub mod atomic;
 pub mod progress;
 
-pub use atomic::{check_writable, write_atomic};
+pub use atomic::{check_writable, replace_dir, write_atomic};
 pub use progress::{Phase, Progress};

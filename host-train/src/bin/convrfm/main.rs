@@ -30,7 +30,7 @@ use convrfm_train::export::{self, CheckedExportOptions, ExportOptions, run::blob
 use convrfm_train::fit::readout::share_correct;
 use convrfm_train::fit::{Model, Protocol, TrainParams, experiment};
 use convrfm_train::inspect::{self, InspectOptions};
-use convrfm_train::output::{Progress, check_writable, write_atomic};
+use convrfm_train::output::{Progress, check_writable, replace_dir, write_atomic};
 
 use crate::args::{Cli, Command, DataArgs, DataCommand, synth_files};
 use crate::load::{DataSpec, files, labelled};
@@ -204,14 +204,21 @@ fn run(cli: Cli) -> Result<()> {
         Command::Data {
             command: DataCommand::Gen { task, out },
         } => {
-            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-            let [train_images, train_labels, test_images, test_labels] = synth_files(&out);
-            for (split, images, labels) in [
-                (Split::Train, &train_images, &train_labels),
-                (Split::Test, &test_images, &test_labels),
+            // Both sets are generated (every argument checked) before
+            // anything is written; the directory is then written whole.
+            let train = task.generate(Split::Train)?;
+            let test = task.generate(Split::Test)?;
+            replace_dir(&out, |tmp| {
+                let [train_images, train_labels, test_images, test_labels] = synth_files(tmp);
+                data::save_idx_pair(&train, &train_images, &train_labels)?;
+                data::save_idx_pair(&test, &test_images, &test_labels)
+            })
+            .with_context(|| format!("writing {}", out.display()))?;
+            let [train_images, _, test_images, _] = synth_files(&out);
+            for (split, set, images) in [
+                (Split::Train, &train, &train_images),
+                (Split::Test, &test, &test_images),
             ] {
-                let set = task.generate(split)?;
-                data::save_idx_pair(&set, images, labels)?;
                 say!(
                     "{split}: {} images {} ({}), {} classes -> {}",
                     set.len(),
@@ -401,7 +408,10 @@ fn load_data(args: &DataArgs) -> Result<(LabelledImages, Option<LabelledImages>)
                 ))
             })
             .transpose()?;
-        say!("data: {}", dir.display());
+        match test {
+            Some(_) => say!("data: {}", dir.display()),
+            None => say!("data: {} (no test-* files: no test set)", dir.display()),
+        }
         return Ok((train, test));
     }
     let train_files = files(&args.train_images, &args.train_labels);
