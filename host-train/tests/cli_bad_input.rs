@@ -349,3 +349,52 @@ fn generated_data_and_figures_are_written_whole_or_not_at_all() {
         "temporary files left"
     );
 }
+
+#[test]
+fn float_images_are_refused_by_blobs_and_huge_pixels_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("f32.idx");
+    let labels = dir.path().join("labels.idx");
+    let mut pixels = vec![0.5f32; 4 * 28 * 28];
+    pixels[100] = 3e38;
+    write_idx(
+        &images,
+        &IdxArray {
+            dims: vec![4, 28, 28],
+            data: IdxData::F32(pixels),
+        },
+        false,
+    )
+    .unwrap();
+    write_idx(
+        &labels,
+        &IdxArray {
+            dims: vec![4],
+            data: IdxData::U8(vec![0, 1, 0, 1]),
+        },
+        false,
+    )
+    .unwrap();
+    let (i, l) = (images.display().to_string(), labels.display().to_string());
+    let o = convrfm(&["eval", "--blob", BLOB, "--images", &i, "--labels", &l]);
+    assert_error(&o, &["images have f32 pixels", "u8 pixels"]);
+    let o = convrfm(&["predict", "--blob", BLOB, &i]);
+    assert_error(&o, &["f32 pixels"]);
+    let out = dir.path().join("m.convrfm").display().to_string();
+    let o = convrfm(&[
+        "train",
+        "--train-images",
+        &i,
+        "--train-labels",
+        &l,
+        "--iterations",
+        "1",
+        "--depth",
+        "1",
+        "--val-fraction",
+        "0.5",
+        "--out",
+        &out,
+    ]);
+    assert_error(&o, &["overflows", "largest |pixel| is 3e38"]);
+}

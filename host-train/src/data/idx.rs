@@ -20,6 +20,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use flate2::Compression;
+use flate2::bufread::GzDecoder;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 
@@ -139,6 +140,10 @@ pub enum IdxError {
     },
     /// The file is longer than its header says. Whole-file byte counts, as in
     /// [`IdxError::Truncated`].
+    /// Bytes after the last complete gzip member that are not another
+    /// gzip member.
+    #[error("{0} bytes of trailing data after the gzip stream (not another gzip member)")]
+    TrailingAfterGzip(u64),
     #[error("trailing bytes: header implies {expected} bytes, file has {found}")]
     TrailingBytes {
         /// Bytes the header implies.
@@ -335,6 +340,42 @@ fn read_stream<R: Read>(
     })
 }
 
+/// The decompressed bytes of consecutive gzip members; at the first byte
+/// after a member that does not start another one, the stream ends and
+/// the count of the remaining bytes is kept in `trailing`.
+struct GzMembers<R: BufRead> {
+    current: Option<GzDecoder<R>>,
+    trailing: u64,
+}
+
+impl<R: BufRead> Read for GzMembers<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let Some(decoder) = self.current.as_mut() else {
+                return Ok(0);
+            };
+            let n = decoder.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            // The member ended: another one, the end, or trailing data.
+            let Some(mut inner) = self.current.take().map(GzDecoder::into_inner) else {
+                return Ok(0);
+            };
+            let next = inner.fill_buf()?;
+            if next.is_empty() {
+                return Ok(0);
+            }
+            if next.starts_with(&GZIP_MAGIC) {
+                self.current = Some(GzDecoder::new(inner));
+            } else {
+                self.trailing = io::copy(&mut inner, &mut io::sink())?;
+                return Ok(0);
+            }
+        }
+    }
+}
+
 /// Parses already-decompressed IDX bytes.
 ///
 /// Gzip data is rejected with [`IdxError::BadMagic`]; use [`decode_idx`] for
@@ -349,8 +390,17 @@ pub fn read_idx_from(mut reader: impl BufRead) -> Result<IdxArray, IdxError> {
     let start = reader.fill_buf().map_err(IdxError::Io)?;
     if start.starts_with(&GZIP_MAGIC) {
         // Multi-member, so that files made by concatenating gzip streams (as
-        // `cat a.gz b.gz` or some parallel compressors produce) read whole.
-        read_stream(MultiGzDecoder::new(reader), IdxError::Gzip)
+        // `cat a.gz b.gz` or some parallel compressors produce) read whole;
+        // anything else after a member is trailing data, not corruption.
+        let mut members = GzMembers {
+            current: Some(GzDecoder::new(reader)),
+            trailing: 0,
+        };
+        let array = read_stream(&mut members, IdxError::Gzip)?;
+        match members.trailing {
+            0 => Ok(array),
+            n => Err(IdxError::TrailingAfterGzip(n)),
+        }
     } else {
         read_stream(reader, IdxError::Io)
     }
@@ -702,6 +752,20 @@ mod tests {
             matches!(err, IdxError::Truncated { expected, found: 15 } if expected == (1 << 34) + 12),
             "{err}"
         );
+    }
+
+    #[test]
+    fn data_after_the_gzip_stream_is_trailing_data_not_corruption() {
+        let bytes = encode(&u8_array());
+        let mut gz = gzip(&bytes);
+        gz.extend_from_slice(b"xyz");
+        let err = decode_idx(&gz).expect_err("trailing after gz");
+        assert!(matches!(err, IdxError::TrailingAfterGzip(3)), "{err}");
+        // A second member is not trailing data: the members concatenate.
+        let (a, b) = bytes.split_at(10);
+        let mut two = gzip(a);
+        two.extend_from_slice(&gzip(b));
+        assert_eq!(decode_idx(&two).expect("two members"), u8_array());
     }
 
     #[test]

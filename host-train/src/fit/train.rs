@@ -14,7 +14,7 @@
 use std::borrow::Cow;
 use std::time::Instant;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use convrfm_core::Shape;
 use rand::SeedableRng;
 use rand::seq::index::sample;
@@ -25,7 +25,7 @@ use super::model::Model;
 use super::params::{CheckedParams, Protocol};
 use super::readout::{accuracy, one_hot};
 use super::report::{IterationReport, LambdaResult, LayerSummary, PhaseTimes};
-use crate::data::{LabelledImages, train_val_split};
+use crate::data::{Images, LabelledImages, train_val_split};
 use crate::kernel::{Kernel, KernelBlocks, Metric, Precision, Real};
 use crate::limits::ensure_fits;
 use crate::matrix::Matrix;
@@ -248,11 +248,7 @@ fn fit_layer<R: Real>(
         };
         times.ktest = t.elapsed().as_secs_f64();
 
-        let scale = kff.as_slice().iter().fold(0.0f64, |m, v| m.max(*v));
-        ensure!(
-            scale > 0.0 && scale.is_finite(),
-            "kernel matrix maximum is {scale}: are all images blank?"
-        );
+        let scale = kernel_scale(&kff, &fit.images)?;
         for m in std::iter::once(&mut kff)
             .chain(kvf.iter_mut())
             .chain(ktf.iter_mut())
@@ -333,7 +329,7 @@ fn fit_layer<R: Real>(
                 &train.images.pixels,
                 &progress.bar("Refit", (n * (n + 1) / 2) as u64),
             );
-            let scale = k.as_slice().iter().fold(0.0f64, |m, v| m.max(*v));
+            let scale = kernel_scale(&k, &train.images)?;
             k.divide(scale);
             let sol = solve_ridge(&k, &one_hot(&train.labels, classes), lambda)
                 .context("final re-fit")?;
@@ -364,6 +360,26 @@ fn fit_layer<R: Real>(
         }
     };
     Ok(fit)
+}
+
+/// The largest entry of a Gram matrix `k` of `images`, by which the kernel
+/// is normalised; an overflow or an all-zero matrix is an error that says
+/// why.
+fn kernel_scale(k: &Matrix, images: &Images) -> Result<f64> {
+    // Any NaN makes the fold non-finite too (f64::max skips NaN, so check).
+    let scale = k.as_slice().iter().fold(0.0f64, |m, v| m.max(*v));
+    if !scale.is_finite() || k.as_slice().iter().any(|v| !v.is_finite()) {
+        let largest = images.pixels.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        bail!(
+            "the kernel overflows: the largest |pixel| is {largest:e}; scale the images to a \
+             range like [0, 1]"
+        );
+    }
+    ensure!(
+        scale > 0.0,
+        "the kernel matrix is zero: every training image is blank"
+    );
+    Ok(scale)
 }
 
 /// Best validation accuracy; ties go to the larger lambda (the smoother fit).
