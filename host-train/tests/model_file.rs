@@ -59,3 +59,59 @@ fn every_corruption_is_refused_with_its_reason() {
     );
     assert!(err(b"CRFMBLOB and more bytes").contains("give it with --blob"));
 }
+
+/// `body` framed as a model file: magic, version, body, a correct CRC.
+fn framed(body: &[u8]) -> Vec<u8> {
+    let mut out = FILE[..12].to_vec();
+    out.extend_from_slice(body);
+    let crc = convrfm_core::crc32(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_bytes_are_an_error_never_a_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..400)
+        ) {
+            prop_assert!(Model::from_bytes(&bytes).is_err());
+            // Past the CRC: random bodies are refused by the decoder or
+            // the validation.
+            prop_assert!(Model::from_bytes(&framed(&bytes)).is_err());
+        }
+
+        #[test]
+        fn bit_flips_are_caught(at in 0usize..FILE.len(), bit in 0u8..8) {
+            let mut b = FILE.to_vec();
+            b[at] ^= 1 << bit;
+            prop_assert!(Model::from_bytes(&b).is_err());
+        }
+
+        /// A byte of the body changed and the CRC recomputed (a crafted
+        /// file): refused, or a model that passed every check and then
+        /// predicts without panicking.
+        #[test]
+        fn crafted_bodies_are_refused_or_usable(at in 12usize..FILE.len() - 4, v in any::<u8>()) {
+            let mut body = FILE[12..FILE.len() - 4].to_vec();
+            body[at - 12] = v;
+            if let Ok(m) = Model::from_bytes(&framed(&body)) {
+                let one = vendored_fashion_mnist(Split::Test).take(1);
+                let _ = m.scores(&one.images, Progress { quiet: true });
+            }
+        }
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        for len in 0..FILE.len() {
+            assert!(Model::from_bytes(&FILE[..len]).is_err(), "prefix {len}");
+        }
+    }
+}
