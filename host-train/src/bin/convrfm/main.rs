@@ -238,6 +238,11 @@ fn run(cli: Cli) -> Result<()> {
             no_deep,
         } => {
             let params = params.params().check()?;
+            if let Some(dir) = &out {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                check_writable(&dir.join("cntk.convrfm"))?;
+            }
             let train = task.generate(Split::Train)?;
             let test = task.generate(Split::Test)?;
             say!(
@@ -256,8 +261,6 @@ fn run(cli: Cli) -> Result<()> {
             say!("{cmp}");
             say!("total {:.1} s", t.elapsed().as_secs_f64());
             if let Some(dir) = out {
-                std::fs::create_dir_all(&dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
                 for (i, row) in cmp.rows.iter().enumerate() {
                     let name = ["cntk", "convrfm"]
                         .get(i)
