@@ -340,6 +340,21 @@ fn validate(m: &Model) -> Result<()> {
         "lambda {} is not finite and non-negative",
         m.lambda
     );
+    for (i, r) in m.history.iter().enumerate() {
+        let share = |a: Option<f64>| a.is_none_or(|a| (0.0..=1.0).contains(&a));
+        ensure!(
+            r.layer >= 1
+                && r.lambda.is_finite()
+                && r.lambda >= 0.0
+                && share(r.val_accuracy)
+                && share(r.test_accuracy),
+            "history entry {i} is not a training record (layer {}, lambda {}, accuracies {:?} {:?})",
+            r.layer,
+            r.lambda,
+            r.val_accuracy,
+            r.test_accuracy
+        );
+    }
     if let Some(i) = m.alpha.as_slice().iter().position(|v| !v.is_finite()) {
         bail!("alpha[{i}] is not finite");
     }
@@ -424,6 +439,10 @@ mod tests {
             ),
             ("kernel scale NaN", Box::new(move |f| f.scale = f64::NAN)),
             ("lambda -1", Box::new(move |f| f.lambda = -1.0)),
+            (
+                "history entry 0",
+                Box::new(move |f| f.history[0].val_accuracy = Some(f64::NAN)),
+            ),
             (
                 "alpha has 239 values",
                 Box::new(move |f| {
