@@ -870,6 +870,40 @@ mod tests {
             let _ = decode_idx(&gzip(&bytes));
         }
 
+        /// A flipped bit in a gzip file: gzip's own CRC and length catch
+        /// it (an error), or it hit a header field that carries no data
+        /// (time, OS, flags of absent fields) and the array is the same:
+        /// never a silently different array.
+        #[test]
+        fn gzip_bit_flips_are_an_error_or_harmless(
+            array in arb_array(),
+            at in any::<prop::sample::Index>(),
+            bit in 0u8..8,
+        ) {
+            let mut gz = gzip(&encode(&array));
+            let i = at.index(gz.len());
+            gz[i] ^= 1 << bit;
+            if let Ok(got) = decode_idx(&gz) {
+                prop_assert_eq!(got, array, "flip at byte {} bit {}", i, bit);
+            }
+        }
+
+        /// A flipped bit in a raw file's header: an error, or an array
+        /// consistent with what the header now says.
+        #[test]
+        fn header_bit_flips_are_an_error_or_consistent(
+            array in arb_array(),
+            at in 0usize..20,
+            bit in 0u8..8,
+        ) {
+            let mut bytes = encode(&array);
+            let i = at % bytes.len().min(4 + 4 * array.dims.len());
+            bytes[i] ^= 1 << bit;
+            if let Ok(got) = parse_idx(&bytes) {
+                prop_assert_eq!(got.dims.iter().product::<usize>(), got.data.len());
+            }
+        }
+
         #[test]
         fn every_truncation_is_an_error(array in arb_array()) {
             let bytes = encode(&array);
