@@ -5,18 +5,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use convrfm_train::data::idx::{IdxArray, IdxData, write_idx};
 use convrfm_train::data::{Split, vendored_fashion_mnist};
 
-fn convrfm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_convrfm"))
-        .arg("--quiet")
-        .args(args)
-        .output()
-        .expect("run convrfm")
-}
+mod common;
+use common::{assert_clean_error, convrfm};
 
 fn text(o: &Output) -> (String, String) {
     (
@@ -55,19 +50,6 @@ fn write_subset(dir: &Path, split: Split, n: usize) -> (String, String) {
     )
     .unwrap();
     (images.display().to_string(), labels.display().to_string())
-}
-
-fn assert_clean_error(o: &Output, needles: &[&str]) {
-    let (_, err) = text(o);
-    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    assert!(err.starts_with("error: "), "stderr: {err}");
-    assert!(
-        !err.contains("panicked") && !err.contains("backtrace"),
-        "stderr: {err}"
-    );
-    for n in needles {
-        assert!(err.contains(n), "{n:?} missing from: {err}");
-    }
 }
 
 #[test]

@@ -5,10 +5,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use convrfm_train::data::idx::{IdxArray, IdxData, write_idx};
 use convrfm_train::data::{Split, vendored_fashion_mnist};
+
+mod common;
+use common::{assert_clean_error, convrfm};
 
 const BLOB: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -22,25 +25,6 @@ const TEST_IMAGES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../data/fashion-mnist/t10k-images-idx3-ubyte.gz"
 );
-
-fn convrfm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_convrfm"))
-        .arg("--quiet")
-        .args(args)
-        .output()
-        .expect("run convrfm")
-}
-
-/// Exit status 1, one `error:` line naming every needle, no panic.
-fn assert_error(o: &Output, needles: &[&str]) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    assert!(err.starts_with("error: "), "stderr: {err}");
-    assert!(!err.contains("panicked"), "stderr: {err}");
-    for n in needles {
-        assert!(err.contains(n), "{n:?} missing from: {err}");
-    }
-}
 
 /// `n` images of 28x28 with the given labels, as IDX files in `dir`.
 fn write_set(dir: &Path, labels: &[u8]) -> (String, String) {
@@ -76,7 +60,7 @@ fn a_failed_write_to_stdout_is_an_error_not_a_panic() {
         .stdout(Stdio::from(full))
         .output()
         .unwrap();
-    assert_error(&o, &["writing to standard output"]);
+    assert_clean_error(&o, &["writing to standard output"]);
 }
 
 #[test]
@@ -93,7 +77,7 @@ fn zero_images_are_an_error_not_zero_percent() {
         vec!["eval", "--model", MODEL, "--limit", "0"],
     ] {
         let o = convrfm(&args);
-        assert_error(&o, &["0"]);
+        assert_clean_error(&o, &["0"]);
         assert!(!String::from_utf8_lossy(&o.stdout).contains("accuracy"));
     }
 }
@@ -105,7 +89,7 @@ fn labels_outside_the_models_classes_are_refused() {
     for what in ["--model", "--blob"] {
         let file = if what == "--model" { MODEL } else { BLOB };
         let o = convrfm(&["eval", what, file, "--images", &images, "--labels", &labels]);
-        assert_error(&o, &["label 200 of image 2 is out of range", "10 classes"]);
+        assert_clean_error(&o, &["label 200 of image 2 is out of range", "10 classes"]);
     }
 }
 
@@ -128,7 +112,7 @@ fn a_stray_label_is_not_a_256_class_model() {
         args.extend_from_slice(extra);
         convrfm(&args)
     };
-    assert_error(
+    assert_clean_error(
         &train(&[]),
         &[
             "labels.idx",
@@ -137,7 +121,7 @@ fn a_stray_label_is_not_a_256_class_model() {
         ],
     );
     assert!(!Path::new(&out).exists());
-    assert_error(
+    assert_clean_error(
         &train(&["--classes", "2"]),
         &["label 255 of image 5", "--classes"],
     );
@@ -155,11 +139,11 @@ fn conflicting_and_unbounded_flags_are_usage_errors() {
     let o = convrfm(&["train", "--data", "d", "--train-labels", "x"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot be used with"));
-    assert_error(
+    assert_clean_error(
         &convrfm(&["--threads", "100000", "eval", "--model", MODEL]),
         &["--threads 100000"],
     );
-    assert_error(
+    assert_clean_error(
         &convrfm(&["train", "--classes", "5"]),
         &["--classes", "Fashion-MNIST"],
     );
@@ -170,7 +154,7 @@ fn output_paths_are_checked_before_any_work_and_special_files_kept() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing/m.convrfm").display().to_string();
     let start = std::time::Instant::now();
-    assert_error(
+    assert_clean_error(
         &convrfm(&["train", "--train-limit", "2000", "--out", &missing]),
         &["missing"],
     );
@@ -181,9 +165,9 @@ fn output_paths_are_checked_before_any_work_and_special_files_kept() {
         "--out",
         &dir.path().display().to_string(),
     ]);
-    assert_error(&o, &["is a directory"]);
+    assert_clean_error(&o, &["is a directory"]);
     let o = convrfm(&["export", "--model", MODEL, "--out", "/dev/null"]);
-    assert_error(&o, &["/dev/null", "not a regular file"]);
+    assert_clean_error(&o, &["/dev/null", "not a regular file"]);
     // Refused before training or searching: well under a training run.
     assert!(start.elapsed().as_secs() < 20, "{:?}", start.elapsed());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
@@ -191,11 +175,11 @@ fn output_paths_are_checked_before_any_work_and_special_files_kept() {
 
 #[test]
 fn a_model_given_as_a_blob_and_the_reverse_get_a_hint() {
-    assert_error(
+    assert_clean_error(
         &convrfm(&["eval", "--blob", MODEL]),
         &["is a model file", "--model"],
     );
-    assert_error(
+    assert_clean_error(
         &convrfm(&["eval", "--model", BLOB]),
         &["device blob", "--blob"],
     );
@@ -237,7 +221,7 @@ fn sizes_are_checked_from_the_headers_before_any_payload() {
         "--out",
         "/tmp/never",
     ]);
-    assert_error(&o, &["wide.idx", "100000 channels", "at most 4096"]);
+    assert_clean_error(&o, &["wide.idx", "100000 channels", "at most 4096"]);
 
     // A header promising a million images (no payload: a gzip bomb would
     // be read here) against 4 labels: refused from the headers.
@@ -257,7 +241,7 @@ fn sizes_are_checked_from_the_headers_before_any_payload() {
         "--out",
         "/tmp/never",
     ]);
-    assert_error(
+    assert_clean_error(
         &o,
         &["big.idx has 1000000 images but", "labels.idx has 4 labels"],
     );
@@ -288,7 +272,7 @@ fn export_tries_only_what_the_blob_can_hold_and_fails_before_searching() {
         String::from_utf8_lossy(&o.stderr)
     );
     let o = convrfm(&["export", "--model", &deep, "--out", &blob, "--no-test"]);
-    assert_error(&o, &["no rank tried fits", "depth 6 with rank 2 exceeds"]);
+    assert_clean_error(&o, &["no rank tried fits", "depth 6 with rank 2 exceeds"]);
     assert!(!String::from_utf8_lossy(&o.stderr).contains("KernelRange"));
     let o = convrfm(&[
         "export",
@@ -300,12 +284,12 @@ fn export_tries_only_what_the_blob_can_hold_and_fails_before_searching() {
         "--out",
         &blob,
     ]);
-    assert_error(
+    assert_clean_error(
         &o,
         &["smallest blob for this model needs", "--max-flash 100"],
     );
     let o = convrfm(&["export", "--model", MODEL, "--lambdas=nan", "--out", &blob]);
-    assert_error(&o, &["lambdas must be finite and non-negative, got NaN"]);
+    assert_clean_error(&o, &["lambdas must be finite and non-negative, got NaN"]);
     assert!(!Path::new(&blob).exists());
 }
 
@@ -324,7 +308,7 @@ fn generated_data_and_figures_are_written_whole_or_not_at_all() {
         "--out",
         &out.display().to_string(),
     ]);
-    assert_error(&o, &["0 test images"]);
+    assert_clean_error(&o, &["0 test images"]);
     assert!(!out.exists(), "a half dataset was written");
     let figs = dir.path().join("figs");
     let o = convrfm(&[
@@ -335,13 +319,13 @@ fn generated_data_and_figures_are_written_whole_or_not_at_all() {
         "--out",
         &figs.display().to_string(),
     ]);
-    assert_error(&o, &["no sample images"]);
+    assert_clean_error(&o, &["no sample images"]);
     assert!(!figs.exists(), "an empty figure directory was left");
     // Output that is not ours is never replaced.
     std::fs::create_dir(&figs).unwrap();
     std::fs::write(figs.join("notes.txt"), b"mine").unwrap();
     let o = convrfm(&["inspect", MODEL, "--out", &figs.display().to_string()]);
-    assert_error(&o, &["notes.txt", "refusing to replace it"]);
+    assert_clean_error(&o, &["notes.txt", "refusing to replace it"]);
     assert_eq!(std::fs::read(figs.join("notes.txt")).unwrap(), b"mine");
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),
@@ -377,9 +361,9 @@ fn float_images_are_refused_by_blobs_and_huge_pixels_named() {
     .unwrap();
     let (i, l) = (images.display().to_string(), labels.display().to_string());
     let o = convrfm(&["eval", "--blob", BLOB, "--images", &i, "--labels", &l]);
-    assert_error(&o, &["images have f32 pixels", "u8 pixels"]);
+    assert_clean_error(&o, &["images have f32 pixels", "u8 pixels"]);
     let o = convrfm(&["predict", "--blob", BLOB, &i]);
-    assert_error(&o, &["f32 pixels"]);
+    assert_clean_error(&o, &["f32 pixels"]);
     let out = dir.path().join("m.convrfm").display().to_string();
     let o = convrfm(&[
         "train",
@@ -396,5 +380,5 @@ fn float_images_are_refused_by_blobs_and_huge_pixels_named() {
         "--out",
         &out,
     ]);
-    assert_error(&o, &["overflows", "largest |pixel| is 3e38"]);
+    assert_clean_error(&o, &["overflows", "largest |pixel| is 3e38"]);
 }
