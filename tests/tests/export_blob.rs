@@ -60,7 +60,7 @@ fn blob_agrees_with_its_float_model() {
 
     let float_scores = compact.scores(&test_set.images, QUIET);
     let float_pred = argmax_rows(&float_scores);
-    let int = blob_predict(&blob, &test_set.images, QUIET).unwrap();
+    let int = blob_predict(&core, &test_set.images, QUIET).unwrap();
     let same = float_pred
         .iter()
         .zip(&int)

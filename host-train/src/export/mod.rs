@@ -445,7 +445,8 @@ pub fn realise(
     let test = test
         .map(|t| -> Result<TestReport> {
             let float_pred = argmax_rows(&compact.scores(&t.images, progress));
-            let int_pred = blob_predict(&blob, &t.images, progress)?;
+            let core = convrfm_core::Model::from_bytes(&blob).context("the encoded blob")?;
+            let int_pred = blob_predict(&core, &t.images, progress)?;
             Ok(TestReport {
                 float_accuracy: share_correct(float_pred.iter().copied(), &t.labels),
                 int_accuracy: share_correct(int_pred.iter().map(|p| p.0), &t.labels),

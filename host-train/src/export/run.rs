@@ -2,22 +2,22 @@
 //! implementation of the device's integer arithmetic: what `eval --blob`,
 //! `predict` and the export's integer test figures use.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use rayon::prelude::*;
 
 use super::device::to_u8;
 use crate::data::{ImageDims, Images, PixelType};
 use crate::output::Progress;
 
-/// A blob's integer predictions, in parallel over images: per image the
-/// predicted class and every class's integer score. The images must have
-/// the blob's shape and be byte images (the pixel type blobs are made for).
+/// A parsed blob's integer predictions, in parallel over images: per image
+/// the predicted class and every class's integer score. The images must
+/// have the blob's shape and be byte images (the pixel type blobs are made
+/// for).
 pub fn blob_predict(
-    blob_bytes: &[u8],
+    model: &convrfm_core::Model<'_>,
     images: &Images,
     progress: Progress,
 ) -> Result<Vec<(usize, Vec<i64>)>> {
-    let model = convrfm_core::Model::from_bytes(blob_bytes).context("invalid blob")?;
     images.ensure_like(
         ImageDims::of(&model.shape()),
         PixelType::U8,

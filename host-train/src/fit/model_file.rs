@@ -28,7 +28,8 @@ use crate::kernel::{KernelKind, Metric, Precision};
 use crate::matrix::Matrix;
 use crate::output::write_atomic;
 
-const MAGIC: &[u8; 8] = b"CONVRFM\0";
+/// First 8 bytes of every model file.
+pub const MAGIC: &[u8; 8] = b"CONVRFM\0";
 /// Version of the host model format written and read by this build.
 pub const FORMAT_VERSION: u32 = 3;
 /// Magic and version.
@@ -244,13 +245,9 @@ fn from_file(f: ModelFile) -> Result<Model> {
             .with_context(|| format!("feature layer {}", l + 1))
         })
         .collect::<Result<Vec<_>>>()?;
-    let n = f.labels.len();
-    let classes = f.class_names.len();
-    let alpha = Matrix::from_row_major(n, classes, f.alpha.clone()).with_context(|| {
-        format!(
-            "alpha has {} values, expected {n} images x {classes} classes",
-            f.alpha.len()
-        )
+    let (n, classes, values) = (f.labels.len(), f.class_names.len(), f.alpha.len());
+    let alpha = Matrix::from_row_major(n, classes, f.alpha).with_context(|| {
+        format!("alpha has {values} values, expected {n} images x {classes} classes")
     })?;
     let d = (f.metric.len() as f64).sqrt().round() as usize;
     let metric = Metric::from_rows(d, f.metric).context("metric")?;

@@ -366,15 +366,15 @@ fn fit_layer<R: Real>(
 /// is normalised; an overflow or an all-zero matrix is an error that says
 /// why.
 fn kernel_scale(k: &Matrix, images: &Images) -> Result<f64> {
-    // Any NaN makes the fold non-finite too (f64::max skips NaN, so check).
-    let scale = k.as_slice().iter().fold(0.0f64, |m, v| m.max(*v));
-    if !scale.is_finite() || k.as_slice().iter().any(|v| !v.is_finite()) {
+    // f64::max skips NaN, so non-finite entries are looked for, not folded.
+    if k.as_slice().iter().any(|v| !v.is_finite()) {
         let largest = images.pixels.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         bail!(
             "the kernel overflows: the largest |pixel| is {largest:e}; scale the images to a \
              range like [0, 1]"
         );
     }
+    let scale = k.as_slice().iter().fold(0.0f64, |m, v| m.max(*v));
     ensure!(
         scale > 0.0,
         "the kernel matrix is zero: every training image is blank"

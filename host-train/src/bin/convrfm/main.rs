@@ -28,7 +28,7 @@ use convrfm_train::bench::BenchParams;
 use convrfm_train::data::{self, LabelledImages, Split};
 use convrfm_train::export::{self, CheckedExportOptions, ExportOptions, run::blob_predict};
 use convrfm_train::fit::readout::share_correct;
-use convrfm_train::fit::{Model, Protocol, TrainParams, experiment};
+use convrfm_train::fit::{Model, Protocol, TrainParams, experiment, model_file};
 use convrfm_train::inspect::{self, InspectOptions};
 use convrfm_train::output::{Progress, check_writable, replace_dir, write_atomic};
 
@@ -80,8 +80,12 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             // Load what is evaluated first: a bad model fails before any data is read.
             let model = model.map(|m| Model::load(&m)).transpose()?;
-            let blob = blob
+            let blob_bytes = blob
                 .map(|b| read_blob(&b).map(|bytes| (b, bytes)))
+                .transpose()?;
+            let blob = blob_bytes
+                .as_ref()
+                .map(|(b, bytes)| parse_blob(b, bytes))
                 .transpose()?;
             let set = labelled(DataSpec {
                 files: files(&images, &labels),
@@ -96,11 +100,9 @@ fn run(cli: Cli) -> Result<()> {
                     set.ensure_labels_below(m.classes(), "the model")?;
                     m.accuracy(&set, progress)?
                 }
-                (None, Some((b, bytes))) => {
-                    let classes = convrfm_core::Model::from_bytes(&bytes)?.classes();
-                    set.ensure_labels_below(classes, "the blob")?;
-                    let pred = blob_predict(&bytes, &set.images, progress)
-                        .with_context(|| format!("blob {}", b.display()))?;
+                (None, Some(core)) => {
+                    set.ensure_labels_below(core.classes(), "the blob")?;
+                    let pred = blob_predict(&core, &set.images, progress)?;
                     share_correct(pred.iter().map(|p| p.0), &set.labels)
                 }
                 (None, None) => bail!("give --model or --blob"),
@@ -159,10 +161,10 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Predict { blob, images } => {
             let bytes = read_blob(&blob)?;
-            let core = convrfm_core::Model::from_bytes(&bytes)?;
+            let core = parse_blob(&blob, &bytes)?;
             for path in &images {
                 let set = data::load_idx_images(path)?;
-                let pred = blob_predict(&bytes, &set, progress)
+                let pred = blob_predict(&core, &set, progress)
                     .with_context(|| format!("{}", path.display()))?;
                 for (i, (class, scores)) in pred.iter().enumerate() {
                     let name = core.class_name(*class).unwrap_or("?").escape_debug();
@@ -359,19 +361,22 @@ fn run_export(
     Ok(())
 }
 
-/// A blob file's bytes, validated by the core; a model file given instead
-/// gets a hint.
+/// A blob file's bytes; a model file given instead gets a hint.
 fn read_blob(path: &Path) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading blob {}", path.display()))?;
-    if bytes.starts_with(b"CONVRFM\0") {
+    if bytes.starts_with(model_file::MAGIC) {
         bail!(
             "{} is a model file made by `convrfm train`, not a blob: give it with --model \
              (or make a blob with `convrfm export`)",
             path.display()
         );
     }
-    convrfm_core::Model::from_bytes(&bytes).with_context(|| format!("blob {}", path.display()))?;
     Ok(bytes)
+}
+
+/// The blob in `bytes` (read from `path`), validated once by the core.
+fn parse_blob<'b>(path: &Path, bytes: &'b [u8]) -> Result<convrfm_core::Model<'b>> {
+    convrfm_core::Model::from_bytes(bytes).with_context(|| format!("blob {}", path.display()))
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
