@@ -6,7 +6,7 @@
 // A host tool, not device code: the crate's no-panic lints do not apply.
 #![allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)]
 
-use convrfm_core::{BlobParts, KernelKind, encode, encoded_len, pack_pixels};
+use convrfm_core::{BlobParts, KernelKind, ResizeFilter, encode, encoded_len, pack_pixels};
 
 struct Seed {
     name: &'static str,
@@ -98,6 +98,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             pixel_bits: s.pixel_bits,
             rank: s.rank,
             kind: s.kind,
+            resize: ResizeFilter::Triangle,
             u_mult: 1 << 18,
             alpha_scale: 1e-6,
             expected_accuracy_bp: 5000,

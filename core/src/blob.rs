@@ -1,4 +1,4 @@
-//! The model blob, format v2: constants, [`encode`], and the checked parse
+//! The model blob, format v3: constants, [`encode`], and the checked parse
 //! [`Model::from_bytes`] with its infallible accessors.
 //!
 //! This module is the one place the format lives; `docs/blob-format.md`
@@ -7,8 +7,8 @@
 //! ```text
 //! offset size field
 //!      0    8 magic "CRFMBLOB"
-//!      8    2 format version (2)
-//!     10    2 header length (72)
+//!      8    2 format version (3)
+//!     10    2 header length (76)
 //!     12    2 channels c            14  2 height H        16  2 width W
 //!     18    1 depth L               19  1 pixel bits (8 or 4)
 //!     20    2 classes               22  2 centres m
@@ -18,7 +18,9 @@
 //!     36    4 total length
 //!     40   32 section table: (offset u32, length u32) for W, centres,
 //!             alpha, class names
-//!     72      sections, in that order, each starting at the next multiple
+//!     72    1 resize filter (0 nearest, 1 triangle, 2 catmull-rom,
+//!             3 gaussian, 4 lanczos3)    73  3 reserved, zero
+//!     76      sections, in that order, each starting at the next multiple
 //!             of 4 after the previous one, gaps zero
 //! total-4    4 CRC-32 of bytes [0, total - 4)
 //! ```
@@ -38,15 +40,15 @@ use crate::shape::{PATCH, Shape, ShapeError};
 /// First 8 bytes of every blob.
 pub const MAGIC: [u8; 8] = *b"CRFMBLOB";
 
-/// The format version this crate reads and writes. Version 2 has the
-/// layout of version 1; it changed the integer arithmetic of the kernel
-/// (`docs/blob-format.md`, §5), which is part of what a blob means, so a
-/// version-1 blob is refused with a message naming both versions.
-pub const FORMAT_VERSION: u16 = 2;
+/// The format version this crate reads and writes. Version 3 added the
+/// input record (the resize filter) after the section table; version 2
+/// changed the integer arithmetic of the kernel (`docs/blob-format.md`,
+/// §5). Older blobs are refused with a message naming both versions.
+pub const FORMAT_VERSION: u16 = 3;
 
-/// Bytes from the start of the blob to the end of the section table; the
+/// Bytes from the start of the blob to the end of the input record; the
 /// first section starts here.
-pub const HEADER_LEN: usize = 72;
+pub const HEADER_LEN: usize = 76;
 
 /// Sections start at multiples of this.
 pub const SECTION_ALIGN: usize = 4;
@@ -75,6 +77,8 @@ const OFF_ALPHA_SCALE: usize = 30;
 const OFF_ACCURACY: usize = 34;
 const OFF_TOTAL_LEN: usize = 36;
 const OFF_SECTIONS: usize = 40;
+const OFF_RESIZE: usize = 72;
+const OFF_RESERVED: usize = 73;
 
 /// [`Dims`] read from the first [`HEADER_LEN`] bytes, unvalidated
 /// (`const`, for [`scratch_len_for_blob`]); `None` if shorter.
@@ -183,6 +187,46 @@ pub enum NameError {
     NotUtf8,
 }
 
+/// How a picture of another size is resized to the blob's `H x W` before
+/// it is classified (the filters of the host's `image` crate). The device
+/// takes `c x H x W` bytes as they are; this records what the model was
+/// trained with, so a camera pipeline or the host's `predict` on photos
+/// can match it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u8)]
+pub enum ResizeFilter {
+    /// Nearest neighbour.
+    Nearest = 0,
+    /// Linear (bilinear) interpolation.
+    Triangle = 1,
+    /// Catmull-Rom cubic.
+    CatmullRom = 2,
+    /// Gaussian.
+    Gaussian = 3,
+    /// Lanczos with window 3.
+    Lanczos3 = 4,
+}
+
+impl ResizeFilter {
+    /// The header byte of this filter.
+    pub const fn to_byte(self) -> u8 {
+        self as u8
+    }
+
+    /// The filter of a header byte, if it names one.
+    pub const fn from_byte(b: u8) -> Option<Self> {
+        match b {
+            0 => Some(Self::Nearest),
+            1 => Some(Self::Triangle),
+            2 => Some(Self::CatmullRom),
+            3 => Some(Self::Gaussian),
+            4 => Some(Self::Lanczos3),
+            _ => None,
+        }
+    }
+}
+
 /// Why a byte slice is not a valid blob. Each variant names what is
 /// wrong and where.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -230,6 +274,13 @@ pub enum BlobError {
     BadPixelBits(u8),
     /// A kind byte other than 0 (NTK) or 1 (NNGP).
     BadKind(u8),
+    /// A resize-filter byte that names no [`ResizeFilter`].
+    BadResizeFilter(u8),
+    /// A reserved header byte (offsets 73 to 75) that is not zero.
+    NonZeroReserved {
+        /// Offset of the first nonzero reserved byte.
+        offset: usize,
+    },
     /// Rank 0 or larger than the patch dimension `d = 9 c`.
     BadRank {
         /// The rank field.
@@ -355,6 +406,10 @@ impl fmt::Display for BlobError {
             }
             Self::BadPixelBits(b) => write!(f, "pixel bits {b}, must be 4 or 8"),
             Self::BadKind(k) => write!(f, "kernel kind {k}, must be 0 (NTK) or 1 (NNGP)"),
+            Self::BadResizeFilter(b) => write!(f, "resize filter {b}, must be 0 to 4"),
+            Self::NonZeroReserved { offset } => {
+                write!(f, "reserved header byte at offset {offset} is not zero")
+            }
             Self::BadRank { rank, patch_dim } => {
                 write!(f, "rank {rank}, must be in 1..={patch_dim}")
             }
@@ -522,6 +577,8 @@ pub struct BlobParts<'a> {
     pub rank: u8,
     /// NTK or NNGP readout.
     pub kind: KernelKind,
+    /// How pictures of another size were resized for training.
+    pub resize: ResizeFilter,
     /// Requantisation multiplier of `u = P . W` (see [`crate::fixed::requantise`]).
     pub u_mult: u32,
     /// Informational: real score = integer score * `alpha_scale`. Finite, > 0.
@@ -763,6 +820,7 @@ pub fn encode(parts: &BlobParts<'_>, out: &mut [u8]) -> Result<usize, EncodeErro
     put(&mut header, OFF_CENTRES, &parts.centre_count.to_le_bytes());
     put(&mut header, OFF_RANK, &[parts.rank]);
     put(&mut header, OFF_KIND, &[parts.kind.to_byte()]);
+    put(&mut header, OFF_RESIZE, &[parts.resize.to_byte()]);
     put(&mut header, OFF_U_MULT, &parts.u_mult.to_le_bytes());
     put(
         &mut header,
@@ -780,7 +838,7 @@ pub fn encode(parts: &BlobParts<'_>, out: &mut [u8]) -> Result<usize, EncodeErro
         &u32_of(layout.total).to_le_bytes(),
     );
     for (i, &(off, len)) in layout.sections.iter().enumerate() {
-        // i < 4: at most 40 + 3 * 8 + 4, inside the 72-byte header.
+        // i < 4: at most 40 + 3 * 8 + 4, inside the header.
         let at = OFF_SECTIONS.saturating_add(i.saturating_mul(8));
         put(&mut header, at, &u32_of(off).to_le_bytes());
         put(
@@ -896,6 +954,7 @@ pub struct Model<'a> {
     pub(crate) bytes: &'a [u8],
     pub(crate) shape: Shape,
     pub(crate) kind: KernelKind,
+    pub(crate) resize: ResizeFilter,
     pub(crate) pixel_bits: u8,
     pub(crate) classes: usize,
     pub(crate) centres: usize,
@@ -927,6 +986,7 @@ impl fmt::Debug for Model<'_> {
             .field("bytes", &self.bytes.len())
             .field("shape", &self.shape)
             .field("kind", &self.kind)
+            .field("resize", &self.resize)
             .field("pixel_bits", &self.pixel_bits)
             .field("classes", &self.classes)
             .field("centres", &self.centres)
@@ -1000,6 +1060,12 @@ impl<'a> Model<'a> {
             return Err(BlobError::BadPixelBits(pixel_bits));
         }
         let kind = KernelKind::from_byte(kind_byte).ok_or(BlobError::BadKind(kind_byte))?;
+        let resize_byte = byte(bytes, OFF_RESIZE);
+        let resize =
+            ResizeFilter::from_byte(resize_byte).ok_or(BlobError::BadResizeFilter(resize_byte))?;
+        if let Some(offset) = (OFF_RESERVED..HEADER_LEN).find(|&i| byte(bytes, i) != 0) {
+            return Err(BlobError::NonZeroReserved { offset });
+        }
         let d = shape.patch_dim();
         if rank == 0 || usize::from(rank) > d {
             return Err(BlobError::BadRank { rank, patch_dim: d });
@@ -1134,6 +1200,7 @@ impl<'a> Model<'a> {
             bytes: bytes.get(..total).unwrap_or(bytes),
             shape,
             kind,
+            resize,
             pixel_bits,
             classes: n_classes,
             centres: m,
@@ -1163,6 +1230,11 @@ impl<'a> Model<'a> {
     /// NTK or NNGP readout.
     pub fn kind(&self) -> KernelKind {
         self.kind
+    }
+
+    /// How pictures of another size were resized for training.
+    pub fn resize_filter(&self) -> ResizeFilter {
+        self.resize
     }
 
     /// Bits per stored centre pixel (4 or 8).

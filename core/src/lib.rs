@@ -54,9 +54,9 @@ mod scratch;
 mod shape;
 
 pub use blob::{
-    BlobError, BlobParts, ClassNames, EncodeError, KernelKind, Model, NameError, Section, Sizes,
-    declared_len, encode, encoded_len, encoded_len_for, image_bytes, kernel_fits, pack_pixels,
-    pixel_to_4bit, scratch_len_for_blob,
+    BlobError, BlobParts, ClassNames, EncodeError, KernelKind, Model, NameError, ResizeFilter,
+    Section, Sizes, declared_len, encode, encoded_len, encoded_len_for, image_bytes, kernel_fits,
+    pack_pixels, pixel_to_4bit, scratch_len_for_blob,
 };
 pub use crc::{Crc32, crc32};
 pub use predict::{PredictError, Prediction};

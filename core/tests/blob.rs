@@ -14,8 +14,8 @@ mod common;
 use common::{Owned, Rng};
 use convrfm_core::blob::{CRC_LEN, FORMAT_VERSION, HEADER_LEN, MAGIC};
 use convrfm_core::{
-    BlobError, EncodeError, KernelKind, Model, NameError, Section, ShapeError, Sizes, crc32,
-    declared_len, encode, encoded_len, encoded_len_for, scratch_len_for_blob,
+    BlobError, EncodeError, KernelKind, Model, NameError, ResizeFilter, Section, ShapeError, Sizes,
+    crc32, declared_len, encode, encoded_len, encoded_len_for, scratch_len_for_blob,
 };
 use proptest::prelude::*;
 
@@ -143,16 +143,16 @@ fn header_hex_example_is_what_encode_writes() {
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
         .join(" ");
-    let expected = "43 52 46 4d 42 4c 4f 42 02 00 48 00 01 00 1c 00 \
+    let expected = "43 52 46 4d 42 4c 4f 42 03 00 4c 00 01 00 1c 00 \
                     1c 00 03 04 0a 00 64 00 09 00 45 23 01 00 5f 70 \
-                    89 30 e9 20 dc a1 00 00 48 00 00 00 51 00 00 00 \
-                    9c 00 00 00 20 99 00 00 bc 99 00 00 d0 07 00 00 \
-                    8c a1 00 00 4c 00 00 00";
+                    89 30 e9 20 e0 a1 00 00 4c 00 00 00 51 00 00 00 \
+                    a0 00 00 00 20 99 00 00 c0 99 00 00 d0 07 00 00 \
+                    90 a1 00 00 4c 00 00 00 01 00 00 00";
     assert_eq!(
         hex,
         expected.split_whitespace().collect::<Vec<_>>().join(" ")
     );
-    assert_eq!(blob.len(), 0xa1dc);
+    assert_eq!(blob.len(), 0xa1e0);
     let m = Model::from_bytes(&blob).unwrap();
     assert_eq!(m.scratch_len(), scratch_len_for_blob(&blob).unwrap());
     println!(
@@ -290,35 +290,63 @@ fn every_single_bit_flip_is_rejected() {
 #[test]
 fn bad_versions_and_header_lengths() {
     let blob = sample(21).encode();
-    for v in [0u16, 1, 3, 0x0200, u16::MAX] {
+    for v in [0u16, 1, 2, 4, 0x0300, u16::MAX] {
         let mut b = blob.clone();
         set_u16(&mut b, 8, v);
         fix_crc(&mut b);
         assert_eq!(Model::from_bytes(&b), Err(BlobError::UnsupportedVersion(v)));
     }
-    for h in [0u16, 71, 73, 76, u16::MAX] {
+    for h in [0u16, 72, 75, 77, 80, u16::MAX] {
         let mut b = blob.clone();
         set_u16(&mut b, 10, h);
         fix_crc(&mut b);
         assert_eq!(
             Model::from_bytes(&b),
             Err(BlobError::BadHeaderLength {
-                expected: 72,
+                expected: 76,
                 got: h
             })
         );
     }
-    assert_eq!(FORMAT_VERSION, 2);
-    // A version-1 blob (same layout, older arithmetic) gets a message that
-    // names both versions.
+    assert_eq!(FORMAT_VERSION, 3);
+    // A version-2 blob (no input record) gets a message that names both
+    // versions.
     let mut b = blob.clone();
-    set_u16(&mut b, 8, 1);
+    set_u16(&mut b, 8, 2);
     fix_crc(&mut b);
     let msg = Model::from_bytes(&b).unwrap_err().to_string();
     assert!(
-        msg.contains("version 1") && msg.contains("version 2"),
+        msg.contains("version 2") && msg.contains("version 3"),
         "{msg}"
     );
+}
+
+#[test]
+fn resize_filter_and_reserved_bytes() {
+    let blob = tiny().encode();
+    assert_eq!(blob[72], ResizeFilter::Triangle.to_byte());
+    let with = |at: usize, v: u8| {
+        let mut b = blob.clone();
+        b[at] = v;
+        fix_crc(&mut b);
+        Model::from_bytes(&b).map(|m| m.resize_filter())
+    };
+    for (code, filter) in [
+        (0, ResizeFilter::Nearest),
+        (1, ResizeFilter::Triangle),
+        (2, ResizeFilter::CatmullRom),
+        (3, ResizeFilter::Gaussian),
+        (4, ResizeFilter::Lanczos3),
+    ] {
+        assert_eq!(with(72, code), Ok(filter));
+        assert_eq!(ResizeFilter::from_byte(code), Some(filter));
+    }
+    for code in [5, 0x80, 0xFF] {
+        assert_eq!(with(72, code), Err(BlobError::BadResizeFilter(code)));
+    }
+    for at in 73..76 {
+        assert_eq!(with(at, 1), Err(BlobError::NonZeroReserved { offset: at }));
+    }
 }
 
 /// A fixed model whose numbers the table below refers to: 1x8x8, depth 2,
@@ -452,10 +480,10 @@ fn huge_and_bad_header_values_with_valid_crc() {
 #[test]
 fn section_table_errors_are_specific() {
     let blob = tiny().encode();
-    // Sections of `tiny`: W 18 bytes at 72, centres 192 at 92, alpha 12 at
-    // 284, names 8 at 296; CRC at 304; total 308.
+    // Sections of `tiny`: W 18 bytes at 76, centres 192 at 96, alpha 12 at
+    // 288, names 8 at 300; CRC at 308; total 312.
     let m = Model::from_bytes(&blob).unwrap();
-    assert_eq!(blob.len(), 308, "{m:?}");
+    assert_eq!(blob.len(), 312, "{m:?}");
     let with = |edit: &dyn Fn(&mut Vec<u8>)| {
         let mut b = blob.clone();
         edit(&mut b);
@@ -464,26 +492,26 @@ fn section_table_errors_are_specific() {
     };
     use BlobError::*;
     assert_eq!(
-        with(&|b| set_u32(b, 48, 93)),
+        with(&|b| set_u32(b, 48, 97)),
         Err(SectionMisaligned {
             section: Section::Centres,
-            offset: 93
+            offset: 97
         })
     );
     assert_eq!(
-        with(&|b| set_u32(b, 48, 88)),
+        with(&|b| set_u32(b, 48, 92)),
         Err(SectionOverlap {
             section: Section::Centres,
-            offset: 88,
-            previous_end: 90
+            offset: 92,
+            previous_end: 94
         })
     );
     assert_eq!(
-        with(&|b| set_u32(b, 48, 96)),
+        with(&|b| set_u32(b, 48, 100)),
         Err(SectionGap {
             section: Section::Centres,
-            offset: 96,
-            expected: 92
+            offset: 100,
+            expected: 96
         })
     );
     assert_eq!(
@@ -492,23 +520,23 @@ fn section_table_errors_are_specific() {
             section: Section::Centres,
             offset: u32::MAX - 3,
             len: 192,
-            limit: 304
+            limit: 308
         })
     );
     assert_eq!(
         with(&|b| set_u32(b, 68, 9)),
         Err(SectionOutOfBounds {
             section: Section::ClassNames,
-            offset: 296,
+            offset: 300,
             len: 9,
-            limit: 304
+            limit: 308
         })
     );
     assert_eq!(
         with(&|b| set_u32(b, 68, 4)),
         Err(TrailingBytes {
-            expected_crc_offset: 300,
-            crc_offset: 304
+            expected_crc_offset: 304,
+            crc_offset: 308
         })
     );
     assert_eq!(
@@ -519,26 +547,26 @@ fn section_table_errors_are_specific() {
             got: u32::MAX as usize
         })
     );
-    assert_eq!(with(&|b| b[90] = 1), Err(NonZeroPadding { offset: 90 }));
+    assert_eq!(with(&|b| b[94] = 1), Err(NonZeroPadding { offset: 94 }));
     // Class names: "no" (2), "yes" (3) -> [2 n o 3 y e s] + 1 padding byte? No:
-    // 1 + 2 + 1 + 3 = 7 bytes, then 1 byte of padding at 303.
-    assert_eq!(with(&|b| b[303] = 7), Err(NonZeroPadding { offset: 303 }));
+    // 1 + 2 + 1 + 3 = 7 bytes, then 1 byte of padding at 307.
+    assert_eq!(with(&|b| b[307] = 7), Err(NonZeroPadding { offset: 307 }));
     assert_eq!(
-        with(&|b| b[297] = 0xFF),
+        with(&|b| b[301] = 0xFF),
         Err(BadClassName {
             index: 0,
             reason: NameError::NotUtf8
         })
     );
     assert_eq!(
-        with(&|b| b[299] = 9),
+        with(&|b| b[303] = 9),
         Err(BadClassName {
             index: 1,
             reason: NameError::Truncated
         })
     );
     assert_eq!(
-        with(&|b| b[299] = 1),
+        with(&|b| b[303] = 1),
         Err(SizeMismatch {
             section: Section::ClassNames,
             expected: 5,
@@ -550,7 +578,7 @@ fn section_table_errors_are_specific() {
         with(&|b| set_u32(b, 36, 8)),
         Err(TotalLength {
             declared: 8,
-            got: 308
+            got: 312
         })
     );
 }

@@ -54,7 +54,7 @@ fn every_corruption_is_refused_with_its_reason() {
     b[8..12].copy_from_slice(&(FORMAT_VERSION - 1).to_le_bytes());
     let msg = err(&b);
     assert!(
-        msg.contains("version 2") && msg.contains("re-train"),
+        msg.contains("version 3") && msg.contains("re-train"),
         "{msg}"
     );
     assert!(err(b"CRFMBLOB and more bytes").contains("give it with --blob"));

@@ -67,6 +67,7 @@ fn check(bytes: &[u8]) {
         pixel_bits: model.pixel_bits(),
         rank: model.rank() as u8,
         kind: model.kind(),
+        resize: model.resize_filter(),
         u_mult: model.u_mult(),
         alpha_scale: model.alpha_scale(),
         expected_accuracy_bp: model.expected_accuracy_bp().unwrap_or(0),

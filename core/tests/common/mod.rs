@@ -13,7 +13,7 @@
 )]
 
 use convrfm_core::fixed::{RHO_TABLE, RSQRT_TABLE, W_TABLE};
-use convrfm_core::{BlobParts, KernelKind, encode, encoded_len, pack_pixels};
+use convrfm_core::{BlobParts, KernelKind, ResizeFilter, encode, encoded_len, pack_pixels};
 
 /// xorshift64*: small, seeded, reproducible.
 #[derive(Clone, Debug)]
@@ -83,6 +83,7 @@ impl Owned {
             pixel_bits: self.pixel_bits,
             rank: self.rank,
             kind: self.kind,
+            resize: ResizeFilter::Triangle,
             u_mult: self.u_mult,
             alpha_scale: self.alpha_scale,
             expected_accuracy_bp: self.accuracy,

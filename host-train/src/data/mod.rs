@@ -16,6 +16,7 @@ pub mod fashion_mnist;
 pub mod files;
 pub mod idx;
 pub mod images;
+pub mod pictures;
 pub mod split;
 pub mod synth;
 
@@ -25,4 +26,5 @@ pub use fashion_mnist::{
 };
 pub use files::{load_idx_images, load_idx_pair, save_idx_pair};
 pub use images::{ImageDims, Images, LabelledImages, PixelType};
+pub use pictures::ResizeFilter;
 pub use split::{Split, train_val_split};

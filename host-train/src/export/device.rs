@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use convrfm_core::blob::{self, BlobParts, KernelKind as BlobKind};
 
 use super::compact::{low_rank, padded_metric};
-use crate::data::{ImageDims, Images};
+use crate::data::{ImageDims, Images, ResizeFilter};
 use crate::fit::Model;
 use crate::kernel::{Kernel, KernelKind, extract_patch};
 use crate::matrix::Matrix;
@@ -110,6 +110,8 @@ pub struct BlobContent<'a> {
     pub scale: f64,
     /// Class names.
     pub class_names: &'a [String],
+    /// How pictures of another size are resized (header record).
+    pub resize: ResizeFilter,
     /// Validation accuracy written into the header, if known.
     pub expected_accuracy: Option<f64>,
 }
@@ -174,6 +176,7 @@ impl BlobContent<'_> {
                 KernelKind::Ntk => BlobKind::Ntk,
                 KernelKind::Nngp => BlobKind::Nngp,
             },
+            resize: self.resize.to_core(),
             u_mult: self.metric.u_mult,
             alpha_scale: self.alpha_scale(a_scale) as f32,
             expected_accuracy_bp: self

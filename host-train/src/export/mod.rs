@@ -20,7 +20,7 @@ use anyhow::{Context, Result, bail, ensure};
 use self::compact::{Nystrom, select_centres};
 use self::device::{BlobContent, DeviceMetric, blob_bytes, quantise_pixels};
 use self::run::blob_predict;
-use crate::data::{ImageDims, Images, LabelledImages, PixelType, train_val_split};
+use crate::data::{ImageDims, Images, LabelledImages, PixelType, ResizeFilter, train_val_split};
 use crate::fit::Model;
 use crate::fit::readout::{argmax_rows, one_hot, scores, share_correct};
 use crate::kernel::{Kernel, KernelBlocks};
@@ -134,6 +134,8 @@ pub struct Compact {
     pub scale: f64,
     /// Class names.
     pub class_names: Vec<String>,
+    /// The model's resize filter, recorded in the blob.
+    pub resize: ResizeFilter,
 }
 
 impl Compact {
@@ -157,6 +159,7 @@ impl Compact {
             alpha: &self.alpha,
             scale: self.scale,
             class_names: &self.class_names,
+            resize: self.resize,
             expected_accuracy,
         }
         .encode()
@@ -230,6 +233,7 @@ pub fn build(
         alpha,
         scale,
         class_names: model.class_names().to_vec(),
+        resize: model.resize,
     })
 }
 

@@ -7,7 +7,7 @@ use convrfm_core::{PATCH, Shape};
 
 use super::features::{ConvLayer, featurise};
 use super::readout::{argmax_rows, scores, share_correct};
-use crate::data::{ImageDims, Images, LabelledImages, PixelType};
+use crate::data::{ImageDims, Images, LabelledImages, PixelType, ResizeFilter};
 use crate::kernel::{Kernel, KernelBlocks, KernelKind, Metric, Precision, Real};
 use crate::matrix::Matrix;
 use crate::output::Progress;
@@ -55,6 +55,9 @@ pub struct Model {
     pub alpha: Matrix,
     /// Per-iteration record of the training run.
     pub history: Vec<IterationRecord>,
+    /// How a picture of another size is resized to the model's (recorded
+    /// here and in the blob; applied by every command that reads pictures).
+    pub resize: ResizeFilter,
 }
 
 impl Model {

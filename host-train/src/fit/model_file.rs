@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::features::ConvLayer;
 use super::linalg::symmetric_eigen;
 use super::model::{IterationRecord, Model};
-use crate::data::{ImageDims, Images, LabelledImages, PixelType};
+use crate::data::{ImageDims, Images, LabelledImages, PixelType, ResizeFilter};
 use crate::kernel::{KernelKind, Metric, Precision};
 use crate::matrix::Matrix;
 use crate::output::write_atomic;
@@ -31,7 +31,7 @@ use crate::output::write_atomic;
 /// First 8 bytes of every model file.
 pub const MAGIC: &[u8; 8] = b"CONVRFM\0";
 /// Version of the host model format written and read by this build.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// Magic and version.
 const HEADER_LEN: usize = 12;
 /// The CRC-32 trailer.
@@ -54,6 +54,17 @@ struct ModelFile {
     lambda: f64,
     alpha: Vec<f64>,
     history: Vec<FileIteration>,
+    resize: FileResize,
+}
+
+/// [`ResizeFilter`], in the order of its blob codes.
+#[derive(Serialize, Deserialize)]
+enum FileResize {
+    Nearest,
+    Triangle,
+    CatmullRom,
+    Gaussian,
+    Lanczos3,
 }
 
 /// Training pixels in the type they were read in.
@@ -142,6 +153,13 @@ impl Model {
                     test_accuracy: r.test_accuracy,
                 })
                 .collect(),
+            resize: match self.resize {
+                ResizeFilter::Nearest => FileResize::Nearest,
+                ResizeFilter::Triangle => FileResize::Triangle,
+                ResizeFilter::CatmullRom => FileResize::CatmullRom,
+                ResizeFilter::Gaussian => FileResize::Gaussian,
+                ResizeFilter::Lanczos3 => FileResize::Lanczos3,
+            },
         };
         framed(&file)
     }
@@ -289,6 +307,13 @@ fn from_file(f: ModelFile) -> Result<Model> {
         lambda: f.lambda,
         alpha,
         history,
+        resize: match f.resize {
+            FileResize::Nearest => ResizeFilter::Nearest,
+            FileResize::Triangle => ResizeFilter::Triangle,
+            FileResize::CatmullRom => ResizeFilter::CatmullRom,
+            FileResize::Gaussian => ResizeFilter::Gaussian,
+            FileResize::Lanczos3 => ResizeFilter::Lanczos3,
+        },
     })
 }
 

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::ResizeFilter;
 use crate::kernel::{KernelKind, Precision};
 use crate::params::{ParamError, at_least, fraction, ridge_values};
 
@@ -45,6 +46,9 @@ pub struct TrainParams {
     pub layers: usize,
     /// Filters of each Deep ConvRFM feature layer.
     pub filters: usize,
+    /// Recorded in the model: how a picture of another size is resized to
+    /// the model's (training data is already at size).
+    pub resize: ResizeFilter,
 }
 
 /// Ridge values of the standard protocol.
@@ -68,6 +72,7 @@ impl Default for TrainParams {
             protocol: Protocol::Standard,
             layers: 1,
             filters: 64,
+            resize: ResizeFilter::default(),
         }
     }
 }

@@ -132,6 +132,7 @@ pub fn train(
             lambda: fit.lambda,
             alpha: fit.alpha,
             history: history.iter().map(IterationReport::record).collect(),
+            resize: p.resize,
         };
         let test_accuracy = test.map(|t| model.accuracy(t, progress)).transpose()?;
         layers.push(LayerSummary {

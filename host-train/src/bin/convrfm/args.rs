@@ -367,6 +367,7 @@ impl ParamArgs {
             protocol: self.protocol,
             layers: self.layers,
             filters: self.filters,
+            ..TrainParams::default()
         }
     }
 }
