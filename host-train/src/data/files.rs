@@ -12,7 +12,7 @@ use crate::limits::{MAX_PATCH_DIM, ensure_fits};
 /// Converts a rank-3 `(n, H, W)` or rank-4 `(n, C, H, W)` IDX array to
 /// images; `name` identifies its origin in error messages.
 pub(super) fn images_from_idx(array: IdxArray, name: &str) -> anyhow::Result<Images> {
-    let (n, channels, height, width) = match *array.dims.as_slice() {
+    let dims = match *array.dims.as_slice() {
         [n, h, w] => (n, 1, h, w),
         [n, c, h, w] => (n, c, h, w),
         _ => bail!(
@@ -22,22 +22,49 @@ pub(super) fn images_from_idx(array: IdxArray, name: &str) -> anyhow::Result<Ima
             array.dims
         ),
     };
+    check_image_shape(dims, name)?;
+    images_from_values(array.data, dims, name)
+}
+
+/// The shape checks of every image loader: `(n, c, h, w)` nonempty, and a
+/// channel count whose 3x3 patches the learned metric can hold.
+pub(super) fn check_image_shape(
+    (n, channels, height, width): (usize, usize, usize, usize),
+    name: &str,
+) -> anyhow::Result<()> {
     let patch = channels.saturating_mul(9);
     ensure!(
         patch <= MAX_PATCH_DIM,
         "{name}: {channels} channels make 3x3 patches of {patch} values; at most \
          {MAX_PATCH_DIM} (the learned metric is a patch x patch matrix)"
     );
-    // The IDX reader rejects zero dimensions; checked again because an empty
-    // set would otherwise surface much later as a confusing training error.
     ensure!(n > 0, "{name}: contains no images");
-    let (pixel_type, pixels) = match array.data {
+    ensure!(
+        channels > 0 && height > 0 && width > 0,
+        "{name}: images of {channels}x{height}x{width} have no pixels"
+    );
+    Ok(())
+}
+
+/// Images of shape `(n, c, h, w)` from their values as stored, channel-major:
+/// bytes are scaled to `[0, 1]`, floats kept but must be finite.
+pub(super) fn images_from_values(
+    data: IdxData,
+    (n, channels, height, width): (usize, usize, usize, usize),
+    name: &str,
+) -> anyhow::Result<Images> {
+    let per_image = channels * height * width;
+    ensure!(
+        data.len() == n * per_image,
+        "{name}: {} values for {n} images of {channels}x{height}x{width}",
+        data.len()
+    );
+    let (pixel_type, pixels) = match data {
         IdxData::U8(bytes) => (
             PixelType::U8,
             bytes.into_iter().map(PixelType::from_byte).collect(),
         ),
         IdxData::F32(values) => {
-            let per_image = channels * height * width;
             if let Some(pos) = values.iter().position(|v| !v.is_finite()) {
                 let (image, within) = (pos / per_image, pos % per_image);
                 let (c, y, x) = (

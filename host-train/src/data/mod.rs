@@ -1,22 +1,32 @@
-//! Labelled image sets: loading from IDX files, Fashion-MNIST (installed or
-//! vendored), subsetting and the fit/validation split.
+//! Labelled image sets: loading from picture folders, CSV, NumPy and IDX
+//! files, Fashion-MNIST (installed or vendored), subsetting and splits.
 //!
 //! Loaders validate everything the training code relies on (shape, matching
 //! counts, finite pixels, nonempty sets), so later stages can index without
 //! re-checking; every error names the file and what is wrong with it.
 //!
 //! - [`images`]: `Images`, `LabelledImages`, their shape and pixel type.
+//! - [`source`]: which loader a path calls for, and the inputs of `predict`.
+//! - [`pictures`]: one picture file to model input (decode, colour, resize).
+//! - [`folder`]: labelled sets from `DIR/<class>/<pictures>`.
+//! - [`csv_table`]: labelled sets from `label,pixel,...` CSV rows.
+//! - [`numpy`]: labelled sets from `.npy` pairs and `.npz` archives.
 //! - [`idx`]: the IDX file format (checked parse, atomic write).
 //! - [`files`]: labelled sets from and to IDX files.
 //! - [`fashion_mnist`](mod@fashion_mnist): Fashion-MNIST, installed or built in.
 //! - [`synth`]: the paper's synthetic local-signal tasks.
-//! - [`split`]: train/test splits and the seeded validation split.
+//! - [`split`]: train/test splits, the seeded validation split and the
+//!   stratified hold-out.
 
+pub mod csv_table;
 pub mod fashion_mnist;
 pub mod files;
+pub mod folder;
 pub mod idx;
 pub mod images;
+pub mod numpy;
 pub mod pictures;
+pub mod source;
 pub mod split;
 pub mod synth;
 
@@ -25,6 +35,8 @@ pub use fashion_mnist::{
     vendored_fashion_mnist,
 };
 pub use files::{load_idx_images, load_idx_pair, save_idx_pair};
+pub use folder::{FolderSet, PictureOptions, load_picture_folder};
 pub use images::{ImageDims, Images, LabelledImages, PixelType};
 pub use pictures::ResizeFilter;
-pub use split::{Split, train_val_split};
+pub use source::{Like, Loaded, ReadOptions, Source, load_inputs};
+pub use split::{Split, stratified_split, train_val_split};

@@ -64,6 +64,33 @@ pub fn train_val_split(n: usize, val_fraction: f64, seed: u64) -> (Vec<usize>, V
     (fit, val)
 }
 
+/// Splits image indices into (kept, held out) by class: each class gives
+/// `round(count * fraction)` of its images (at least one if it has two or
+/// more, never all), chosen by a seeded shuffle (ChaCha8). Both lists are
+/// returned sorted.
+pub fn stratified_split(labels: &[u8], fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (mut kept, mut held) = (Vec::new(), Vec::new());
+    for class in 0..=u8::MAX {
+        let mut members: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
+        if members.is_empty() {
+            continue;
+        }
+        let n = members.len();
+        let take = if n < 2 {
+            0
+        } else {
+            ((n as f64 * fraction).round() as usize).clamp(1, n - 1)
+        };
+        members.shuffle(&mut rng);
+        held.extend_from_slice(&members[..take]);
+        kept.extend_from_slice(&members[take..]);
+    }
+    kept.sort_unstable();
+    held.sort_unstable();
+    (kept, held)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +112,19 @@ mod tests {
         assert_eq!(train_val_split(2, 0.5, 1).1.len(), 1);
         assert_eq!(train_val_split(1, 0.5, 1), (vec![0], vec![]));
         assert_eq!(train_val_split(0, 0.5, 1), (vec![], vec![]));
+    }
+
+    #[test]
+    fn stratified_split_keeps_class_shares() {
+        let labels: Vec<u8> = (0..100).map(|i| if i < 80 { 0 } else { 1 }).collect();
+        let (kept, held) = stratified_split(&labels, 0.25, 3);
+        assert_eq!(held.iter().filter(|&&i| labels[i] == 0).count(), 20);
+        assert_eq!(held.iter().filter(|&&i| labels[i] == 1).count(), 5);
+        assert_eq!(kept.len() + held.len(), 100);
+        assert!(kept.is_sorted() && held.is_sorted());
+        assert_eq!(stratified_split(&labels, 0.25, 3), (kept, held.clone()));
+        assert_ne!(stratified_split(&labels, 0.25, 4).1, held);
+        // A class of one image stays whole on the kept side.
+        assert_eq!(stratified_split(&[0, 0, 1], 0.5, 0).1.len(), 1);
     }
 }
