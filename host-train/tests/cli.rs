@@ -13,6 +13,12 @@ use convrfm_train::data::{Split, vendored_fashion_mnist};
 mod common;
 use common::{assert_clean_error, convrfm};
 
+/// The percentage of `eval`'s `accuracy N % on ...` line.
+fn accuracy_line(out: &str) -> f64 {
+    let line = out.lines().find(|l| l.starts_with("accuracy ")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 fn text(o: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -93,7 +99,7 @@ fn train_then_eval_on_idx_files() {
     let o = convrfm(&["eval", "--model", &model, "--images", &vi, "--labels", &vl]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
-    let evaluated: f64 = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let evaluated = accuracy_line(&out);
     assert_eq!(evaluated, trained, "eval disagrees with training: {out}");
 
     // Export within 16 KiB, with the frontier; then the blob through the core.
@@ -130,7 +136,7 @@ fn train_then_eval_on_idx_files() {
     let o = convrfm(&["eval", "--blob", &blob, "--images", &vi, "--labels", &vl]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
-    let evaluated: f64 = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let evaluated = accuracy_line(&out);
     assert_eq!(
         evaluated, int_acc,
         "eval --blob disagrees with export: {out}"

@@ -194,6 +194,50 @@ pub fn load_idx_images(images: &Path) -> anyhow::Result<Images> {
     images_from_idx(read_idx(images)?, &name)
 }
 
+/// The file beside IDX images that names their classes, one per line in
+/// label order (written by `convrfm data convert`; IDX has no names).
+pub const CLASS_NAMES_FILE: &str = "classes.txt";
+
+/// Writes `names` as a [`CLASS_NAMES_FILE`].
+pub fn write_class_names(path: &Path, names: &[String]) -> anyhow::Result<()> {
+    let mut text = names.join("\n");
+    text.push('\n');
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The class names of a [`CLASS_NAMES_FILE`] beside `images`, if there is
+/// one: it must name at least the `classes` the labels use, each once.
+pub fn class_names_beside(images: &Path, classes: usize) -> anyhow::Result<Option<Vec<String>>> {
+    let path = images
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(CLASS_NAMES_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let names: Vec<String> = text
+        .lines()
+        .map(|l| l.trim_end_matches('\r').to_string())
+        .collect();
+    ensure!(
+        names.len() >= classes && names.len() <= 256,
+        "{}: names {} classes, the labels use {classes} (at most 256)",
+        path.display(),
+        names.len()
+    );
+    if let Some(i) = names.iter().position(String::is_empty) {
+        bail!("{}: line {} is empty", path.display(), i + 1);
+    }
+    let mut sorted = names.clone();
+    sorted.sort();
+    if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+        bail!("{}: class {:?} is named twice", path.display(), w[0]);
+    }
+    Ok(Some(names))
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;

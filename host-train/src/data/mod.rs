@@ -34,7 +34,10 @@ pub use fashion_mnist::{
     DataSource, FASHION_MNIST_CLASSES, FASHION_MNIST_DEBIAN_DIR, fashion_mnist,
     vendored_fashion_mnist,
 };
-pub use files::{load_idx_images, load_idx_pair, save_idx_pair};
+pub use files::{
+    CLASS_NAMES_FILE, class_names_beside, load_idx_images, load_idx_pair, save_idx_pair,
+    write_class_names,
+};
 pub use folder::{FolderSet, PictureOptions, load_picture_folder};
 pub use images::{ImageDims, Images, LabelledImages, PixelType};
 pub use pictures::ResizeFilter;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail, ensure};
 
 use super::csv_table::load_csv;
-use super::files::{load_idx_images, load_idx_pair};
+use super::files::{class_names_beside, load_idx_images, load_idx_pair};
 use super::folder::{PictureOptions, load_picture_folder};
 use super::images::{ImageDims, Images, LabelledImages, PixelType};
 use super::numpy::{NumpyOptions, load_npy_images, load_npy_pair, load_npz};
@@ -110,6 +110,14 @@ impl Source {
         }
     }
 
+    /// The file the labels come from (for messages about labels).
+    pub fn labels_path(&self) -> &Path {
+        match self {
+            Source::Idx { labels, .. } | Source::Npy { labels, .. } => labels,
+            Source::Folder(p) | Source::Csv(p) | Source::Npz(p) => p,
+        }
+    }
+
     /// Loads the set. `like`, when given, is the model or training set the
     /// data must fit: a picture folder is then read at its shape with its
     /// filter, and class folders are matched to its classes by name.
@@ -120,7 +128,13 @@ impl Source {
         progress: Progress,
     ) -> Result<Loaded> {
         let set = match self {
-            Source::Idx { images, labels } => load_idx_pair(images, labels)?,
+            Source::Idx { images, labels } => {
+                let mut set = load_idx_pair(images, labels)?;
+                if let Some(names) = class_names_beside(images, set.num_classes())? {
+                    set.class_names = names;
+                }
+                set
+            }
             Source::Csv(path) => load_csv(path, opts.shape)?,
             Source::Npy { images, labels } => load_npy_pair(images, labels, &opts.numpy)?,
             Source::Npz(path) => load_npz(path, &opts.numpy)?,

@@ -5,13 +5,18 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use convrfm_train::data::{LabelledImages, Split, synth};
+use convrfm_train::data::numpy::NumpyOptions;
+use convrfm_train::data::{
+    ImageDims, LabelledImages, PictureOptions, ReadOptions, ResizeFilter, Split, csv_table,
+    pictures, synth,
+};
 use convrfm_train::export::ExportOptions;
 use convrfm_train::fit::{Protocol, TrainParams};
 use convrfm_train::inspect::InspectOptions;
 use convrfm_train::kernel::{KernelKind, Precision};
+use convrfm_train::output::Progress;
 
-use crate::load::{DataSpec, labelled};
+use crate::load::{DataSpec, labelled, source};
 
 #[derive(Parser)]
 #[command(
@@ -30,9 +35,30 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `convrfm train --help`: the folder workflow first, since it is what
+/// most users have.
+const TRAIN_EXAMPLES: &str = "\
+Examples:
+  # A folder of pictures, one sub-folder per class (pictures/cat/*.jpg, ...),
+  # resized to 32x32 gray, 20 % held out for testing:
+  convrfm train --train-dir pictures --size 32x32 --channels 1 --test-fraction 0.2 --out m.convrfm
+  # Separate test pictures with the same class folders:
+  convrfm train --train-dir train --test-dir test --out m.convrfm
+  # CSV rows label,pixel1,...,pixelN (square one-channel images, or --shape CxHxW):
+  convrfm train --train-images train.csv --test-images test.csv
+  # NumPy: an .npz archive, or .npy images with .npy labels:
+  convrfm train --train-images data.npz --npz-images x_train --npz-labels y_train
+  convrfm train --train-images x.npy --train-labels y.npy --channels-last
+  # IDX files, or Fashion-MNIST when no data is given:
+  convrfm train --train-images train-images.idx.gz --train-labels train-labels.idx.gz
+  convrfm train --train-limit 2000
+Then: convrfm export --model m.convrfm --max-flash 64KiB, and
+convrfm predict --blob model.blob photo.jpg";
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Train a ConvRFM and save the model.
+    #[command(after_help = TRAIN_EXAMPLES)]
     Train {
         #[command(flatten)]
         data: DataArgs,
@@ -51,15 +77,19 @@ pub enum Command {
         /// Blob written by `convrfm export` (evaluated by convrfm-core).
         #[arg(long)]
         blob: Option<PathBuf>,
-        /// IDX images (gz or raw); default: Fashion-MNIST test images.
-        #[arg(long, requires = "labels")]
+        /// Labelled images: a picture folder (DIR/<class>/<pictures>), a
+        /// CSV or .npz file, or IDX / .npy images with --labels; default:
+        /// Fashion-MNIST test images.
+        #[arg(long)]
         images: Option<PathBuf>,
-        /// IDX labels matching --images.
-        #[arg(long, requires = "images")]
+        /// IDX or .npy labels matching --images.
+        #[arg(long)]
         labels: Option<PathBuf>,
         /// Use only the first N images.
         #[arg(long)]
         limit: Option<usize>,
+        #[command(flatten)]
+        format: FormatArgs,
     },
     /// Compress a trained model into a microcontroller blob that fits a
     /// flash budget (centres, low-rank metric and bit depth chosen on a
@@ -79,11 +109,12 @@ pub enum Command {
         /// evaluated in float and through the integer core).
         #[arg(long)]
         sweep: bool,
-        /// IDX test images for reporting (default: Fashion-MNIST test set).
-        #[arg(long, requires = "test_labels")]
+        /// Labelled test images for reporting, as for `eval --images`
+        /// (default: Fashion-MNIST test set).
+        #[arg(long)]
         test_images: Option<PathBuf>,
-        /// IDX test labels.
-        #[arg(long, requires = "test_images")]
+        /// IDX or .npy test labels.
+        #[arg(long)]
         test_labels: Option<PathBuf>,
         /// Use only the first N test images.
         #[arg(long)]
@@ -94,15 +125,29 @@ pub enum Command {
         /// Ridge values tried for the Nystroem re-fit (comma-separated).
         #[arg(long, value_delimiter = ',', default_values_t = ExportOptions::default().lambdas)]
         lambdas: Vec<f64>,
+        #[command(flatten)]
+        format: FormatArgs,
     },
-    /// Classify IDX images with a blob (through the integer core).
+    /// Classify pictures (PNG, JPEG, BMP, PGM/PPM) or IDX / .npy image
+    /// files with a blob (through the integer core) or a model: class,
+    /// score and margin per image. Pictures get the preprocessing the
+    /// model recorded (channels, size, resize filter).
     Predict {
         /// Blob written by `convrfm export`.
+        #[arg(long, required_unless_present = "model", conflicts_with = "model")]
+        blob: Option<PathBuf>,
+        /// Model file written by `convrfm train`.
         #[arg(long)]
-        blob: PathBuf,
-        /// IDX image files (gz or raw), `n x H x W` or `n x c x H x W`.
+        model: Option<PathBuf>,
+        /// Picture files, or IDX / .npy files of images at the model's shape.
         #[arg(required = true)]
-        images: Vec<PathBuf>,
+        inputs: Vec<PathBuf>,
+        /// One JSON object per image instead of text.
+        #[arg(long)]
+        json: bool,
+        /// .npy inputs are (n, H, W, c).
+        #[arg(long)]
+        channels_last: bool,
     },
     /// Train on the Fashion-MNIST subset shipped with convrfm (2,000 train,
     /// 1,000 test; no download) and print each iteration.
@@ -120,12 +165,15 @@ pub enum Command {
         /// Directory for the PNG files (created if missing).
         #[arg(long, short, default_value = "inspect")]
         out: PathBuf,
-        /// IDX images for the gradient maps (default: the model's training images).
-        #[arg(long, requires = "labels")]
+        /// Labelled images for the gradient maps, as for `eval --images`
+        /// (default: the model's training images).
+        #[arg(long)]
         images: Option<PathBuf>,
-        /// IDX labels matching --images.
-        #[arg(long, requires = "images")]
+        /// IDX or .npy labels matching --images.
+        #[arg(long)]
         labels: Option<PathBuf>,
+        #[command(flatten)]
+        format: FormatArgs,
         /// Sample images for gradient maps (the first of each class).
         #[arg(long, default_value_t = 4)]
         samples: usize,
@@ -133,7 +181,8 @@ pub enum Command {
         #[arg(long, default_value_t = InspectOptions::default().eigenvectors)]
         eigenvectors: usize,
     },
-    /// Synthetic data sets from the paper.
+    /// Data sets: look at one, convert one to IDX, or generate the
+    /// paper's synthetic tasks.
     Data {
         #[command(subcommand)]
         command: DataCommand,
@@ -175,6 +224,37 @@ pub enum Command {
 
 #[derive(Subcommand)]
 pub enum DataCommand {
+    /// Print what convrfm sees in a data set: source, shape, pixel type,
+    /// class counts and the first images as text.
+    Show {
+        /// A picture folder, CSV or .npz file, or IDX / .npy images (with
+        /// --labels).
+        path: PathBuf,
+        /// IDX or .npy labels matching PATH.
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// Images drawn as text.
+        #[arg(long, default_value_t = 2)]
+        preview: usize,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
+    /// Write a data set (picture folder, CSV, NumPy, IDX) as an IDX pair
+    /// `images.idx.gz` and `labels.idx.gz` in --out, with the class names in
+    /// `classes.txt`.
+    Convert {
+        /// A picture folder, CSV or .npz file, or IDX / .npy images (with
+        /// --labels).
+        path: PathBuf,
+        /// IDX or .npy labels matching PATH.
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// Output directory (created if missing).
+        #[arg(long, short)]
+        out: PathBuf,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
     /// Generate a task's training and test sets (seeded) as IDX files
     /// `train-images.idx.gz`, `train-labels.idx.gz`, `test-images.idx.gz`,
     /// `test-labels.idx.gz` in --out, for `convrfm train --data DIR`.
@@ -232,7 +312,7 @@ pub struct TaskArgs {
 
 impl TaskArgs {
     /// The task's set for `split`.
-    pub fn generate(&self, split: Split) -> Result<LabelledImages> {
+    pub fn generate(&self, split: Split, progress: Progress) -> Result<LabelledImages> {
         let n = match split {
             Split::Train => self.n_train,
             Split::Test => self.n_test,
@@ -249,17 +329,22 @@ impl TaskArgs {
                     Split::Train => (&self.digits_train_images, &self.digits_train_labels),
                     Split::Test => (&self.digits_test_images, &self.digits_test_labels),
                 };
-                let digits = labelled(DataSpec {
-                    files: files.0.as_deref().zip(files.1.as_deref()),
-                    split,
-                    limit: Some(n),
-                    limit_flag: if split == Split::Train {
-                        "--train"
-                    } else {
-                        "--test"
+                let digits = labelled(
+                    DataSpec {
+                        source: source(files.0, files.1)?,
+                        split,
+                        limit: Some(n),
+                        limit_flag: if split == Split::Train {
+                            "--train"
+                        } else {
+                            "--test"
+                        },
+                        what: &format!("{split} digits"),
+                        read: &ReadOptions::default(),
+                        like: None,
                     },
-                    what: &format!("{split} digits"),
-                })?;
+                    progress,
+                )?;
                 synth::noisy_digits(
                     &digits,
                     synth::NOISY_DIGITS_FRAME,
@@ -281,6 +366,18 @@ pub fn synth_files(dir: &Path) -> [PathBuf; 4] {
 
 #[derive(Args)]
 pub struct DataArgs {
+    /// Training pictures: DIR/<class name>/<pictures> (PNG, JPEG, BMP,
+    /// PGM/PPM); class names are the folder names.
+    #[arg(long, conflicts_with_all = ["data", "train_images", "train_labels"])]
+    pub train_dir: Option<PathBuf>,
+    /// Test pictures, with the training classes' folder names (reported
+    /// only, never used to choose anything).
+    #[arg(long, conflicts_with_all = ["data", "test_images", "test_labels"])]
+    pub test_dir: Option<PathBuf>,
+    /// Hold out this share of the training images (stratified by class,
+    /// seeded by --seed) as the test set, when no test set is given.
+    #[arg(long, conflicts_with = "data")]
+    pub test_fraction: Option<f64>,
     /// Directory written by `convrfm data gen` (its train-* and test-* files).
     #[arg(
         long,
@@ -292,17 +389,19 @@ pub struct DataArgs {
     /// every class must occur).
     #[arg(long)]
     pub classes: Option<usize>,
-    /// IDX training images (gz or raw); default: Fashion-MNIST.
-    #[arg(long, requires = "train_labels")]
+    /// Training images: a CSV or .npz file, IDX or .npy images with
+    /// --train-labels, or a picture folder; default: Fashion-MNIST.
+    #[arg(long)]
     pub train_images: Option<PathBuf>,
-    /// IDX training labels.
-    #[arg(long, requires = "train_images")]
+    /// IDX or .npy training labels.
+    #[arg(long)]
     pub train_labels: Option<PathBuf>,
-    /// IDX test images (reported only, never used to choose anything).
-    #[arg(long, requires = "test_labels")]
+    /// Test images, as --train-images (reported only, never used to choose
+    /// anything).
+    #[arg(long)]
     pub test_images: Option<PathBuf>,
-    /// IDX test labels.
-    #[arg(long, requires = "test_images")]
+    /// IDX or .npy test labels.
+    #[arg(long)]
     pub test_labels: Option<PathBuf>,
     /// Use only the first N training images.
     #[arg(long)]
@@ -310,6 +409,60 @@ pub struct DataArgs {
     /// Use only the first N test images.
     #[arg(long)]
     pub test_limit: Option<usize>,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+/// How data files are read, besides what their paths say.
+#[derive(Args)]
+pub struct FormatArgs {
+    /// Pictures: 1 (gray) or 3 (RGB); default: what the pictures are (all
+    /// must agree).
+    #[arg(long)]
+    pub channels: Option<usize>,
+    /// Pictures: resize every picture to HxW, e.g. 28x28; default: their
+    /// own size (all must agree).
+    #[arg(long, value_parser = pictures::parse_size)]
+    pub size: Option<(usize, usize)>,
+    /// Pictures: the resize filter (recorded in the model and the blob, and
+    /// applied to every picture a command reads for it).
+    #[arg(long, value_enum, default_value_t)]
+    pub resize_filter: ResizeFilter,
+    /// Pictures: leave out (and count) files that are not readable pictures
+    /// instead of stopping at the first.
+    #[arg(long)]
+    pub skip_unreadable: bool,
+    /// CSV: image shape CxHxW, e.g. 3x32x32 (default: square, one channel).
+    #[arg(long, value_parser = csv_table::parse_shape)]
+    pub shape: Option<ImageDims>,
+    /// NumPy: rank-4 images are (n, H, W, c) instead of (n, c, H, W).
+    #[arg(long)]
+    pub channels_last: bool,
+    /// .npz: the images array (default: the only one of rank 3 or 4).
+    #[arg(long)]
+    pub npz_images: Option<String>,
+    /// .npz: the labels array (default: the only one of rank 1).
+    #[arg(long)]
+    pub npz_labels: Option<String>,
+}
+
+impl FormatArgs {
+    pub fn read_options(&self) -> ReadOptions {
+        ReadOptions {
+            pictures: PictureOptions {
+                channels: self.channels,
+                size: self.size,
+                filter: self.resize_filter,
+                skip_unreadable: self.skip_unreadable,
+            },
+            shape: self.shape,
+            numpy: NumpyOptions {
+                channels_last: self.channels_last,
+                images_key: self.npz_images.clone(),
+                labels_key: self.npz_labels.clone(),
+            },
+        }
+    }
 }
 
 #[derive(Args)]

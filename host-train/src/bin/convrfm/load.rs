@@ -1,17 +1,18 @@
-//! The one way every command loads labelled data: an explicit IDX image
-//! and label file (with an optional limit), or else Fashion-MNIST
-//! (Debian's package when installed, the built-in subset otherwise), with
-//! where it came from printed.
+//! The one way every command loads labelled data: a source named on the
+//! command line (picture folder, CSV, NumPy or IDX; an optional limit), or
+//! else Fashion-MNIST (Debian's package when installed, the built-in subset
+//! otherwise), with where it came from printed.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use convrfm_train::data::{LabelledImages, Split, fashion_mnist, load_idx_pair};
+use convrfm_train::data::{LabelledImages, Like, ReadOptions, Source, Split, fashion_mnist};
+use convrfm_train::output::Progress;
 
 /// Where one labelled set comes from.
 pub struct DataSpec<'a> {
-    /// IDX images and labels; `None`: Fashion-MNIST's `split`.
-    pub files: Option<(&'a Path, &'a Path)>,
+    /// The files; `None`: Fashion-MNIST's `split`.
+    pub source: Option<Source>,
     /// Which Fashion-MNIST split stands in for missing files.
     pub split: Split,
     /// Keep only the first N images.
@@ -21,41 +22,65 @@ pub struct DataSpec<'a> {
     /// What the set is for ("train data", "test data", ...), printed with
     /// its source.
     pub what: &'a str,
+    /// How files are read.
+    pub read: &'a ReadOptions,
+    /// What a picture folder must fit (a model's or training set's shape,
+    /// classes and filter).
+    pub like: Option<Like<'a>>,
 }
 
-/// The files of a pair of optional path flags, when both are given (clap
-/// makes each require the other).
-pub fn files<'a>(
-    images: &'a Option<PathBuf>,
-    labels: &'a Option<PathBuf>,
-) -> Option<(&'a Path, &'a Path)> {
-    images.as_deref().zip(labels.as_deref())
+/// The source of a pair of optional path flags: images (or a folder, CSV
+/// or `.npz` file) and labels.
+pub fn source(images: &Option<PathBuf>, labels: &Option<PathBuf>) -> Result<Option<Source>> {
+    match (images, labels) {
+        (Some(i), l) => Source::detect(i, l.as_deref()).map(Some),
+        (None, Some(l)) => bail!(
+            "labels {} given without images: give the images too",
+            l.display()
+        ),
+        (None, None) => Ok(None),
+    }
 }
 
 /// Loads the set `spec` describes.
-pub fn labelled(spec: DataSpec<'_>) -> Result<LabelledImages> {
-    match spec.files {
-        Some((images, labels)) => {
-            let set = load_idx_pair(images, labels)?;
-            match spec.limit {
-                Some(0) => bail!(
-                    "{} 0: at least one image is needed (leave the flag out for all)",
-                    spec.limit_flag
-                ),
-                Some(l) if l > set.len() => bail!(
-                    "{}: {} {l}, but only {} images",
-                    images.display(),
-                    spec.limit_flag,
-                    set.len()
-                ),
-                Some(l) => Ok(set.take(l)),
-                None => Ok(set),
-            }
-        }
-        None => {
-            let (set, source) = fashion_mnist(spec.split, spec.limit)?;
-            say!("{}: {source}", spec.what);
-            Ok(set)
-        }
+pub fn labelled(spec: DataSpec<'_>, progress: Progress) -> Result<LabelledImages> {
+    let Some(source) = spec.source else {
+        let (set, source) = fashion_mnist(spec.split, spec.limit)?;
+        say!("{}: {source}", spec.what);
+        return Ok(set);
+    };
+    if spec.limit == Some(0) {
+        bail!(
+            "{} 0: at least one image is needed (leave the flag out for all)",
+            spec.limit_flag
+        );
     }
+    let loaded = source.load(spec.read, spec.like.as_ref(), progress)?;
+    if let Some((file, why)) = loaded.skipped.first() {
+        say!(
+            "left out {} unreadable file(s) (--skip-unreadable); the first: {}: {why}",
+            loaded.skipped.len(),
+            file.display()
+        );
+    }
+    let set = loaded.set;
+    let set = match spec.limit {
+        Some(l) if l > set.len() => bail!(
+            "{}: {} {l}, but only {} images",
+            source.path().display(),
+            spec.limit_flag,
+            set.len()
+        ),
+        Some(l) => set.take(l),
+        None => set,
+    };
+    say!(
+        "{}: {source}: {} images {} ({}), {} classes",
+        spec.what,
+        set.len(),
+        set.images.dims,
+        set.images.pixel_type,
+        set.num_classes()
+    );
+    Ok(set)
 }

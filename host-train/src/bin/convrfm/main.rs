@@ -4,6 +4,8 @@
 //! - `args`: the command line and its conversion into parameters.
 //! - `load`: the one way every command loads labelled data.
 //! - `output`: the tables and summaries the commands print.
+//! - `predict`: `convrfm predict` on pictures and image files.
+//! - `show`: `convrfm data show`.
 
 /// `println!` that returns a failed write to stdout (a full disk, a closed
 /// file) as an error instead of panicking; a closed pipe still ends the
@@ -17,15 +19,17 @@ macro_rules! say {
 mod args;
 mod load;
 mod output;
+mod predict;
+mod show;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use clap::Parser;
 use convrfm_train::bench::BenchParams;
-use convrfm_train::data::{self, LabelledImages, Split};
+use convrfm_train::data::{self, ImageDims, LabelledImages, Like, ResizeFilter, Source, Split};
 use convrfm_train::export::{self, CheckedExportOptions, ExportOptions, run::blob_predict};
 use convrfm_train::fit::readout::share_correct;
 use convrfm_train::fit::{Model, Protocol, TrainParams, experiment, model_file};
@@ -33,7 +37,13 @@ use convrfm_train::inspect::{self, InspectOptions};
 use convrfm_train::output::{Progress, check_writable, replace_dir, write_atomic};
 
 use crate::args::{Cli, Command, DataArgs, DataCommand, synth_files};
-use crate::load::{DataSpec, files, labelled};
+use crate::load::{DataSpec, labelled, source};
+use crate::predict::predict;
+use crate::show::show_data;
+
+/// The IDX files `convrfm data convert` writes.
+const CONVERTED_IMAGES: &str = "images.idx.gz";
+const CONVERTED_LABELS: &str = "labels.idx.gz";
 use crate::output::{IterationPrinter, REALISED_HEADER, describe_realised, train_and_report};
 
 fn main() -> ExitCode {
@@ -66,9 +76,13 @@ fn run(cli: Cli) -> Result<()> {
     let progress = Progress { quiet: cli.quiet };
     match cli.command {
         Command::Train { data, params, out } => {
-            let params = params.params().check()?;
+            let params = TrainParams {
+                resize: data.format.resize_filter,
+                ..params.params()
+            }
+            .check()?;
             check_writable(&out)?;
-            let (train, test) = load_data(&data)?;
+            let (train, test) = load_data(&data, params.get().seed, progress)?;
             train_and_report(&params, &train, test.as_ref(), progress, Some(&out))
         }
         Command::Eval {
@@ -77,6 +91,7 @@ fn run(cli: Cli) -> Result<()> {
             images,
             labels,
             limit,
+            format,
         } => {
             // Load what is evaluated first: a bad model fails before any data is read.
             let model = model.map(|m| Model::load(&m)).transpose()?;
@@ -87,13 +102,24 @@ fn run(cli: Cli) -> Result<()> {
                 .as_ref()
                 .map(|(b, bytes)| parse_blob(b, bytes))
                 .transpose()?;
-            let set = labelled(DataSpec {
-                files: files(&images, &labels),
-                split: Split::Test,
-                limit,
-                limit_flag: "--limit",
-                what: "data",
-            })?;
+            let blob_names = blob.as_ref().map(blob_class_names);
+            let like = match (&model, &blob, &blob_names) {
+                (Some(m), _, _) => Some(like_model(m)),
+                (None, Some(core), Some(names)) => Some(like_blob(core, names)),
+                _ => None,
+            };
+            let set = labelled(
+                DataSpec {
+                    source: source(&images, &labels)?,
+                    split: Split::Test,
+                    limit,
+                    limit_flag: "--limit",
+                    what: "data",
+                    read: &format.read_options(),
+                    like,
+                },
+                progress,
+            )?;
             let t = Instant::now();
             let acc = match (model, blob) {
                 (Some(m), _) => {
@@ -137,6 +163,7 @@ fn run(cli: Cli) -> Result<()> {
             test_limit,
             no_test,
             lambdas,
+            format,
         } => {
             let opts = ExportOptions {
                 max_flash,
@@ -146,33 +173,39 @@ fn run(cli: Cli) -> Result<()> {
             .check()?;
             check_writable(&out)?;
             let model = Model::load(&model)?;
+            let test_source = source(&test_images, &test_labels)?;
             let test = (!no_test)
                 .then(|| {
-                    labelled(DataSpec {
-                        files: files(&test_images, &test_labels),
-                        split: Split::Test,
-                        limit: test_limit,
-                        limit_flag: "--test-limit",
-                        what: "test data",
-                    })
+                    labelled(
+                        DataSpec {
+                            source: test_source,
+                            split: Split::Test,
+                            limit: test_limit,
+                            limit_flag: "--test-limit",
+                            what: "test data",
+                            read: &format.read_options(),
+                            like: Some(like_model(&model)),
+                        },
+                        progress,
+                    )
                 })
                 .transpose()?;
             run_export(&model, &out, &opts, sweep, test.as_ref(), progress)
         }
-        Command::Predict { blob, images } => {
-            let bytes = read_blob(&blob)?;
-            let core = parse_blob(&blob, &bytes)?;
-            for path in &images {
-                let set = data::load_idx_images(path)?;
-                let pred = blob_predict(&core, &set, progress)
-                    .with_context(|| format!("{}", path.display()))?;
-                for (i, (class, scores)) in pred.iter().enumerate() {
-                    let name = core.class_name(*class).unwrap_or("?").escape_debug();
-                    say!("{}[{i}]: {class} {name}  scores {scores:?}", path.display());
-                }
-            }
-            Ok(())
-        }
+        Command::Predict {
+            blob,
+            model,
+            inputs,
+            json,
+            channels_last,
+        } => predict(
+            blob.as_deref(),
+            model.as_deref(),
+            &inputs,
+            json,
+            channels_last,
+            progress,
+        ),
         Command::Inspect {
             model,
             out,
@@ -180,11 +213,23 @@ fn run(cli: Cli) -> Result<()> {
             labels,
             samples,
             eigenvectors,
+            format,
         } => {
             let path = model;
             let model = Model::load(&path)?;
-            let set = match files(&images, &labels) {
-                Some((i, l)) => data::load_idx_pair(i, l)?,
+            let set = match source(&images, &labels)? {
+                Some(src) => labelled(
+                    DataSpec {
+                        source: Some(src),
+                        split: Split::Train,
+                        limit: None,
+                        limit_flag: "",
+                        what: "images",
+                        read: &format.read_options(),
+                        like: Some(like_model(&model)),
+                    },
+                    progress,
+                )?,
                 None => model.training_data().clone(),
             };
             let opts = InspectOptions {
@@ -204,12 +249,66 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Data {
+            command:
+                DataCommand::Show {
+                    path,
+                    labels,
+                    preview,
+                    format,
+                },
+        } => show_data(&path, labels.as_deref(), preview, &format, progress),
+        Command::Data {
+            command:
+                DataCommand::Convert {
+                    path,
+                    labels,
+                    out,
+                    format,
+                },
+        } => {
+            let set = labelled(
+                DataSpec {
+                    source: Some(Source::detect(&path, labels.as_deref())?),
+                    split: Split::Train,
+                    limit: None,
+                    limit_flag: "",
+                    what: "data",
+                    read: &format.read_options(),
+                    like: None,
+                },
+                progress,
+            )?;
+            replace_dir(&out, |tmp| {
+                data::save_idx_pair(
+                    &set,
+                    &tmp.join(CONVERTED_IMAGES),
+                    &tmp.join(CONVERTED_LABELS),
+                )?;
+                data::write_class_names(&tmp.join(data::CLASS_NAMES_FILE), &set.class_names)
+            })
+            .with_context(|| format!("writing {}", out.display()))?;
+            say!(
+                "wrote {} images {} and {} labels to {} ({CONVERTED_IMAGES}, {CONVERTED_LABELS}, {})",
+                set.len(),
+                set.images.dims,
+                set.len(),
+                out.display(),
+                data::CLASS_NAMES_FILE
+            );
+            say!(
+                "train on it with: convrfm train --train-images {} --train-labels {}",
+                out.join(CONVERTED_IMAGES).display(),
+                out.join(CONVERTED_LABELS).display()
+            );
+            Ok(())
+        }
+        Command::Data {
             command: DataCommand::Gen { task, out },
         } => {
             // Both sets are generated (every argument checked) before
             // anything is written; the directory is then written whole.
-            let train = task.generate(Split::Train)?;
-            let test = task.generate(Split::Test)?;
+            let train = task.generate(Split::Train, progress)?;
+            let test = task.generate(Split::Test, progress)?;
             replace_dir(&out, |tmp| {
                 let [train_images, train_labels, test_images, test_labels] = synth_files(tmp);
                 data::save_idx_pair(&train, &train_images, &train_labels)?;
@@ -245,8 +344,8 @@ fn run(cli: Cli) -> Result<()> {
                     .with_context(|| format!("creating {}", dir.display()))?;
                 check_writable(&dir.join("cntk.convrfm"))?;
             }
-            let train = task.generate(Split::Train)?;
-            let test = task.generate(Split::Test)?;
+            let train = task.generate(Split::Train, progress)?;
+            let test = task.generate(Split::Test, progress)?;
             say!(
                 "experiment: {} train / {} test images {}, {} classes",
                 train.len(),
@@ -384,36 +483,53 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// The training set and, if there is one, the test set of `train`.
-fn load_data(args: &DataArgs) -> Result<(LabelledImages, Option<LabelledImages>)> {
+/// The training set and, if there is one, the test set of `train`;
+/// `seed` draws a `--test-fraction` hold-out.
+fn load_data(
+    args: &DataArgs,
+    seed: u64,
+    progress: Progress,
+) -> Result<(LabelledImages, Option<LabelledImages>)> {
+    let read = args.format.read_options();
     if let Some(dir) = &args.data {
         let [train_images, train_labels, test_images, test_labels] = synth_files(dir);
-        let spec = |images, labels, split, limit, limit_flag| DataSpec {
-            files: Some((images, labels)),
+        let spec = |images: &Path, labels: &Path, split, limit, limit_flag| DataSpec {
+            source: Some(Source::Idx {
+                images: images.to_path_buf(),
+                labels: labels.to_path_buf(),
+            }),
             split,
             limit,
             limit_flag,
             what: "",
+            read: &read,
+            like: None,
         };
-        let train = labelled(spec(
-            &train_images,
-            &train_labels,
-            Split::Train,
-            args.train_limit,
-            "--train-limit",
-        ))?
+        let train = labelled(
+            spec(
+                &train_images,
+                &train_labels,
+                Split::Train,
+                args.train_limit,
+                "--train-limit",
+            ),
+            progress,
+        )?
         .with_class_count(args.classes)
         .with_context(|| train_labels.display().to_string())?;
         let test = test_images
             .exists()
             .then(|| {
-                labelled(spec(
-                    &test_images,
-                    &test_labels,
-                    Split::Test,
-                    args.test_limit,
-                    "--test-limit",
-                ))
+                labelled(
+                    spec(
+                        &test_images,
+                        &test_labels,
+                        Split::Test,
+                        args.test_limit,
+                        "--test-limit",
+                    ),
+                    progress,
+                )
             })
             .transpose()?;
         match test {
@@ -422,39 +538,123 @@ fn load_data(args: &DataArgs) -> Result<(LabelledImages, Option<LabelledImages>)
         }
         return Ok((train, test));
     }
-    let train_files = files(&args.train_images, &args.train_labels);
-    let train = labelled(DataSpec {
-        files: train_files,
-        split: Split::Train,
-        limit: args.train_limit,
-        limit_flag: "--train-limit",
-        what: "train data",
-    })?;
-    // Fashion-MNIST names its ten classes; only counts inferred from
-    // labels are checked.
-    let train = match train_files {
-        Some((_, labels)) => train
+    let folder = |dir: &PathBuf, flag: &str| -> Result<Source> {
+        ensure!(dir.is_dir(), "{flag} {}: not a folder", dir.display());
+        Ok(Source::Folder(dir.clone()))
+    };
+    let train_source = match &args.train_dir {
+        Some(dir) => Some(folder(dir, "--train-dir")?),
+        None => source(&args.train_images, &args.train_labels)?,
+    };
+    let own_train = train_source.is_some();
+    let train = labelled(
+        DataSpec {
+            source: train_source.clone(),
+            split: Split::Train,
+            limit: args.train_limit,
+            limit_flag: "--train-limit",
+            what: "train data",
+            read: &read,
+            like: None,
+        },
+        progress,
+    )?;
+    // Fashion-MNIST and picture folders name their classes; only counts
+    // inferred from labels are checked.
+    let train = match &train_source {
+        Some(Source::Folder(_)) if args.classes.is_some() => {
+            bail!("--classes: a picture folder's classes are its class folders")
+        }
+        Some(Source::Folder(_)) => train,
+        Some(src) => train
             .with_class_count(args.classes)
-            .with_context(|| labels.display().to_string())?,
+            .with_context(|| src.labels_path().display().to_string())?,
         None if args.classes.is_some() => {
             bail!("--classes states the class count of your own label files; Fashion-MNIST has 10")
         }
         None => train,
     };
-    // Own training files without test files: no test set (Fashion-MNIST's
-    // would not match them).
-    let test = (args.test_images.is_some() || args.train_images.is_none())
-        .then(|| {
-            labelled(DataSpec {
-                files: files(&args.test_images, &args.test_labels),
+    let test_source = match &args.test_dir {
+        Some(dir) => Some(folder(dir, "--test-dir")?),
+        None => source(&args.test_images, &args.test_labels)?,
+    };
+    let load_test = |src: Option<Source>| {
+        labelled(
+            DataSpec {
+                source: src,
                 split: Split::Test,
                 limit: args.test_limit,
                 limit_flag: "--test-limit",
                 what: "test data",
-            })
-        })
-        .transpose()?;
-    Ok((train, test))
+                read: &read,
+                like: Some(Like {
+                    dims: train.images.dims,
+                    class_names: &train.class_names,
+                    filter: args.format.resize_filter,
+                    what: "the training set",
+                }),
+            },
+            progress,
+        )
+    };
+    match (test_source, args.test_fraction) {
+        (Some(_), Some(_)) => bail!(
+            "--test-fraction holds test images out of the training set, but a test set is given too"
+        ),
+        (Some(src), None) => {
+            let test = load_test(Some(src))?;
+            Ok((train, Some(test)))
+        }
+        (None, Some(f)) => {
+            ensure!(
+                f > 0.0 && f < 1.0,
+                "--test-fraction {f}: a share between 0 and 1 (exclusive)"
+            );
+            let (kept, held) = data::stratified_split(&train.labels, f, seed);
+            ensure!(
+                !held.is_empty(),
+                "--test-fraction {f}: no class has two images to hold one out"
+            );
+            say!(
+                "test data: {} of the {} training images held out (stratified, --test-fraction {f}, seed {seed})",
+                held.len(),
+                train.len()
+            );
+            Ok((train.select(&kept), Some(train.select(&held))))
+        }
+        // Own training files without test files: no test set (Fashion-MNIST's
+        // would not match them).
+        (None, None) if own_train => Ok((train, None)),
+        (None, None) => {
+            let test = load_test(None)?;
+            Ok((train, Some(test)))
+        }
+    }
+}
+
+/// What data read for `model` must fit.
+fn like_model(model: &Model) -> Like<'_> {
+    Like {
+        dims: model.dims(),
+        class_names: model.class_names(),
+        filter: model.resize,
+        what: "the model",
+    }
+}
+
+/// A blob's class names, owned (for [`like_blob`]).
+fn blob_class_names(core: &convrfm_core::Model<'_>) -> Vec<String> {
+    core.class_names().map(str::to_owned).collect()
+}
+
+/// What data read for a blob must fit.
+fn like_blob<'a>(core: &convrfm_core::Model<'_>, class_names: &'a [String]) -> Like<'a> {
+    Like {
+        dims: ImageDims::of(&core.shape()),
+        class_names,
+        filter: ResizeFilter::from_core(core.resize_filter()),
+        what: "the blob",
+    }
 }
 
 /// Lets a closed pipe end the process quietly, as for other Unix tools

@@ -1,0 +1,163 @@
+//! `convrfm predict`: classify picture files (with the preprocessing the
+//! model recorded) or IDX / `.npy` image files, with a blob through the
+//! integer core or with a model file. Every input is read and checked
+//! before the first line is printed.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use convrfm_train::data::numpy::NumpyOptions;
+use convrfm_train::data::pictures::{PictureFormat, is_picture};
+use convrfm_train::data::{ImageDims, Images, PixelType, ResizeFilter, load_inputs};
+use convrfm_train::export::run::blob_predict;
+use convrfm_train::fit::Model;
+use convrfm_train::fit::readout::argmax_rows;
+use convrfm_train::output::Progress;
+use rayon::prelude::*;
+
+use crate::{parse_blob, read_blob};
+
+/// What classifies: a model file or a parsed blob.
+enum Classifier<'b> {
+    Model(Model),
+    Blob(convrfm_core::Model<'b>),
+}
+
+/// One classified image.
+struct Answer {
+    class: usize,
+    scores: Vec<f64>,
+}
+
+/// Runs the command.
+pub fn predict(
+    blob: Option<&Path>,
+    model: Option<&Path>,
+    inputs: &[PathBuf],
+    json: bool,
+    channels_last: bool,
+    progress: Progress,
+) -> Result<()> {
+    let model = model.map(Model::load).transpose()?;
+    let bytes = blob
+        .map(|b| read_blob(b).map(|bytes| (b, bytes)))
+        .transpose()?;
+    let core = bytes
+        .as_ref()
+        .map(|(b, bytes)| parse_blob(b, bytes))
+        .transpose()?;
+    let classifier = match (model, core) {
+        (Some(m), _) => Classifier::Model(m),
+        (None, Some(c)) => Classifier::Blob(c),
+        (None, None) => anyhow::bail!("give --blob or --model"),
+    };
+    let (dims, filter, names) = match &classifier {
+        Classifier::Model(m) => (m.dims(), m.resize, m.class_names().to_vec()),
+        Classifier::Blob(c) => (
+            ImageDims::of(&c.shape()),
+            ResizeFilter::from_core(c.resize_filter()),
+            c.class_names().map(str::to_owned).collect(),
+        ),
+    };
+    let format = PictureFormat {
+        channels: dims.channels,
+        height: dims.height,
+        width: dims.width,
+        filter,
+    };
+    let numpy = NumpyOptions {
+        channels_last,
+        ..NumpyOptions::default()
+    };
+    let sets: Vec<Images> = inputs
+        .par_iter()
+        .map(|p| {
+            let set = load_inputs(p, &format, &numpy)?;
+            set.dims
+                .ensure_same(dims, &p.display().to_string(), "the model takes")?;
+            Ok(set)
+        })
+        .collect::<Result<_>>()?;
+    let all = Images {
+        dims,
+        pixel_type: sets.first().map_or(PixelType::U8, |s| s.pixel_type),
+        pixels: sets.iter().flat_map(|s| s.pixels.iter().copied()).collect(),
+    };
+    for (set, path) in sets.iter().zip(inputs) {
+        if set.pixel_type != all.pixel_type {
+            anyhow::bail!(
+                "{}: {} while the other inputs have {}",
+                path.display(),
+                set.pixel_type,
+                all.pixel_type
+            );
+        }
+    }
+    let answers: Vec<Answer> = match &classifier {
+        Classifier::Model(m) => {
+            let scores = m.scores(&all, progress)?;
+            argmax_rows(&scores)
+                .into_iter()
+                .enumerate()
+                .map(|(i, class)| Answer {
+                    class,
+                    scores: scores.row(i).to_vec(),
+                })
+                .collect()
+        }
+        Classifier::Blob(c) => {
+            let scale = f64::from(c.alpha_scale());
+            blob_predict(c, &all, progress)?
+                .into_iter()
+                .map(|(class, s)| Answer {
+                    class,
+                    scores: s.iter().map(|&v| v as f64 * scale).collect(),
+                })
+                .collect()
+        }
+    };
+    let mut answers = answers.into_iter();
+    for (set, path) in sets.iter().zip(inputs) {
+        for i in 0..set.len() {
+            let a = answers.next().context("one answer per image")?;
+            let label = if is_picture(path) {
+                path.display().to_string()
+            } else {
+                format!("{}[{i}]", path.display())
+            };
+            print_answer(&label, &a, &names, json)?;
+        }
+    }
+    Ok(())
+}
+
+fn print_answer(input: &str, a: &Answer, names: &[String], json: bool) -> Result<()> {
+    let score = a.scores.get(a.class).copied().unwrap_or(f64::NAN);
+    let runner_up = a
+        .scores
+        .iter()
+        .enumerate()
+        .filter(|&(c, _)| c != a.class)
+        .map(|(_, &v)| v)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let margin = score - runner_up;
+    let name = names.get(a.class).map_or("?", String::as_str);
+    if json {
+        let line = serde_json::json!({
+            "input": input,
+            "class": a.class,
+            "name": name,
+            "score": score,
+            "margin": margin,
+            "scores": a.scores,
+        });
+        say!("{line}");
+    } else {
+        say!(
+            "{input}: {} {}  score {score:.4}  margin {margin:.4}",
+            a.class,
+            name.escape_debug()
+        );
+    }
+    Ok(())
+}
