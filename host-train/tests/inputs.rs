@@ -545,3 +545,52 @@ fn bad_csv_and_numpy_files_are_clear_errors() {
     // Without labels, images are shown as they are.
     assert!(ok(&show(&[&s(&x)])).contains("2 images 1x2x2"));
 }
+
+#[test]
+fn predict_resizes_a_picture_with_the_recorded_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/tiny-fashion.convrfm"
+    );
+    // A 56x40 picture (twice the rows, other columns) of a test image.
+    let test = vendored_fashion_mnist(Split::Test).take(1);
+    let small = bytes_of(&test);
+    let big = image::GrayImage::from_fn(40, 56, |x, y| {
+        image::Luma([small[(y as usize / 2) * 28 + (x as usize * 28 / 40)]])
+    });
+    let png = dir.path().join("photo.png");
+    big.save(&png).unwrap();
+    // What the model's preprocessing makes of it, as an IDX file.
+    let m = Model::load(Path::new(model)).unwrap();
+    let format = PictureFormat {
+        channels: 1,
+        height: 28,
+        width: 28,
+        filter: m.resize,
+    };
+    let px = read_picture(&png, &format).unwrap();
+    assert_eq!(px.len(), 784);
+    let idx = dir.path().join("photo.idx");
+    write_idx(
+        &idx,
+        &IdxArray {
+            dims: vec![1, 28, 28],
+            data: IdxData::U8(px),
+        },
+        false,
+    )
+    .unwrap();
+    let answer = |file: &Path| {
+        let out = ok(&convrfm(&["predict", "--model", model, &s(file)]));
+        out.rsplit_once(": ").unwrap().1.to_string()
+    };
+    assert_eq!(answer(&png), answer(&idx));
+    // An RGB photo is converted to the model's one channel.
+    let rgb = dir.path().join("rgb.jpg");
+    image::DynamicImage::ImageLuma8(big)
+        .to_rgb8()
+        .save(&rgb)
+        .unwrap();
+    assert!(answer(&rgb).contains("margin"));
+}

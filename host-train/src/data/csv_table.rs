@@ -142,6 +142,7 @@ pub fn parse_shape(s: &str) -> Result<ImageDims> {
 mod tests {
     use super::*;
     use crate::data::PixelType;
+    use proptest::strategy::{Just, Strategy};
 
     fn parse(text: &str, shape: Option<&str>) -> Result<LabelledImages> {
         parse_csv(
@@ -190,6 +191,48 @@ mod tests {
         assert_eq!(parse_shape("3x32x32").unwrap().to_string(), "3x32x32");
         for bad in ["28x28", "0x1x1", "axbxc", "1x2x3x4"] {
             assert!(parse_shape(bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn byte_sets_round_trip_through_csv(
+            (h, w, rows) in (1usize..5, 1usize..5).prop_flat_map(|(h, w)| {
+                (Just(h), Just(w), proptest::collection::vec(
+                    (0u8..4, proptest::collection::vec(proptest::num::u8::ANY, h * w)), 1..6))
+            }),
+            header in proptest::bool::ANY,
+        ) {
+            use proptest::prelude::*;
+            let mut text = String::new();
+            if header {
+                text.push_str("label");
+                for p in 0..h * w {
+                    text.push_str(&format!(",p{p}"));
+                }
+                text.push('\n');
+            }
+            for (l, px) in &rows {
+                text.push_str(&l.to_string());
+                for p in px {
+                    text.push_str(&format!(",{p}"));
+                }
+                text.push('\n');
+            }
+            let shape = ImageDims { channels: 1, height: h, width: w };
+            let set = parse_csv(text.as_bytes(), "p.csv", Some(shape)).unwrap();
+            prop_assert_eq!(set.len(), rows.len());
+            let bytes: Vec<u8> = set.images.pixels.iter().map(|&v| PixelType::to_byte(v)).collect();
+            let want: Vec<u8> = rows.iter().flat_map(|(_, px)| px.iter().copied()).collect();
+            prop_assert_eq!(bytes, want);
+            prop_assert_eq!(set.labels, rows.iter().map(|(l, _)| *l).collect::<Vec<_>>());
+        }
+
+        #[test]
+        fn any_bytes_are_a_set_or_an_error(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            if let Ok(set) = parse_csv(&bytes[..], "p.csv", None) {
+                proptest::prop_assert_eq!(set.images.pixels.len(), set.len() * set.images.dims.pixels());
+            }
         }
     }
 }

@@ -7,7 +7,7 @@
 //! shape `(n,)`, values 0 to 255. Fortran-ordered arrays are refused
 //! (`np.ascontiguousarray` makes a C-ordered copy).
 
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -48,12 +48,23 @@ pub fn load_npy_pair(images: &Path, labels: &Path, opts: &NumpyOptions) -> Resul
 /// Images and labels from two arrays of a `.npz` archive.
 pub fn load_npz(path: &Path, opts: &NumpyOptions) -> Result<LabelledImages> {
     let name = path.display().to_string();
-    let mut archive = npyz::npz::NpzArchive::open(path)
+    let file = std::fs::File::open(path).with_context(|| format!("reading {name}"))?;
+    parse_npz(std::io::BufReader::new(file), &name, opts)
+}
+
+/// Images and labels from the bytes of a `.npz` archive; `name` for
+/// messages.
+pub fn parse_npz<R: Read + Seek>(
+    reader: R,
+    name: &str,
+    opts: &NumpyOptions,
+) -> Result<LabelledImages> {
+    let mut archive = npyz::npz::NpzArchive::new(reader)
         .with_context(|| format!("{name}: not a readable .npz (zip) archive"))?;
     let names: Vec<String> = archive.array_names().map(str::to_owned).collect();
     let mut arrays = Vec::with_capacity(names.len());
     for key in &names {
-        arrays.push((key.clone(), read_entry(&mut archive, key, &name)?));
+        arrays.push((key.clone(), read_entry(&mut archive, key, name)?));
     }
     let ranks: Vec<(String, usize)> = arrays
         .iter()
@@ -105,22 +116,30 @@ pub fn load_npz(path: &Path, opts: &NumpyOptions) -> Result<LabelledImages> {
     pair(images, labels, &images_name, &labels_name)
 }
 
-/// One array's bytes, its size checked against this machine first (a zip
-/// entry can declare any size).
-fn read_entry(
-    archive: &mut npyz::npz::NpzArchive<std::io::BufReader<std::fs::File>>,
+/// One array's bytes, its declared size checked against this machine
+/// first and never exceeded (a zip entry can declare any size, and a
+/// compressed one can inflate to more than it declares).
+fn read_entry<R: Read + Seek>(
+    archive: &mut npyz::npz::NpzArchive<R>,
     key: &str,
     name: &str,
 ) -> Result<Vec<u8>> {
     let zip = archive.zip_archive();
-    let mut entry = zip
+    let entry = zip
         .by_name(&npyz::npz::file_name_from_array_name(key))
         .with_context(|| format!("{name}: reading array {key:?}"))?;
-    ensure_fits(&format!("{name}: array {key:?}"), u128::from(entry.size()))?;
+    let declared = entry.size();
+    ensure_fits(&format!("{name}: array {key:?}"), u128::from(declared))?;
     let mut bytes = Vec::new();
     entry
+        .take(declared.saturating_add(1))
         .read_to_end(&mut bytes)
         .with_context(|| format!("{name}: array {key:?} is corrupt"))?;
+    ensure!(
+        bytes.len() as u64 == declared,
+        "{name}: array {key:?} holds {} bytes, its entry declares {declared}",
+        bytes.len()
+    );
     Ok(bytes)
 }
 
@@ -387,5 +406,31 @@ mod tests {
         let mut short = npy(&[2, 2, 2], &[1u8; 8]);
         short.truncate(short.len() - 3);
         assert!(msg(images_from_npy(&short, "x", false)).contains("truncated"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn bit_flips_are_errors_or_consistent(
+            at in 0usize..200,
+            bit in 0u8..8,
+            channels_last in proptest::bool::ANY,
+        ) {
+            let mut bytes = npy(&[2, 1, 3, 4], &[7u8; 24]);
+            let i = at % bytes.len();
+            bytes[i] ^= 1 << bit;
+            if let Ok(im) = images_from_npy(&bytes, "p.npy", channels_last) {
+                proptest::prop_assert_eq!(im.pixels.len(), im.len() * im.dims.pixels());
+            }
+            let _ = labels_from_npy(&bytes, "p.npy");
+        }
+
+        #[test]
+        fn any_bytes_are_images_or_an_error(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let mut b = b"\x93NUMPY\x01\x00".to_vec();
+            b.extend_from_slice(&bytes);
+            let _ = images_from_npy(&b, "p.npy", false);
+            let _ = labels_from_npy(&b, "p.npy");
+            let _ = parse_npz(std::io::Cursor::new(&bytes[..]), "p.npz", &NumpyOptions::default());
+        }
     }
 }
