@@ -66,15 +66,24 @@ pub fn parse_npz<R: Read + Seek>(
     for key in &names {
         arrays.push((key.clone(), read_entry(&mut archive, key, name)?));
     }
-    let ranks: Vec<(String, usize)> = arrays
+    // Arrays that are not plain numeric ones (strings, objects) have no
+    // rank here: they are listed, never picked by default.
+    let ranks: Vec<(String, Option<usize>)> = arrays
         .iter()
-        .map(|(k, bytes)| Ok((k.clone(), NpyFile::new(&bytes[..])?.shape().len())))
-        .collect::<std::io::Result<_>>()
-        .with_context(|| format!("{name}: an array has a malformed header"))?;
+        .map(|(k, bytes)| {
+            (
+                k.clone(),
+                open_npy(bytes, name).ok().map(|n| n.shape().len()),
+            )
+        })
+        .collect();
     let listing = || {
         ranks
             .iter()
-            .map(|(k, r)| format!("{k} (rank {r})"))
+            .map(|(k, r)| match r {
+                Some(r) => format!("{k} (rank {r})"),
+                None => format!("{k} (not read)"),
+            })
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -85,7 +94,9 @@ pub fn parse_npz<R: Read + Seek>(
                 .position(|(n, _)| n == k)
                 .with_context(|| format!("{name}: no array {k:?}; it holds {}", listing()));
         }
-        let matching: Vec<usize> = (0..ranks.len()).filter(|&i| want(ranks[i].1)).collect();
+        let matching: Vec<usize> = (0..ranks.len())
+            .filter(|&i| ranks[i].1.is_some_and(want))
+            .collect();
         match matching.as_slice() {
             [i] => Ok(*i),
             [] => bail!("{name}: no {what} array; it holds {}", listing()),
@@ -143,23 +154,30 @@ fn read_entry<R: Read + Seek>(
     Ok(bytes)
 }
 
+/// Deepest bracket nesting accepted in a `.npy` header (a structured
+/// dtype nests 3 or 4 deep; plain arrays 2).
+const MAX_HEADER_NESTING: usize = 4;
+
 /// The header of `.npy` bytes, its shape checked first: `npyz` multiplies
 /// the dimensions without overflow checks, so a hostile header must not
 /// reach it with dimensions whose product exceeds the bytes present.
 fn open_npy<'b>(bytes: &'b [u8], name: &str) -> Result<NpyFile<&'b [u8]>> {
     let dims = header_shape(bytes).with_context(|| format!("{name}: not a .npy array"))?;
-    let mut count: u64 = 1;
-    for &d in &dims {
-        count = count
-            .checked_mul(d)
-            .filter(|&c| c <= bytes.len() as u64)
-            .with_context(|| {
-                format!(
-                    "{name}: shape {dims:?} holds more values than the file's {} bytes",
-                    bytes.len()
-                )
-            })?;
-    }
+    // Every partial product (npyz's strides) must fit in u64, and the value
+    // count must not exceed the bytes present.
+    let too_many = || {
+        format!(
+            "{name}: shape {dims:?} holds more values than the file's {} bytes",
+            bytes.len()
+        )
+    };
+    let nonzero = dims
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(1u64, |p, &d| p.checked_mul(d))
+        .with_context(too_many)?;
+    let count = if dims.contains(&0) { 0 } else { nonzero };
+    ensure!(count <= bytes.len() as u64, too_many());
     let npy = NpyFile::new(bytes).with_context(|| format!("{name}: malformed .npy header"))?;
     ensure!(
         npy.order() == Order::C,
@@ -194,6 +212,20 @@ fn header_shape(bytes: &[u8]) -> Result<Vec<u64>> {
         .get(start..start.saturating_add(len))
         .context("truncated header")?;
     let dict = std::str::from_utf8(dict).context("header is not text")?;
+    // npyz's header parser takes exponential time in bracket nesting; a
+    // plain array's header nests two deep (the dict, the shape tuple).
+    let mut depth = 0usize;
+    for ch in dict.chars() {
+        match ch {
+            '{' | '[' | '(' => depth += 1,
+            '}' | ']' | ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        ensure!(
+            depth <= MAX_HEADER_NESTING,
+            "header nests brackets more than {MAX_HEADER_NESTING} deep (not a plain array)"
+        );
+    }
     let after = dict
         .split_once("'shape'")
         .or_else(|| dict.split_once("\"shape\""))

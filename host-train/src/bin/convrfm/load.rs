@@ -9,6 +9,9 @@ use anyhow::{Result, bail};
 use convrfm_train::data::{LabelledImages, Like, ReadOptions, Source, Split, fashion_mnist};
 use convrfm_train::output::Progress;
 
+/// Pixels per picture above which a folder gets a hint to resize.
+const LARGE_PICTURE: usize = 96 * 96;
+
 /// Where one labelled set comes from.
 pub struct DataSpec<'a> {
     /// The files; `None`: Fashion-MNIST's `split`.
@@ -82,5 +85,15 @@ pub fn labelled(spec: DataSpec<'_>, progress: Progress) -> Result<LabelledImages
         set.images.pixel_type,
         set.num_classes()
     );
+    let d = set.images.dims;
+    if matches!(source, Source::Folder(_)) && d.height * d.width > LARGE_PICTURE {
+        say!(
+            "note: {}x{} pictures: kernel time grows with the square of the pixel count, and a \
+             microcontroller blob holds whole centre images; --size 32x32 (or 28x28) is the \
+             usual choice",
+            d.height,
+            d.width
+        );
+    }
     Ok(set)
 }

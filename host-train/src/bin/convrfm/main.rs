@@ -501,7 +501,11 @@ fn load_data(
             split,
             limit,
             limit_flag,
-            what: "",
+            what: if split == Split::Train {
+                "train data"
+            } else {
+                "test data"
+            },
             read: &read,
             like: None,
         };
