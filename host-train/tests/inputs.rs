@@ -594,3 +594,46 @@ fn predict_resizes_a_picture_with_the_recorded_filter() {
         .unwrap();
     assert!(answer(&rgb).contains("margin"));
 }
+
+#[test]
+fn folder_limit_spreads_over_classes_and_test_fraction_holds_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = by_class(200);
+    let folder = dir.path().join("pictures");
+    write_png_folder(&set, &folder);
+    let out = dir.path().join("m.convrfm");
+    let printed = ok(&convrfm(&[
+        "train",
+        "--train-dir",
+        &s(&folder),
+        "--train-limit",
+        "50",
+        "--test-fraction",
+        "0.2",
+        "--iterations",
+        "1",
+        "--depth",
+        "1",
+        "--out",
+        &s(&out),
+    ]));
+    assert!(printed.contains("10 of the 50 training images held out"), "{printed}");
+    assert!(printed.contains("test accuracy of the saved model"), "{printed}");
+    let m = Model::load(&out).unwrap();
+    let train = m.training_data();
+    assert_eq!(train.len(), 40);
+    let mut classes: Vec<u8> = train.labels.clone();
+    classes.dedup();
+    assert_eq!(classes.len(), 10, "every class kept: {:?}", train.labels);
+    // --test-fraction with a test set is a conflict.
+    let o = convrfm(&[
+        "train",
+        "--train-dir",
+        &s(&folder),
+        "--test-dir",
+        &s(&folder),
+        "--test-fraction",
+        "0.2",
+    ]);
+    assert_clean_error(&o, &["--test-fraction", "a test set is given too"]);
+}

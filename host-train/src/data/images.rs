@@ -243,6 +243,38 @@ impl LabelledImages {
         }
     }
 
+    /// `n` images spread over the classes in proportion to their counts
+    /// (largest remainders first, ties to the lower class), the first of
+    /// each class, in set order: a limit for sets stored class by class
+    /// (picture folders), where the first `n` would be one class.
+    pub fn take_spread(&self, n: usize) -> LabelledImages {
+        let total = self.len();
+        if n >= total {
+            return self.clone();
+        }
+        let mut counts = vec![0usize; 256];
+        for &l in &self.labels {
+            counts[usize::from(l)] += 1;
+        }
+        let mut quota: Vec<usize> = counts.iter().map(|&c| c * n / total).collect();
+        let mut order: Vec<usize> = (0..256).filter(|&c| counts[c] > 0).collect();
+        // Largest remainder c * n mod total first.
+        order.sort_by_key(|&c| std::cmp::Reverse(counts[c] * n % total));
+        let short = n - quota.iter().sum::<usize>();
+        for &c in order.iter().take(short) {
+            quota[c] += 1;
+        }
+        let idx: Vec<usize> = (0..total)
+            .filter(|&i| {
+                let q = &mut quota[usize::from(self.labels[i])];
+                let keep = *q > 0;
+                *q = q.saturating_sub(1);
+                keep
+            })
+            .collect();
+        self.select(&idx)
+    }
+
     /// The first `n` images (all of them if there are fewer).
     pub fn take(&self, n: usize) -> LabelledImages {
         let n = n.min(self.len());
@@ -290,5 +322,29 @@ mod tests {
         assert_eq!(t.labels, [0, 1]);
         assert_eq!(set.take(10), set);
         assert!(set.take(0).is_empty() && set.take(0).images.is_empty());
+    }
+
+    #[test]
+    fn take_spread_keeps_class_shares() {
+        let labels: Vec<u8> = [vec![0; 6], vec![1; 3], vec![2; 1]].concat();
+        let set = LabelledImages {
+            images: Images {
+                dims: ImageDims {
+                    channels: 1,
+                    height: 1,
+                    width: 1,
+                },
+                pixel_type: PixelType::F32,
+                pixels: (0..10).map(|v| v as f32).collect(),
+            },
+            labels,
+            class_names: vec!["a".into(), "b".into(), "c".into()],
+        };
+        let s = set.take_spread(5);
+        assert_eq!(s.labels, [0, 0, 0, 1, 1]);
+        assert_eq!(s.images.pixels, [0.0, 1.0, 2.0, 6.0, 7.0]);
+        assert_eq!(set.take_spread(9).len(), 9);
+        assert_eq!(set.take_spread(20), set);
+        assert_eq!(set.take_spread(1).labels, [0]);
     }
 }

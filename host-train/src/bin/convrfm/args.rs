@@ -403,10 +403,12 @@ pub struct DataArgs {
     /// IDX or .npy test labels.
     #[arg(long)]
     pub test_labels: Option<PathBuf>,
-    /// Use only the first N training images.
+    /// Use only the first N training images (of a picture folder: N spread
+    /// over the classes in proportion, the first of each).
     #[arg(long)]
     pub train_limit: Option<usize>,
-    /// Use only the first N test images.
+    /// Use only the first N test images (of a picture folder: spread as
+    /// --train-limit).
     #[arg(long)]
     pub test_limit: Option<usize>,
     #[command(flatten)]

@@ -74,6 +74,8 @@ pub fn labelled(spec: DataSpec<'_>, progress: Progress) -> Result<LabelledImages
             spec.limit_flag,
             set.len()
         ),
+        // A folder is stored class by class: its first N would be one class.
+        Some(l) if matches!(source, Source::Folder(_)) => set.take_spread(l),
         Some(l) => set.take(l),
         None => set,
     };
