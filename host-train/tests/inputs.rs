@@ -389,6 +389,21 @@ fn jpeg_rgb_and_resizing() {
         .collect();
     assert_eq!(got, expected);
 
+    // A PNG grid of what the tool sees: three rows (classes) of 4 tiles.
+    let grid = dir.path().join("grid.png");
+    let shown = ok(&convrfm(&[
+        "data",
+        "show",
+        &s(&root),
+        "--png",
+        &s(&grid),
+        "--per-class",
+        "4",
+    ]));
+    assert!(shown.contains("c2") && shown.contains("wrote"), "{shown}");
+    let picture = image::open(&grid).unwrap();
+    assert!(picture.width() >= 4 * 10 && picture.height() >= 3 * 12);
+
     // Pictures of two sizes without --size: an error naming both files.
     image::RgbImage::new(7, 7)
         .save(root.join("c1/odd.png"))
@@ -617,8 +632,14 @@ fn folder_limit_spreads_over_classes_and_test_fraction_holds_out() {
         "--out",
         &s(&out),
     ]));
-    assert!(printed.contains("10 of the 50 training images held out"), "{printed}");
-    assert!(printed.contains("test accuracy of the saved model"), "{printed}");
+    assert!(
+        printed.contains("10 of the 50 training images held out"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("test accuracy of the saved model"),
+        "{printed}"
+    );
     let m = Model::load(&out).unwrap();
     let train = m.training_data();
     assert_eq!(train.len(), 40);

@@ -58,6 +58,53 @@ pub fn one_per_class(set: &LabelledImages, n: usize) -> LabelledImages {
     set.select(&idx)
 }
 
+/// The first `per_class` images of every class of `set`, one row per
+/// class, captioned with the class name: what `convrfm data show --png`
+/// draws so a user sees the pictures as the model will.
+pub fn sample_grid(set: &LabelledImages, per_class: usize) -> Result<Figure> {
+    ensure!(per_class >= 1, "at least one image per class");
+    let d = set.images.dims;
+    let plane = d.height * d.width;
+    let mut tiles = Vec::new();
+    for c in 0..set.num_classes() {
+        let members: Vec<usize> = (0..set.len())
+            .filter(|&i| usize::from(set.labels[i]) == c)
+            .take(per_class)
+            .collect();
+        for k in 0..per_class {
+            let name = set.class_names.get(c).map_or("?", String::as_str);
+            let (values, scale) = match members.get(k) {
+                Some(&i) if d.channels == 3 => (set.images.image(i).to_vec(), Scale::Rgb),
+                // Other channel counts: the first channel.
+                Some(&i) => (set.images.image(i)[..plane].to_vec(), Scale::Gray),
+                None => (vec![0.0; plane], Scale::Gray),
+            };
+            tiles.push(Tile {
+                caption: if members.get(k).is_some() {
+                    name.to_string()
+                } else {
+                    String::new()
+                },
+                height: d.height,
+                width: d.width,
+                values,
+                scale,
+                range: None,
+            });
+        }
+    }
+    tile_grid(
+        &format!(
+            "{} images {}, {} classes (first of each)",
+            set.len(),
+            d,
+            set.num_classes()
+        ),
+        &tiles,
+        per_class,
+    )
+}
+
 /// Draws every figure of `model` into `dir` (created if missing), with
 /// gradient maps on `samples`; returns the files written.
 pub fn inspect(

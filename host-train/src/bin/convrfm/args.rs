@@ -236,6 +236,13 @@ pub enum DataCommand {
         /// Images drawn as text.
         #[arg(long, default_value_t = 2)]
         preview: usize,
+        /// Also draw the first --per-class images of every class into this
+        /// PNG file (one row per class).
+        #[arg(long)]
+        png: Option<PathBuf>,
+        /// Images per class in --png.
+        #[arg(long, default_value_t = 8)]
+        per_class: usize,
         #[command(flatten)]
         format: FormatArgs,
     },

@@ -39,7 +39,7 @@ use convrfm_train::output::{Progress, check_writable, replace_dir, write_atomic}
 use crate::args::{Cli, Command, DataArgs, DataCommand, synth_files};
 use crate::load::{DataSpec, labelled, source};
 use crate::predict::predict;
-use crate::show::show_data;
+use crate::show::{Preview, show_data};
 
 /// The IDX files `convrfm data convert` writes.
 const CONVERTED_IMAGES: &str = "images.idx.gz";
@@ -254,9 +254,21 @@ fn run(cli: Cli) -> Result<()> {
                     path,
                     labels,
                     preview,
+                    png,
+                    per_class,
                     format,
                 },
-        } => show_data(&path, labels.as_deref(), preview, &format, progress),
+        } => show_data(
+            &path,
+            labels.as_deref(),
+            Preview {
+                text: preview,
+                png: png.as_deref(),
+                per_class,
+            },
+            &format,
+            progress,
+        ),
         Command::Data {
             command:
                 DataCommand::Convert {

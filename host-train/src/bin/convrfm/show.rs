@@ -1,14 +1,15 @@
 //! `convrfm data show`: what convrfm sees in a data set, so a user can
 //! check a folder, CSV or NumPy file before training on it: source,
-//! shape, pixel type and range, class counts, and the first images drawn
-//! as text.
+//! shape, pixel type and range, class counts, the first images drawn as
+//! text, and optionally a PNG grid of the first images of every class.
 
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Result, ensure};
 use convrfm_train::data::numpy::load_npy_images;
 use convrfm_train::data::{Images, Source, Split, load_idx_images};
-use convrfm_train::output::Progress;
+use convrfm_train::inspect::sample_grid;
+use convrfm_train::output::{Progress, check_writable};
 
 use crate::args::FormatArgs;
 use crate::load::{DataSpec, labelled};
@@ -18,15 +19,28 @@ const RAMP: &[u8] = b" .:-=+*#%@";
 /// Widest text preview; larger images are sampled.
 const PREVIEW_COLUMNS: usize = 56;
 
+/// What `data show` draws.
+pub struct Preview<'a> {
+    /// Images drawn as text.
+    pub text: usize,
+    /// A PNG grid of the first images of every class, written here.
+    pub png: Option<&'a Path>,
+    /// Images per class in the grid.
+    pub per_class: usize,
+}
+
 /// Runs the command: a labelled set when PATH names one (or labels are
 /// given), else unlabelled IDX or `.npy` images.
 pub fn show_data(
     path: &Path,
     labels: Option<&Path>,
-    preview: usize,
+    preview: Preview<'_>,
     format: &FormatArgs,
     progress: Progress,
 ) -> Result<()> {
+    if let Some(png) = preview.png {
+        check_writable(png)?;
+    }
     let read = format.read_options();
     let unlabelled = labels.is_none()
         && !path.is_dir()
@@ -52,7 +66,11 @@ pub fn show_data(
             images.pixel_type
         );
         say_range(&images)?;
-        for i in 0..preview.min(images.len()) {
+        ensure!(
+            preview.png.is_none(),
+            "--png draws images by class: give the labels too"
+        );
+        for i in 0..preview.text.min(images.len()) {
             say!("image {i}:");
             draw(&images, i)?;
         }
@@ -81,7 +99,7 @@ pub fn show_data(
     for (c, (n, name)) in counts.iter().zip(&set.class_names).enumerate() {
         say!("{c:>5}  {n:>6}  {}", name.escape_debug());
     }
-    for i in 0..preview.min(set.len()) {
+    for i in 0..preview.text.min(set.len()) {
         let l = usize::from(set.labels[i]);
         say!(
             "image {i}: class {l} {}",
@@ -90,6 +108,10 @@ pub fn show_data(
                 .map_or("?".into(), |n| n.escape_debug().to_string())
         );
         draw(&set.images, i)?;
+    }
+    if let Some(png) = preview.png {
+        sample_grid(&set, preview.per_class)?.save(png)?;
+        say!("wrote {}", png.display());
     }
     Ok(())
 }
