@@ -11,11 +11,11 @@
 //! | [`params`] | the parameter error and the rules every `check` shares |
 //! | [`matrix`] | a dense matrix that carries its shape, with faer views |
 //! | [`limits`] | what an input may make us allocate, checked first |
-//! | [`data`] | images and labels: IDX files, Fashion-MNIST, synthetic tasks, splits |
+//! | [`data`] | images and labels: picture folders, CSV, NumPy, IDX, Fashion-MNIST, synthetic tasks, splits |
 //! | [`kernel`] | the convolutional NTK/NNGP on metric-transformed patches, kernel blocks, patch gradients and AGOP |
 //! | [`fit`] | the ConvRFM loop: ridge solves, metric updates, Deep ConvRFM features, reports, the model file |
 //! | [`export`] | a model compressed to a blob within a flash budget: centres, low-rank metric, the device mirror, running a blob |
-//! | [`inspect`] | figures of a model (metric, filters, gradient maps, accuracy) |
+//! | [`inspect`] | figures of a model (metric, filters, gradient maps, accuracy) and of a data set |
 //! | [`bench`](mod@bench) | seconds per training phase and the machine's peak |
 //!
 //! The `convrfm` command (`src/bin/convrfm/`) is the user's face of these.
