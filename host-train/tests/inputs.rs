@@ -389,6 +389,37 @@ fn jpeg_rgb_and_resizing() {
         .collect();
     assert_eq!(got, expected);
 
+    // eval reads a folder as the model was trained (gray, 6x5, nearest);
+    // a flag that says otherwise is an error.
+    let evaluated = ok(&convrfm(&[
+        "eval",
+        "--model",
+        &s(&m),
+        "--images",
+        &s(&root),
+    ]));
+    assert!(evaluated.contains("on 18 images"), "{evaluated}");
+    let o = convrfm(&[
+        "eval",
+        "--model",
+        &s(&m),
+        "--images",
+        &s(&root),
+        "--resize-filter",
+        "triangle",
+    ]);
+    assert_clean_error(&o, &["--resize-filter triangle", "records nearest"]);
+    let o = convrfm(&[
+        "eval",
+        "--model",
+        &s(&m),
+        "--images",
+        &s(&root),
+        "--size",
+        "12x10",
+    ]);
+    assert_clean_error(&o, &["--size 12x10", "takes 6x5 pictures"]);
+
     // A PNG grid of what the tool sees: three rows (classes) of 4 tiles.
     let grid = dir.path().join("grid.png");
     let shown = ok(&convrfm(&[

@@ -37,8 +37,9 @@ pub struct PictureOptions {
     pub channels: Option<usize>,
     /// `(height, width)`; `None`: the pictures' own size (all must agree).
     pub size: Option<(usize, usize)>,
-    /// Used when a picture's size differs from `size`.
-    pub filter: ResizeFilter,
+    /// Used when a picture's size differs from `size`; `None`: the
+    /// default ([`ResizeFilter::Triangle`]).
+    pub filter: Option<ResizeFilter>,
     /// Leave out files that are not readable pictures (counted) instead of
     /// failing.
     pub skip_unreadable: bool,
@@ -51,7 +52,7 @@ impl PictureOptions {
         Self {
             channels: Some(dims.channels),
             size: Some((dims.height, dims.width)),
-            filter,
+            filter: Some(filter),
             skip_unreadable,
         }
     }
@@ -352,6 +353,6 @@ fn settle_format(
         channels,
         height,
         width,
-        filter: opts.filter,
+        filter: opts.filter.unwrap_or_default(),
     })
 }

@@ -141,11 +141,31 @@ impl Source {
             Source::Folder(dir) => {
                 let (pictures, classes) = match like {
                     Some(l) => {
-                        if let Some(c) = opts.pictures.channels.filter(|&c| c != l.dims.channels) {
+                        // Pictures are read as the model was trained: a
+                        // flag that says otherwise is an error, not ignored.
+                        let p = &opts.pictures;
+                        if let Some(c) = p.channels.filter(|&c| c != l.dims.channels) {
                             bail!(
                                 "--channels {c}: {} takes {} channel(s)",
                                 l.what,
                                 l.dims.channels
+                            );
+                        }
+                        if let Some((h, w)) = p.size.filter(|&s| s != (l.dims.height, l.dims.width))
+                        {
+                            bail!(
+                                "--size {h}x{w}: {} takes {}x{} pictures",
+                                l.what,
+                                l.dims.height,
+                                l.dims.width
+                            );
+                        }
+                        if let Some(f) = p.filter.filter(|&f| f != l.filter) {
+                            bail!(
+                                "--resize-filter {f}: {} records {} (pictures are read as it \
+                                 was trained)",
+                                l.what,
+                                l.filter
                             );
                         }
                         (

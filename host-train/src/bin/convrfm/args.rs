@@ -433,10 +433,11 @@ pub struct FormatArgs {
     /// own size (all must agree).
     #[arg(long, value_parser = pictures::parse_size)]
     pub size: Option<(usize, usize)>,
-    /// Pictures: the resize filter (recorded in the model and the blob, and
-    /// applied to every picture a command reads for it).
-    #[arg(long, value_enum, default_value_t)]
-    pub resize_filter: ResizeFilter,
+    /// Pictures: the resize filter [default: triangle] (recorded in the
+    /// model and the blob, and applied to every picture a command reads
+    /// for it).
+    #[arg(long, value_enum)]
+    pub resize_filter: Option<ResizeFilter>,
     /// Pictures: leave out (and count) files that are not readable pictures
     /// instead of stopping at the first.
     #[arg(long)]

@@ -77,7 +77,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train { data, params, out } => {
             let params = TrainParams {
-                resize: data.format.resize_filter,
+                resize: data.format.resize_filter.unwrap_or_default(),
                 ..params.params()
             }
             .check()?;
@@ -606,7 +606,7 @@ fn load_data(
                 like: Some(Like {
                     dims: train.images.dims,
                     class_names: &train.class_names,
-                    filter: args.format.resize_filter,
+                    filter: args.format.resize_filter.unwrap_or_default(),
                     what: "the training set",
                 }),
             },
