@@ -544,7 +544,7 @@ fn bad_picture_folders_are_clear_errors() {
     let test = case("te");
     std::fs::rename(test.join("b"), test.join("z")).unwrap();
     let (o, _) = train(&root, &["--test-dir", &s(&test)]);
-    assert_clean_error(&o, &["\"z\" is not one of the model's classes"]);
+    assert_clean_error(&o, &["\"z\" is not one of the trained classes"]);
 }
 
 #[test]

@@ -106,7 +106,7 @@ pub fn load_picture_folder(
             .position(|c| c == name)
             .with_context(|| {
                 format!(
-                    "{}: class folder {name:?} is not one of the model's classes ({})",
+                    "{}: class folder {name:?} is not one of the trained classes ({})",
                     dir.display(),
                     class_names.join(", ")
                 )
