@@ -128,12 +128,33 @@ pub struct PictureFormat {
     pub filter: ResizeFilter,
 }
 
+/// Largest picture side read, in pixels.
+pub const MAX_SIDE: u32 = 16_384;
+/// Most pixels a picture may have (64 megapixels, above any camera's
+/// photo): a few hundred bytes of JPEG can declare 168 megapixels and take
+/// seconds to decode into memory the `image` crate's default limit allows.
+pub const MAX_PIXELS: u64 = 64 << 20;
+
+/// A decoder for the picture `reader` holds, its declared size checked
+/// against [`MAX_SIDE`] and [`MAX_PIXELS`] before any pixel is decoded.
+fn decoder<'a, R: std::io::BufRead + std::io::Seek + 'a>(
+    reader: ImageReader<R>,
+) -> Result<impl ImageDecoder + 'a> {
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    let mut reader = reader.with_guessed_format().context("cannot read")?;
+    reader.limits(limits);
+    let decoder = reader.into_decoder().context("not a readable picture")?;
+    let (w, h) = decoder.dimensions();
+    if u64::from(w) * u64::from(h) > MAX_PIXELS {
+        bail!("{w}x{h} pixels: more than the {MAX_PIXELS} read (64 megapixels)");
+    }
+    Ok(decoder)
+}
+
 fn open(path: &Path) -> Result<impl ImageDecoder> {
-    let reader = ImageReader::open(path)
-        .context("cannot open")?
-        .with_guessed_format()
-        .context("cannot read")?;
-    reader.into_decoder().context("not a readable picture")
+    decoder(ImageReader::open(path).context("cannot open")?)
 }
 
 fn upright(dims: (u32, u32), orientation: image::metadata::Orientation) -> (u32, u32) {
@@ -168,11 +189,8 @@ pub fn read_header(path: &Path) -> Result<PictureHeader> {
 /// width` bytes, channel-major. Errors name the file.
 pub fn read_picture(path: &Path, format: &PictureFormat) -> Result<Vec<u8>> {
     let inner = || -> Result<Vec<u8>> {
-        let mut decoder = open(path)?;
-        let orientation = decoder.orientation().context("bad orientation tag")?;
-        let mut picture = DynamicImage::from_decoder(decoder).context("corrupt picture")?;
-        picture.apply_orientation(orientation);
-        Ok(convert(&picture, format))
+        let bytes = std::fs::read(path).context("cannot open")?;
+        decode_picture(&bytes, format)
     };
     inner().with_context(|| path.display().to_string())
 }
@@ -180,7 +198,10 @@ pub fn read_picture(path: &Path, format: &PictureFormat) -> Result<Vec<u8>> {
 /// Decodes a picture held in memory (for tests and fuzzing: the same
 /// steps as [`read_picture`] without a file).
 pub fn decode_picture(bytes: &[u8], format: &PictureFormat) -> Result<Vec<u8>> {
-    let picture = image::load_from_memory(bytes).context("not a readable picture")?;
+    let mut decoder = decoder(ImageReader::new(std::io::Cursor::new(bytes)))?;
+    let orientation = decoder.orientation().context("bad orientation tag")?;
+    let mut picture = DynamicImage::from_decoder(decoder).context("corrupt picture")?;
+    picture.apply_orientation(orientation);
     Ok(convert(&picture, format))
 }
 
@@ -300,6 +321,21 @@ mod tests {
         let mut truncated = png(&DynamicImage::ImageLuma8(image::GrayImage::new(8, 8)));
         truncated.truncate(truncated.len() / 2);
         assert!(decode_picture(&truncated, &format).is_err());
+    }
+
+    #[test]
+    fn oversized_pictures_are_refused_from_the_header() {
+        // A JPEG header declaring 2566 x 65535 pixels (found by fuzzing: it
+        // took seconds to decode).
+        let bomb = include_bytes!("../../fuzz/corpus/picture/seed-tall-jpeg-header.jpg");
+        let format = PictureFormat {
+            channels: 1,
+            height: 2,
+            width: 2,
+            filter: ResizeFilter::Triangle,
+        };
+        let e = format!("{:#}", decode_picture(bomb, &format).unwrap_err());
+        assert!(e.contains("65535") || e.contains("limit"), "{e}");
     }
 
     #[test]
