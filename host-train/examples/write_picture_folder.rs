@@ -7,14 +7,15 @@
 //! time convrfm data convert /tmp/fm-png --out /tmp/fm-idx    # decodes every picture
 //! ```
 //!
-//! Class folders are named `0-T-shirt` ... `9-Ankle boot` (`/` replaced),
-//! so their byte order is the label order.
+//! Class folders are named `0-T-shirt-top` ... `9-Ankle boot` (`/`
+//! replaced), so their byte order is the label order.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use convrfm_train::data::{PixelType, Split, fashion_mnist};
-use rayon::prelude::*;
+use convrfm_train::data::folder::save_picture_folder;
+use convrfm_train::data::{Split, fashion_mnist};
+use convrfm_train::output::replace_dir;
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -23,32 +24,12 @@ fn main() -> Result<()> {
             .context("usage: write_picture_folder OUT [LIMIT]")?,
     );
     let limit = args.next().map(|l| l.parse::<usize>()).transpose()?;
-    let (set, source) = fashion_mnist(Split::Train, limit)?;
-    let folders: Vec<PathBuf> = set
-        .class_names
-        .iter()
-        .enumerate()
-        .map(|(c, name)| out.join(format!("{c}-{}", name.replace('/', "-"))))
+    let (mut set, source) = fashion_mnist(Split::Train, limit)?;
+    set.class_names = (set.class_names.iter().enumerate())
+        .map(|(c, name)| format!("{c}-{}", name.replace('/', "-")))
         .collect();
-    for f in &folders {
-        std::fs::create_dir_all(f).with_context(|| format!("creating {}", f.display()))?;
-    }
-    let d = set.images.dims;
-    (0..set.len())
-        .into_par_iter()
-        .try_for_each(|i| -> Result<()> {
-            let px: Vec<u8> = set
-                .images
-                .image(i)
-                .iter()
-                .map(|&v| PixelType::to_byte(v))
-                .collect();
-            let path = folders[usize::from(set.labels[i])].join(format!("{i:05}.png"));
-            image::GrayImage::from_raw(d.width as u32, d.height as u32, px)
-                .context("image size")?
-                .save(&path)
-                .with_context(|| format!("writing {}", path.display()))
-        })?;
+    replace_dir(&out, |tmp| save_picture_folder(&set, tmp))
+        .with_context(|| format!("writing {}", out.display()))?;
     println!(
         "wrote {} pictures of {source} to {}",
         set.len(),

@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use convrfm_train::data::folder::save_picture_folder;
 use convrfm_train::data::idx::{IdxArray, IdxData, write_idx};
 use convrfm_train::data::numpy::NumpyOptions;
 use convrfm_train::data::pictures::{PictureFormat, ResizeFilter, read_picture};
@@ -61,21 +62,7 @@ fn bytes_of(set: &LabelledImages) -> Vec<u8> {
 
 /// Writes `set` as `dir/<class name>/<index>.png`.
 fn write_png_folder(set: &LabelledImages, dir: &Path) {
-    let d = set.images.dims;
-    for (i, &l) in set.labels.iter().enumerate() {
-        let class = dir.join(&set.class_names[usize::from(l)]);
-        std::fs::create_dir_all(&class).unwrap();
-        let px: Vec<u8> = set
-            .images
-            .image(i)
-            .iter()
-            .map(|&v| PixelType::to_byte(v))
-            .collect();
-        image::GrayImage::from_raw(d.width as u32, d.height as u32, px)
-            .unwrap()
-            .save(class.join(format!("{i:05}.png")))
-            .unwrap();
-    }
+    save_picture_folder(set, dir).unwrap();
 }
 
 /// Writes `set` as an IDX pair in `dir`.
@@ -302,6 +289,10 @@ fn csv_and_numpy_load_what_idx_loads() {
     assert_eq!(rgb.images.dims.to_string(), "3x2x3");
     // Image 0, channel 1, row 0, column 2 is element (0, 0, 2, 1) = 7.
     assert_eq!(PixelType::to_byte(rgb.images.image(0)[6 + 2]), 7);
+    // RGB pictures written as a folder read back the same.
+    let rgb_dir = dir.path().join("rgb");
+    save_picture_folder(&rgb, &rgb_dir).unwrap();
+    assert_eq!(load(Source::Folder(rgb_dir), &ReadOptions::default()), rgb);
 
     // `data convert` writes the IDX pair and class names; training on it
     // reads them back.

@@ -197,6 +197,63 @@ pub fn load_picture_folder(
     })
 }
 
+/// Writes `set` as a picture folder that [`load_picture_folder`] reads
+/// back: `dir/<class name>/<index>.png`, the index (five digits or more)
+/// being the image's place in `set`. The pixels must be bytes, with 1
+/// (gray) or 3 (RGB) channels; class names must be folder names (not
+/// empty, no `/`, not starting with `.`). Only classes with images get a
+/// folder. Writes into `dir` as it is: give it a fresh directory (e.g.
+/// through `output::replace_dir`).
+pub fn save_picture_folder(set: &LabelledImages, dir: &Path) -> Result<()> {
+    let d = set.images.dims;
+    ensure!(
+        set.images.pixel_type == PixelType::U8,
+        "pictures hold bytes: the set has {}",
+        set.images.pixel_type
+    );
+    ensure!(
+        d.channels == 1 || d.channels == 3,
+        "pictures are gray or RGB: the set has {} channels",
+        d.channels
+    );
+    let (w, h) = (u32::try_from(d.width)?, u32::try_from(d.height)?);
+    let mut folders = Vec::with_capacity(set.num_classes());
+    for (c, name) in set.class_names.iter().enumerate() {
+        ensure!(
+            !name.is_empty() && !name.starts_with('.') && !name.contains(['/', '\\', '\0']),
+            "class {c} ({name:?}) is not a folder name"
+        );
+        let folder = dir.join(name);
+        if set.labels.iter().any(|&l| usize::from(l) == c) {
+            std::fs::create_dir_all(&folder)
+                .with_context(|| format!("creating {}", folder.display()))?;
+        }
+        folders.push(folder);
+    }
+    let plane = d.height * d.width;
+    (0..set.len()).into_par_iter().try_for_each(|i| {
+        let bytes: Vec<u8> = set
+            .images
+            .image(i)
+            .iter()
+            .map(|&v| PixelType::to_byte(v))
+            .collect();
+        let path = folders[usize::from(set.labels[i])].join(format!("{i:05}.png"));
+        let saved = if d.channels == 1 {
+            image::GrayImage::from_raw(w, h, bytes).map(|p| p.save(&path))
+        } else {
+            // Channel-major to interleaved.
+            let rgb = (0..3 * plane)
+                .map(|k| bytes[(k % 3) * plane + k / 3])
+                .collect();
+            image::RgbImage::from_raw(w, h, rgb).map(|p| p.save(&path))
+        };
+        saved
+            .context("image size")?
+            .with_context(|| format!("writing {}", path.display()))
+    })
+}
+
 /// The class folders of `dir`, sorted by name: sub-folders (or links to
 /// folders) whose names do not start with `.`.
 fn class_folders(dir: &Path) -> Result<Vec<(String, PathBuf)>> {

@@ -41,5 +41,5 @@ pub use files::{
 pub use folder::{FolderSet, PictureOptions, load_picture_folder};
 pub use images::{ImageDims, Images, LabelledImages, PixelType};
 pub use pictures::ResizeFilter;
-pub use source::{Like, Loaded, ReadOptions, Source, load_inputs};
+pub use source::{Like, Loaded, ReadOptions, Source, holds_labels, load_image_file, load_inputs};
 pub use split::{Split, stratified_split, train_val_split};

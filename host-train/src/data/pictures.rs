@@ -21,11 +21,18 @@ use serde::{Deserialize, Serialize};
 /// File name extensions read as pictures (compared case-insensitively).
 pub const PICTURE_EXTENSIONS: [&str; 7] = ["png", "jpg", "jpeg", "bmp", "pgm", "ppm", "pnm"];
 
-/// Whether `path` names a picture file by its extension.
-pub fn is_picture(path: &Path) -> bool {
+/// Whether `path`'s extension is `ext`, ignoring case.
+pub fn has_extension(path: &Path, ext: &str) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
-        .is_some_and(|e| PICTURE_EXTENSIONS.iter().any(|p| p.eq_ignore_ascii_case(e)))
+        .is_some_and(|e| e.eq_ignore_ascii_case(ext))
+}
+
+/// Whether `path` names a picture file by its extension.
+pub fn is_picture(path: &Path) -> bool {
+    PICTURE_EXTENSIONS
+        .iter()
+        .any(|ext| has_extension(path, ext))
 }
 
 /// How a picture of another size is resized to the model's: recorded in

@@ -14,7 +14,7 @@ use super::files::{class_names_beside, load_idx_images, load_idx_pair};
 use super::folder::{PictureOptions, load_picture_folder};
 use super::images::{ImageDims, Images, LabelledImages, PixelType};
 use super::numpy::{NumpyOptions, load_npy_images, load_npy_pair, load_npz};
-use super::pictures::{PictureFormat, ResizeFilter, is_picture, read_picture};
+use super::pictures::{PictureFormat, ResizeFilter, has_extension, is_picture, read_picture};
 use crate::output::Progress;
 
 /// A labelled set's files, by kind.
@@ -42,10 +42,10 @@ pub enum Source {
     Npz(PathBuf),
 }
 
-fn has_extension(path: &Path, ext: &str) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case(ext))
+/// Whether the set at `path` holds its own labels: a picture folder, a
+/// CSV file or a `.npz` archive (`.npy` and IDX images need a labels file).
+pub fn holds_labels(path: &Path) -> bool {
+    path.is_dir() || has_extension(path, "csv") || has_extension(path, "npz")
 }
 
 impl Source {
@@ -266,6 +266,11 @@ pub fn load_inputs(path: &Path, format: &PictureFormat, numpy: &NumpyOptions) ->
             path.display()
         );
     }
+    load_image_file(path, numpy)
+}
+
+/// Unlabelled images from an image file: `.npy`, else IDX.
+pub fn load_image_file(path: &Path, numpy: &NumpyOptions) -> Result<Images> {
     if has_extension(path, "npy") {
         return load_npy_images(path, numpy);
     }

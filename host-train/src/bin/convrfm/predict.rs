@@ -8,14 +8,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use convrfm_train::data::numpy::NumpyOptions;
 use convrfm_train::data::pictures::{PictureFormat, is_picture};
-use convrfm_train::data::{ImageDims, Images, PixelType, ResizeFilter, load_inputs};
+use convrfm_train::data::{Images, PixelType, load_inputs};
 use convrfm_train::export::run::blob_predict;
 use convrfm_train::fit::Model;
 use convrfm_train::fit::readout::argmax_rows;
 use convrfm_train::output::Progress;
 use rayon::prelude::*;
 
-use crate::{parse_blob, read_blob};
+use crate::{blob_class_names, like_blob, like_model, parse_blob, read_blob};
 
 /// What classifies: a model file or a parsed blob.
 enum Classifier<'b> {
@@ -51,19 +51,21 @@ pub fn predict(
         (None, Some(c)) => Classifier::Blob(c),
         (None, None) => anyhow::bail!("give --blob or --model"),
     };
-    let (dims, filter, names) = match &classifier {
-        Classifier::Model(m) => (m.dims(), m.resize, m.class_names().to_vec()),
-        Classifier::Blob(c) => (
-            ImageDims::of(&c.shape()),
-            ResizeFilter::from_core(c.resize_filter()),
-            c.class_names().map(str::to_owned).collect(),
-        ),
+    let blob_names = match &classifier {
+        Classifier::Blob(c) => blob_class_names(c),
+        Classifier::Model(_) => Vec::new(),
     };
+    // Blobs take byte pixels only; a model, its training pixel type.
+    let (like, pixel_type) = match &classifier {
+        Classifier::Model(m) => (like_model(m), m.pixel_type()),
+        Classifier::Blob(c) => (like_blob(c, &blob_names), PixelType::U8),
+    };
+    let dims = like.dims;
     let format = PictureFormat {
         channels: dims.channels,
         height: dims.height,
         width: dims.width,
-        filter,
+        filter: like.filter,
     };
     let numpy = NumpyOptions {
         channels_last,
@@ -73,26 +75,16 @@ pub fn predict(
         .par_iter()
         .map(|p| {
             let set = load_inputs(p, &format, &numpy)?;
-            set.dims
-                .ensure_same(dims, &p.display().to_string(), "the model takes")?;
+            let what = format!("{}: images", p.display());
+            set.ensure_like(dims, pixel_type, &what, like.what)?;
             Ok(set)
         })
         .collect::<Result<_>>()?;
     let all = Images {
         dims,
-        pixel_type: sets.first().map_or(PixelType::U8, |s| s.pixel_type),
+        pixel_type,
         pixels: sets.iter().flat_map(|s| s.pixels.iter().copied()).collect(),
     };
-    for (set, path) in sets.iter().zip(inputs) {
-        if set.pixel_type != all.pixel_type {
-            anyhow::bail!(
-                "{}: {} while the other inputs have {}",
-                path.display(),
-                set.pixel_type,
-                all.pixel_type
-            );
-        }
-    }
     let answers: Vec<Answer> = match &classifier {
         Classifier::Model(m) => {
             let scores = m.scores(&all, progress)?;
@@ -125,7 +117,7 @@ pub fn predict(
             } else {
                 format!("{}[{i}]", path.display())
             };
-            print_answer(&label, &a, &names, json)?;
+            print_answer(&label, &a, like.class_names, json)?;
         }
     }
     Ok(())

@@ -6,8 +6,7 @@
 use std::path::Path;
 
 use anyhow::{Result, ensure};
-use convrfm_train::data::numpy::load_npy_images;
-use convrfm_train::data::{Images, Source, Split, load_idx_images};
+use convrfm_train::data::{Images, Source, Split, holds_labels, load_image_file};
 use convrfm_train::inspect::sample_grid;
 use convrfm_train::output::{Progress, check_writable};
 
@@ -42,22 +41,8 @@ pub fn show_data(
         check_writable(png)?;
     }
     let read = format.read_options();
-    let unlabelled = labels.is_none()
-        && !path.is_dir()
-        && !["csv", "npz"].iter().any(|e| {
-            path.extension()
-                .and_then(|x| x.to_str())
-                .is_some_and(|x| x.eq_ignore_ascii_case(e))
-        });
-    if unlabelled {
-        let images = if path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
-        {
-            load_npy_images(path, &read.numpy)?
-        } else {
-            load_idx_images(path)?
-        };
+    if labels.is_none() && !holds_labels(path) {
+        let images = load_image_file(path, &read.numpy)?;
         say!(
             "{}: {} images {} ({}), no labels",
             path.display(),
