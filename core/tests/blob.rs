@@ -395,6 +395,7 @@ fn huge_and_bad_header_values_with_valid_crc() {
     assert_eq!(
         with(&|b| b[18] = 255),
         Err(InvalidShape(ShapeError::TooSmallForDepth {
+            patch: 3,
             depth: 255,
             min_side: 511
         }))

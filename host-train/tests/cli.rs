@@ -177,8 +177,51 @@ fn bad_model_and_bad_parameters_are_errors() {
 
     let o = convrfm(&["train", "--depth", "0"]);
     assert_clean_error(&o, &["depth must be at least 1"]);
-    let o = convrfm(&["train", "--val-fraction", "1.5"]);
-    assert_clean_error(&o, &["val-fraction must be in (0, 1)"]);
+    for bad in ["split:1.5", "kfold:1", "loo:3", "half"] {
+        let o = convrfm(&["train", "--selection", bad]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {err}");
+        assert!(err.contains("kfold:K (K >= 2) or split:F"), "{bad}: {err}");
+    }
+    for bad in ["0", "2", "4"] {
+        let o = convrfm(&["train", "--patch-size", bad]);
+        assert_clean_error(
+            &o,
+            &[&format!(
+                "patch-size must be one of odd numbers 1, 3, 5, ..., got {bad}"
+            )],
+        );
+    }
+    // A patch larger than the 28x28 images, and a patch size and depth whose
+    // last grid is empty: refused once the images are known, before any
+    // kernel work (no progress, no table).
+    for (args, needle) in [
+        (
+            ["--patch-size", "29", "--depth", "1"],
+            "a depth-1 kernel on 29x29 patches needs images of at least 29x29",
+        ),
+        (
+            ["--patch-size", "11", "--depth", "3"],
+            "a depth-3 kernel on 11x11 patches needs images of at least 31x31",
+        ),
+    ] {
+        let out = tempfile::tempdir().unwrap();
+        let model = out.path().join("m.convrfm").display().to_string();
+        let mut all = vec![
+            "train",
+            "--train-limit",
+            "20",
+            "--test-limit",
+            "10",
+            "--out",
+            &model,
+        ];
+        all.extend(args);
+        let o = convrfm(&all);
+        assert_clean_error(&o, &[needle, "1x28x28 images"]);
+        assert!(!String::from_utf8_lossy(&o.stdout).contains("sel_%"));
+        assert!(!out.path().join("m.convrfm").exists());
+    }
     let o = convrfm(&["train", "--protocol", "reference", "--lambdas", "1e-3"]);
     assert_clean_error(&o, &["--lambdas cannot be given with it"]);
     // Export options are checked before the model is even read.

@@ -375,8 +375,8 @@ fn float_images_are_refused_by_blobs_and_huge_pixels_named() {
         "1",
         "--depth",
         "1",
-        "--val-fraction",
-        "0.5",
+        "--selection",
+        "split:0.5",
         "--out",
         &out,
     ]);

@@ -17,18 +17,24 @@ use convrfm_train::matrix::Matrix;
 use convrfm_train::output::Phase;
 use serde_json::Value;
 
-const FILES: [&str; 6] = [
+/// Patch size 3 (README sections 1-5), then 5 (section 6: 5x5 windows at
+/// every layer).
+const FILES: [&str; 9] = [
     "c1_8x8",
     "c2_7x9",
     "c3_6x6",
     "c3_8x8",
     "zero_patches_8x8",
     "fmnist_28x28",
+    "ps5_c1_14x14",
+    "ps5_c2_10x12",
+    "ps5_zero_patches_14x14",
 ];
 
 struct Case {
     name: String,
     json: Value,
+    ps: usize,
     c: usize,
     h: usize,
     w: usize,
@@ -40,17 +46,42 @@ fn load(name: &str) -> Case {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/{name}.json"));
     let json: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let get = |k: &str| json[k].as_u64().unwrap() as usize;
-    let (c, h, w) = (get("c"), get("H"), get("W"));
+    let (ps, c, h, w) = (get("ps"), get("c"), get("H"), get("W"));
     let x = flat(&json["X"]);
     let z = flat(&json["Z"]);
     Case {
         name: name.to_string(),
         json,
+        ps,
         c,
         h,
         w,
         x,
         z,
+    }
+}
+
+impl Case {
+    /// The file's shape at `depth`, checked against its recorded grids.
+    fn shape(&self, depth: usize) -> Shape {
+        let s = Shape::with_patch(self.c, self.h, self.w, self.ps, depth).unwrap();
+        let grid = |v: &Value| {
+            (
+                v[0].as_u64().unwrap() as usize,
+                v[1].as_u64().unwrap() as usize,
+            )
+        };
+        assert_eq!(s.grid(1), grid(&self.json["patch_grid"]), "{}", self.name);
+        if let Some(d) = self.json["depths"].get(depth.to_string()) {
+            assert_eq!(
+                s.grid(depth),
+                grid(&d["final_grid"]),
+                "{} depth {depth}",
+                self.name
+            );
+        }
+        assert_eq!(s.patch_dim(), self.json["d"].as_u64().unwrap() as usize);
+        s
     }
 }
 
@@ -89,7 +120,7 @@ struct Errors {
 
 fn check_case<R: Real>(case: &Case, depth: usize, metric_name: &str) -> Errors {
     let json = &case.json;
-    let shape = Shape::new(case.c, case.h, case.w, depth).unwrap();
+    let shape = case.shape(depth);
     let d = shape.patch_dim();
     let metric = match metric_name {
         "identity" => Metric::identity(d),
@@ -239,7 +270,7 @@ fn golden_per_layer_trace() {
         let json = &case.json["trace_X0_Z0_sqrtM"];
         let layers = json["layers"].as_array().unwrap();
         let depth = layers.len();
-        let shape = Shape::new(case.c, case.h, case.w, depth).unwrap();
+        let shape = case.shape(depth);
         let metric = Metric::from_rows(shape.patch_dim(), flat(&case.json["sqrtM"])).unwrap();
         let kernel = Kernel::new(shape, KernelKind::Ntk, metric);
         let per = shape.pixels();

@@ -21,9 +21,6 @@ use convrfm_train::output::Phase;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// Patch side, as in `convrfm_core::PATCH`.
-const PS: usize = 3;
-
 /// Classes of the random predictors.
 const CLASSES: usize = 3;
 
@@ -35,6 +32,10 @@ fn rng(seed: u64) -> ChaCha8Rng {
 
 fn shape(c: usize, h: usize, w: usize, depth: usize) -> Shape {
     Shape::new(c, h, w, depth).unwrap()
+}
+
+fn shape_with_patch(c: usize, h: usize, w: usize, ps: usize, depth: usize) -> Shape {
+    Shape::with_patch(c, h, w, ps, depth).unwrap()
 }
 
 /// `n` images of `shape` with pixels uniform in `[lo, hi)`, flat.
@@ -222,7 +223,7 @@ fn perturbations(z: &[f64], h: f64) -> Vec<f64> {
 /// positions x d`: a pixel's gradient is the sum of the entries of every
 /// patch that contains it (the patches share the pixel).
 fn pixel_gradient(patch_grads: &[f64], s: &Shape) -> Vec<f64> {
-    let (h, w, d) = (s.height(), s.width(), s.patch_dim());
+    let (h, w, d, ps) = (s.height(), s.width(), s.patch_dim(), s.patch());
     let (p, q) = s.grid(1);
     let mut out = vec![0.0; CLASSES * s.pixels()];
     for o in 0..CLASSES {
@@ -230,10 +231,10 @@ fn pixel_gradient(patch_grads: &[f64], s: &Shape) -> Vec<f64> {
             for j in 0..q {
                 let g = &patch_grads[(o * p * q + i * q + j) * d..][..d];
                 for ch in 0..s.channels() {
-                    for a in 0..PS {
-                        for b in 0..PS {
+                    for a in 0..ps {
+                        for b in 0..ps {
                             let pix = ch * h * w + (i + a) * w + (j + b);
-                            out[o * s.pixels() + pix] += g[ch * PS * PS + a * PS + b];
+                            out[o * s.pixels() + pix] += g[ch * ps * ps + a * ps + b];
                         }
                     }
                 }
@@ -247,15 +248,15 @@ fn pixel_gradient(patch_grads: &[f64], s: &Shape) -> Vec<f64> {
 /// step has `Khat = K = q`, `Kdot = 1`, so `K^l = q^l` and
 /// `Theta^l = wsum(Theta^{l-1}) + q^l`, from `q^1_p = |P_p S|^2 / c`.
 fn self_kernel(s: &Shape, rows: &[f64], image: &[f64]) -> (f64, f64) {
-    let (h, w, d) = (s.height(), s.width(), s.patch_dim());
+    let (h, w, d, ps) = (s.height(), s.width(), s.patch_dim(), s.patch());
     let (mut r, mut c) = s.grid(1);
     let mut q = vec![0.0; r * c];
     for i in 0..r {
         for j in 0..c {
             let mut patch = Vec::with_capacity(d);
             for ch in 0..s.channels() {
-                for a in 0..PS {
-                    for b in 0..PS {
+                for a in 0..ps {
+                    for b in 0..ps {
                         patch.push(image[ch * h * w + (i + a) * w + j + b]);
                     }
                 }
@@ -273,10 +274,11 @@ fn self_kernel(s: &Shape, rows: &[f64], image: &[f64]) -> (f64, f64) {
     }
     let mut theta = q.clone();
     let wsum = |m: &[f64], r: usize, c: usize| -> Vec<f64> {
-        let mut out = Vec::with_capacity((r - 2) * (c - 2));
-        for i in 0..r - 2 {
-            for j in 0..c - 2 {
-                out.push((0..PS * PS).map(|t| m[(i + t / PS) * c + j + t % PS]).sum());
+        let (or, oc) = (r + 1 - ps, c + 1 - ps);
+        let mut out = Vec::with_capacity(or * oc);
+        for i in 0..or {
+            for j in 0..oc {
+                out.push((0..ps * ps).map(|t| m[(i + t / ps) * c + j + t % ps]).sum());
             }
         }
         out
@@ -288,7 +290,7 @@ fn self_kernel(s: &Shape, rows: &[f64], image: &[f64]) -> (f64, f64) {
             .zip(&q)
             .map(|(t, k)| t + k)
             .collect();
-        (r, c) = (r - 2, c - 2);
+        (r, c) = (r + 1 - ps, c + 1 - ps);
     }
     let mean = |m: &[f64]| m.iter().sum::<f64>() / m.len() as f64;
     (mean(&theta) + mean(&q), mean(&q))
@@ -310,22 +312,26 @@ const SYMMETRIES: [Symmetry; 3] = [
     Symmetry {
         name: "horizontal flip",
         pixel: |s, ch, r, c| (ch, r, s.width() - 1 - c),
-        perm: |_, k| k - k % PS + (PS - 1 - k % PS),
+        perm: |s, k| k - k % s.patch() + (s.patch() - 1 - k % s.patch()),
         position: |s, i, j| (i, s.grid(1).1 - 1 - j),
     },
     Symmetry {
         name: "vertical flip",
         pixel: |s, ch, r, c| (ch, s.height() - 1 - r, c),
-        perm: |_, k| {
-            let (ch, a, b) = (k / (PS * PS), k / PS % PS, k % PS);
-            ch * PS * PS + (PS - 1 - a) * PS + b
+        perm: |s, k| {
+            let ps = s.patch();
+            let (ch, a, b) = (k / (ps * ps), k / ps % ps, k % ps);
+            ch * ps * ps + (ps - 1 - a) * ps + b
         },
         position: |s, i, j| (s.grid(1).0 - 1 - i, j),
     },
     Symmetry {
         name: "channel reversal",
         pixel: |s, ch, r, c| (s.channels() - 1 - ch, r, c),
-        perm: |s, k| (s.channels() - 1 - k / (PS * PS)) * PS * PS + k % (PS * PS),
+        perm: |s, k| {
+            let plane = s.patch() * s.patch();
+            (s.channels() - 1 - k / plane) * plane + k % plane
+        },
         position: |_, i, j| (i, j),
     },
 ];
@@ -374,18 +380,32 @@ impl Symmetry {
 /// metric and `S = I`. A second training set has exact-zero regions (a 4x4
 /// corner in every third image, and one all-zero image): the degenerate
 /// `q_x = 0` corner, where `f` is still smooth in `z`. The query has no zero pixel (pixels in
-/// [0.1, 1)), so it stays away from the kink at `q_z = 0`.
+/// [0.1, 1)), so it stays away from the kink at `q_z = 0`. Patch sizes 3,
+/// 5 (5x5 windows at every layer, as `Vanilla(5, depth)`) and 1. Patch size
+/// 1 uses 4 channels: with 2, `u` is 2-D, 1x1 windows average nothing
+/// between ReLU steps, and by depth 3 some positions are so near collinear
+/// that `r = sqrt(q q - K^2)` is a cancellation (the README's 1/r caveat;
+/// measured 9e-8 for every h from 3e-5 to 3e-6: the gradient's own
+/// rounding, not truncation).
 ///
 /// Measured (h = 1e-5): worst error 1.3e-9 of the class's largest pixel
-/// gradient (truncation error of the difference quotient); tolerance 1e-8.
+/// gradient at patch size 3, 3.4e-9 at 5, 2.9e-9 at 1 (truncation error of
+/// the difference quotient); tolerance 1e-8.
 #[test]
 fn patch_gradient_matches_finite_differences() {
     let h = 1e-5;
     let mut rng = rng(1);
     let mut worst = 0.0f64;
-    for (c, height, width) in [(1, 8, 8), (2, 7, 9)] {
-        for depth in 1..=3 {
-            let s = shape(c, height, width, depth);
+    let cases = [
+        (3, 1, 8, 8, 3),
+        (3, 2, 7, 9, 3),
+        (5, 1, 14, 14, 3),
+        (5, 2, 10, 12, 2),
+        (1, 4, 5, 6, 3),
+    ];
+    for (ps, c, height, width, depths) in cases {
+        for depth in 1..=depths {
+            let s = shape_with_patch(c, height, width, ps, depth);
             let d = s.patch_dim();
             let n = 19;
             let x = images(&mut rng, n, &s, 0.1, 1.0);
@@ -413,8 +433,8 @@ fn patch_gradient_matches_finite_differences() {
                             worst = worst.max(err);
                             assert!(
                                 err < 1e-8,
-                                "{c}x{height}x{width} depth {depth} {kind:?} class {o}: finite \
-                                 differences differ from the patch gradient by {err:e}"
+                                "ps {ps} {c}x{height}x{width} depth {depth} {kind:?} class {o}: \
+                                 finite differences differ from the patch gradient by {err:e}"
                             );
                         }
                     }

@@ -4,7 +4,8 @@
 //!
 //! `tests/data/tiny-fashion.convrfm` was written by
 //! `convrfm train --train-limit 24 --test-limit 10 --iterations 2 --depth 2 --agop-images 8`
-//! (test accuracy on the first 10 Fashion-MNIST test images: 60.00 %).
+//! (test accuracy on the first 10 Fashion-MNIST test images: 60.00 %; format 5,
+//! leave-one-out selection).
 // Tests and their helpers: a panic is a failing test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -54,7 +55,7 @@ fn every_corruption_is_refused_with_its_reason() {
     b[8..12].copy_from_slice(&(FORMAT_VERSION - 1).to_le_bytes());
     let msg = err(&b);
     assert!(
-        msg.contains("version 3") && msg.contains("re-train"),
+        msg.contains("version 4") && msg.contains("re-train"),
         "{msg}"
     );
     assert!(err(b"CRFMBLOB and more bytes").contains("give it with --blob"));

@@ -33,14 +33,12 @@ fn trains_saves_loads_and_predicts_identically() {
         acc >= 0.75,
         "test accuracy {acc} below the 75 % floor for n = 500"
     );
-    // Every chosen lambda has the best validation accuracy of its iteration.
+    // Every chosen lambda has the best selection score of its iteration.
     for r in &out.history {
-        let best = r
-            .results
-            .iter()
-            .filter_map(|l| l.val_accuracy)
-            .fold(0.0, f64::max);
-        assert_eq!(r.results[r.chosen].val_accuracy, Some(best));
+        let chosen = r.results[r.chosen].selection.unwrap();
+        for l in &r.results {
+            assert!(!l.selection.unwrap().better_than(&chosen), "{l:?}");
+        }
     }
 
     let dir = tempfile::tempdir().unwrap();
@@ -51,6 +49,58 @@ fn trains_saves_loads_and_predicts_identically() {
     let b = loaded.scores(&test_set.images, QUIET).unwrap();
     assert_eq!(a, b, "a loaded model must predict bit-identically");
     assert_eq!(loaded.accuracy(&test_set, QUIET).unwrap(), acc);
+}
+
+/// Leave-one-out and k-fold fit every iteration on all training images, so
+/// the model is the chosen iteration's fit: re-fitting its metric and
+/// lambda on all images gives the same alpha, and no image is held out. A
+/// held-out split re-fits; all three record their selection accuracy.
+#[test]
+fn each_selection_keeps_the_fit_it_chose() {
+    use convrfm_train::fit::Selection;
+    use convrfm_train::fit::linalg::solve_ridge;
+    use convrfm_train::fit::readout::one_hot;
+    use convrfm_train::kernel::{Kernel, KernelBlocks};
+    use convrfm_train::output::Phase;
+
+    let train_set = vendored_fashion_mnist(Split::Train).take(150);
+    for selection in [Selection::Loo, Selection::KFold(4), Selection::Split(0.3)] {
+        let params = TrainParams {
+            iterations: 2,
+            agop_images: 20,
+            precision: Precision::F64,
+            selection,
+            ..TrainParams::default()
+        }
+        .check()
+        .unwrap();
+        let out = train(&params, &train_set, None, QUIET, &mut |_| {}).unwrap();
+        let layer = &out.layers[0];
+        assert_eq!(layer.selection, selection);
+        let acc = layer.selection_accuracy.unwrap();
+        assert!(acc > 0.5 && acc <= 1.0, "{selection}: {acc}");
+        let m = &out.model;
+        assert_eq!(m.history[out.best_iteration].selection_accuracy, Some(acc));
+        // The model's alpha is the all-data fit of its metric and lambda.
+        let kernel = Kernel::new(m.shape().unwrap(), m.kind, m.metric.clone());
+        let pixels = &train_set.images.pixels;
+        let mut k = KernelBlocks::<f64>::new(&kernel, pixels).gram(pixels, &Phase::hidden());
+        k.divide(m.scale);
+        let alpha = solve_ridge(&k, &one_hot(&train_set.labels, 10), m.lambda)
+            .unwrap()
+            .alpha;
+        let diff = alpha
+            .as_slice()
+            .iter()
+            .zip(m.alpha.as_slice())
+            .fold(0.0f64, |d, (a, b)| d.max((a - b).abs()));
+        assert!(diff < 1e-9, "{selection}: alpha differs by {diff:e}");
+        assert_eq!(
+            out.refit_seconds == 0.0,
+            selection.fits_all(),
+            "{selection}"
+        );
+    }
 }
 
 #[test]
@@ -98,7 +148,7 @@ fn reference_protocol_reports_each_lambda_on_test() {
         assert!(
             r.results
                 .iter()
-                .all(|l| l.val_accuracy.is_none() && l.test_accuracy.is_some())
+                .all(|l| l.selection.is_none() && l.test_accuracy.is_some())
         );
         assert_eq!(r.results[r.chosen].lambda, 1e-3);
     }

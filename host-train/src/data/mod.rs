@@ -42,4 +42,4 @@ pub use folder::{FolderSet, PictureOptions, load_picture_folder};
 pub use images::{ImageDims, Images, LabelledImages, PixelType};
 pub use pictures::ResizeFilter;
 pub use source::{Like, Loaded, ReadOptions, Source, holds_labels, load_image_file, load_inputs};
-pub use split::{Split, stratified_split, train_val_split};
+pub use split::{Split, stratified_folds, stratified_split};

@@ -1,4 +1,5 @@
-//! Which part of a data set, and the seeded fit/validation split.
+//! Which part of a data set, and the seeded, stratified splits of one:
+//! a held-out share, or k folds.
 
 use std::fmt;
 
@@ -42,28 +43,6 @@ impl fmt::Display for Split {
     }
 }
 
-/// Splits `0..n` into (fit, validation) index sets by a seeded shuffle
-/// (ChaCha8, so the split is the same on every platform and release).
-///
-/// Validation gets `round(n * val_fraction)` indices, clamped to `[1, n-1]`
-/// when `n >= 2` so that neither side is empty (a NaN fraction counts as 0);
-/// for `n < 2` everything goes to fit. Both lists are returned sorted, so
-/// selecting with them keeps the original order. Not stratified.
-pub fn train_val_split(n: usize, val_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
-    let mut order: Vec<usize> = (0..n).collect();
-    if n < 2 {
-        return (order, Vec::new());
-    }
-    // `as` saturates (NaN becomes 0), and the clamp does the rest.
-    let n_val = ((n as f64 * val_fraction).round() as usize).clamp(1, n - 1);
-    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-    let mut val = order[..n_val].to_vec();
-    let mut fit = order[n_val..].to_vec();
-    val.sort_unstable();
-    fit.sort_unstable();
-    (fit, val)
-}
-
 /// Splits image indices into (kept, held out) by class: each class gives
 /// `round(count * fraction)` of its images (at least one if it has two or
 /// more, never all), chosen by a seeded shuffle (ChaCha8). Both lists are
@@ -91,28 +70,33 @@ pub fn stratified_split(labels: &[u8], fraction: f64, seed: u64) -> (Vec<usize>,
     (kept, held)
 }
 
+/// Deals image indices into `k` folds by class: each class's images,
+/// shuffled (ChaCha8, seeded), go round-robin to the folds, continuing
+/// where the previous class stopped, so fold sizes differ by at most one
+/// and every fold has each class's share. Each fold is sorted; `k` is at
+/// least 1.
+pub fn stratified_folds(labels: &[u8], k: usize, seed: u64) -> Vec<Vec<usize>> {
+    let k = k.max(1);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut folds = vec![Vec::new(); k];
+    let mut next = 0;
+    for class in 0..=u8::MAX {
+        let mut members: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
+        members.shuffle(&mut rng);
+        for i in members {
+            folds[next].push(i);
+            next = (next + 1) % k;
+        }
+    }
+    for f in &mut folds {
+        f.sort_unstable();
+    }
+    folds
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn split_is_seeded_disjoint_and_sized() {
-        let (fit, val) = train_val_split(100, 0.2, 7);
-        assert_eq!((fit.len(), val.len()), (80, 20));
-        assert!(fit.is_sorted() && val.is_sorted());
-        let mut all: Vec<usize> = fit.iter().chain(&val).copied().collect();
-        all.sort_unstable();
-        assert_eq!(all, (0..100).collect::<Vec<_>>());
-        assert_eq!(train_val_split(100, 0.2, 7), (fit.clone(), val.clone()));
-        assert_ne!(train_val_split(100, 0.2, 8).1, val);
-        // Clamping keeps both sides nonempty.
-        assert_eq!(train_val_split(10, 0.0, 1).1.len(), 1);
-        assert_eq!(train_val_split(10, 1.0, 1).0.len(), 1);
-        assert_eq!(train_val_split(10, f64::NAN, 1).1.len(), 1);
-        assert_eq!(train_val_split(2, 0.5, 1).1.len(), 1);
-        assert_eq!(train_val_split(1, 0.5, 1), (vec![0], vec![]));
-        assert_eq!(train_val_split(0, 0.5, 1), (vec![], vec![]));
-    }
 
     #[test]
     fn stratified_split_keeps_class_shares() {
@@ -126,5 +110,33 @@ mod tests {
         assert_ne!(stratified_split(&labels, 0.25, 4).1, held);
         // A class of one image stays whole on the kept side.
         assert_eq!(stratified_split(&[0, 0, 1], 0.5, 0).1.len(), 1);
+    }
+
+    #[test]
+    fn folds_partition_and_keep_class_shares() {
+        let labels: Vec<u8> = (0..103).map(|i| (i % 3) as u8).collect();
+        let folds = stratified_folds(&labels, 5, 9);
+        let mut all: Vec<usize> = folds.concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..103).collect::<Vec<_>>());
+        let sizes: Vec<usize> = folds.iter().map(Vec::len).collect();
+        assert!(
+            sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1,
+            "{sizes:?}"
+        );
+        for f in &folds {
+            assert!(f.is_sorted());
+            for class in 0..3 {
+                let c = f.iter().filter(|&&i| labels[i] == class).count();
+                assert!(
+                    (6..=8).contains(&c),
+                    "class {class}: {c} in a fold of {}",
+                    f.len()
+                );
+            }
+        }
+        assert_eq!(stratified_folds(&labels, 5, 9), folds);
+        assert_ne!(stratified_folds(&labels, 5, 10), folds);
+        assert_eq!(stratified_folds(&labels, 0, 1).len(), 1);
     }
 }

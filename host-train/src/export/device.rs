@@ -70,7 +70,7 @@ impl DeviceMetric {
             let px: Vec<f64> = img.iter().map(|v| f64::from(to_u8(*v))).collect();
             for i in 0..rows {
                 for j in 0..cols {
-                    extract_patch(dims, &px, i, j, &mut patch);
+                    extract_patch(dims, shape.patch(), &px, i, j, &mut patch);
                     for col in 0..rank {
                         let u: f64 = (0..d)
                             .map(|k| patch[k] * f64::from(wq[k * rank + col]))

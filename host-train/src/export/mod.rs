@@ -20,7 +20,7 @@ use anyhow::{Context, Result, bail, ensure};
 use self::compact::{Nystrom, select_centres};
 use self::device::{BlobContent, DeviceMetric, blob_bytes, quantise_pixels};
 use self::run::blob_predict;
-use crate::data::{ImageDims, Images, LabelledImages, PixelType, ResizeFilter, train_val_split};
+use crate::data::{ImageDims, Images, LabelledImages, PixelType, ResizeFilter, stratified_split};
 use crate::fit::Model;
 use crate::fit::readout::{argmax_rows, one_hot, scores, share_correct};
 use crate::kernel::{Kernel, KernelBlocks};
@@ -166,9 +166,16 @@ impl Compact {
     }
 }
 
-/// Checks the blob format can hold `model`: it stores 8-bit pixels in
-/// `[0, 1]` and a single-layer kernel.
+/// Checks the blob format can hold `model`: it stores 3x3 patches, 8-bit
+/// pixels in `[0, 1]` and a single-layer kernel.
 fn check_exportable(model: &Model) -> Result<()> {
+    ensure!(
+        model.patch == convrfm_core::PATCH,
+        "a model with {p}x{p} patches cannot be exported: the blob format holds {q}x{q} \
+         patches (train with --patch-size {q} to export)",
+        p = model.patch,
+        q = convrfm_core::PATCH
+    );
     ensure!(
         model.features.is_empty(),
         "a Deep ConvRFM model ({} feature layers) cannot be exported: the blob format \
@@ -305,7 +312,7 @@ pub fn search(
         "the model holds only {} training images",
         data.len()
     );
-    let (fit_idx, val_idx) = train_val_split(data.len(), opts.val_fraction, opts.seed);
+    let (fit_idx, val_idx) = stratified_split(&data.labels, opts.val_fraction, opts.seed);
     let (fit, val) = (data.select(&fit_idx), data.select(&val_idx));
     // Only candidates the blob format can hold, and a budget the smallest
     // of them fits: both known before any kernel is computed.

@@ -1,7 +1,8 @@
 //! Deep ConvRFM's feature layers, built as the paper's authors build them.
 //!
 //! After ConvRFM converges on one layer, its learned patch metric
-//! `S = M^{1/2}` becomes a 3x3 VALID convolution with `k` filters
+//! `S = M^{1/2}` becomes a `Q x Q` VALID convolution (`Q` the patch side)
+//! with `k` filters
 //! `W = Z S` (`Z` a `k x d` standard normal matrix, seeded): no bias, no
 //! nonlinearity (the kernel holds the nonlinearity). Each filter's response
 //! at a patch `P` is `z_i . (P S)`, a random projection of the transformed
@@ -11,7 +12,6 @@
 use std::borrow::Cow;
 
 use anyhow::{Result, bail, ensure};
-use convrfm_core::PATCH;
 use faer::MatRef;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -21,28 +21,47 @@ use rayon::prelude::*;
 use crate::data::{ImageDims, Images, PixelType};
 use crate::kernel::{Metric, add_patch, extract_patch};
 
-/// One 3x3 VALID convolution, `filters x (in_channels * 3 * 3)` weights.
+/// The sizes of a feature layer: input channels, filter side, filters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvShape {
+    /// Channels of the layer's input.
+    pub in_channels: usize,
+    /// Side of each (square) filter: the kernel's patch side.
+    pub side: usize,
+    /// Number of filters: the channels of the layer's output.
+    pub filters: usize,
+}
+
+impl ConvShape {
+    /// Values per filter: `in_channels * side * side`.
+    pub fn patch_dim(&self) -> usize {
+        self.in_channels * self.side * self.side
+    }
+}
+
+/// One `side x side` VALID convolution, `filters x (in_channels * side *
+/// side)` weights.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConvLayer {
-    in_channels: usize,
-    filters: usize,
+    shape: ConvShape,
     /// Row `i` is filter `i` in patch order (channel, row, column).
     weights: Vec<f32>,
 }
 
 impl ConvLayer {
-    /// `W = Z S` for a learned metric `S` on `in_channels`-channel patches,
+    /// `W = Z S` for a learned metric `S` on the layer's input patches,
     /// with `Z` drawn from ChaCha8 seeded by `seed`.
-    pub fn from_metric(
-        metric: &Metric,
-        in_channels: usize,
-        filters: usize,
-        seed: u64,
-    ) -> Result<Self> {
-        let d = in_channels * PATCH * PATCH;
+    pub fn from_metric(metric: &Metric, shape: ConvShape, seed: u64) -> Result<Self> {
+        let ConvShape {
+            in_channels,
+            side,
+            filters,
+        } = shape;
+        let d = shape.patch_dim();
         ensure!(
             metric.dim() == d,
-            "a {0}x{0} metric does not act on {in_channels}-channel 3x3 patches ({d} values)",
+            "a {0}x{0} metric does not act on {in_channels}-channel {side}x{side} patches \
+             ({d} values)",
             metric.dim()
         );
         ensure!(filters >= 1, "a feature layer needs at least 1 filter");
@@ -55,36 +74,41 @@ impl ConvLayer {
         let weights = (0..filters * d)
             .map(|fk| w[(fk / d, fk % d)] as f32)
             .collect();
-        Self::from_weights(in_channels, filters, weights)
+        Self::from_weights(shape, weights)
     }
 
     /// A layer from its weights (as stored in a model); checks the size and
     /// that every weight is finite.
-    pub fn from_weights(in_channels: usize, filters: usize, weights: Vec<f32>) -> Result<Self> {
-        let layer = Self {
-            in_channels,
-            filters,
-            weights,
-        };
+    pub fn from_weights(shape: ConvShape, weights: Vec<f32>) -> Result<Self> {
+        let layer = Self { shape, weights };
         layer.validate()?;
         Ok(layer)
     }
 
     /// Checks what [`ConvLayer::from_weights`] checks (for deserialised layers).
     pub fn validate(&self) -> Result<()> {
+        let ConvShape {
+            in_channels,
+            side,
+            filters,
+        } = self.shape;
         ensure!(
-            self.in_channels >= 1 && self.filters >= 1,
-            "feature layer has {} input channels and {} filters",
-            self.in_channels,
-            self.filters
+            in_channels >= 1 && filters >= 1 && side % 2 == 1,
+            "feature layer has {in_channels} input channels, {filters} filters of side {side} \
+             (at least 1, 1 and an odd side are needed)"
         );
+        // Checked here, so every later product of the sizes is bounded by
+        // the weight count.
+        let needed = in_channels
+            .checked_mul(side)
+            .and_then(|v| v.checked_mul(side))
+            .and_then(|d| d.checked_mul(filters));
         ensure!(
-            self.weights.len() == self.filters * self.patch_dim(),
-            "feature layer has {} weights, {} filters of {} values need {}",
+            needed == Some(self.weights.len()),
+            "feature layer has {} weights, {filters} filters of {in_channels}x{side}x{side} \
+             values need {}",
             self.weights.len(),
-            self.filters,
-            self.patch_dim(),
-            self.filters * self.patch_dim()
+            needed.map_or("more than can be addressed".into(), |n| n.to_string())
         );
         if let Some(i) = self.weights.iter().position(|w| !w.is_finite()) {
             let d = self.patch_dim();
@@ -97,14 +121,24 @@ impl ConvLayer {
         Ok(())
     }
 
+    /// The layer's sizes.
+    pub fn shape(&self) -> ConvShape {
+        self.shape
+    }
+
     /// Channels of the layer's input.
     pub fn in_channels(&self) -> usize {
-        self.in_channels
+        self.shape.in_channels
+    }
+
+    /// Side of each filter.
+    pub fn side(&self) -> usize {
+        self.shape.side
     }
 
     /// Number of filters: the channels of the layer's output.
     pub fn filters(&self) -> usize {
-        self.filters
+        self.shape.filters
     }
 
     /// All weights, filter after filter (as stored in a model file).
@@ -112,9 +146,9 @@ impl ConvLayer {
         &self.weights
     }
 
-    /// Values per filter: `in_channels * 3 * 3`.
+    /// Values per filter: `in_channels * side * side`.
     pub fn patch_dim(&self) -> usize {
-        self.in_channels * PATCH * PATCH
+        self.shape.patch_dim()
     }
 
     /// The weights of filter `i` in patch order (channel, row, column).
@@ -126,24 +160,35 @@ impl ConvLayer {
         &self.weights[i * d..(i + 1) * d]
     }
 
-    /// The feature maps of `images`: `filters x (H-2) x (W-2)` per image,
-    /// as f32 pixels.
-    pub fn apply(&self, images: &Images) -> Result<Images> {
+    /// The shape of this layer's output for `input` images, or why they do
+    /// not fit.
+    pub fn output_dims(&self, input: ImageDims) -> Result<ImageDims> {
+        let side = self.side();
         ensure!(
-            images.dims.channels == self.in_channels,
+            input.channels == self.in_channels(),
             "feature layer expects {}-channel images, got {} channels",
-            self.in_channels,
-            images.dims.channels
+            self.in_channels(),
+            input.channels
         );
         ensure!(
-            images.dims.height >= PATCH && images.dims.width >= PATCH,
-            "{}x{} images are smaller than a 3x3 filter",
-            images.dims.height,
-            images.dims.width
+            input.height >= side && input.width >= side,
+            "{}x{} images are smaller than a {side}x{side} filter",
+            input.height,
+            input.width
         );
-        let (h, w) = (images.dims.height, images.dims.width);
-        let (oh, ow) = (h - PATCH + 1, w - PATCH + 1);
-        let per_out = self.filters * oh * ow;
+        Ok(ImageDims {
+            channels: self.filters(),
+            height: input.height + 1 - side,
+            width: input.width + 1 - side,
+        })
+    }
+
+    /// The feature maps of `images`: `filters x (H-Q+1) x (W-Q+1)` per
+    /// image, as f32 pixels.
+    pub fn apply(&self, images: &Images) -> Result<Images> {
+        let dims = self.output_dims(images.dims)?;
+        let (oh, ow) = (dims.height, dims.width);
+        let per_out = dims.channels * oh * ow;
         let mut pixels = vec![0.0f32; images.len() * per_out];
         let d = self.patch_dim();
         pixels
@@ -154,7 +199,7 @@ impl ConvLayer {
                 let mut patch = vec![0.0f32; d];
                 for i in 0..oh {
                     for j in 0..ow {
-                        extract_patch(images.dims, image, i, j, &mut patch);
+                        extract_patch(images.dims, self.side(), image, i, j, &mut patch);
                         for (f, weights) in self.weights.chunks_exact(d).enumerate() {
                             out[(f * oh + i) * ow + j] =
                                 weights.iter().zip(&patch).map(|(a, b)| a * b).sum();
@@ -163,11 +208,7 @@ impl ConvLayer {
                 }
             });
         Ok(Images {
-            dims: ImageDims {
-                channels: self.filters,
-                height: oh,
-                width: ow,
-            },
+            dims,
             pixel_type: PixelType::F32,
             pixels,
         })
@@ -175,15 +216,16 @@ impl ConvLayer {
 
     /// The adjoint of [`ConvLayer::apply`] on one `height x width` input
     /// image: from the gradient with respect to the output maps
-    /// (`filters x (height-2) x (width-2)`), the gradient with respect to the
-    /// input pixels (`in_channels x height x width`).
+    /// (`filters x (height-Q+1) x (width-Q+1)`), the gradient with respect
+    /// to the input pixels (`in_channels x height x width`).
     pub fn adjoint(&self, grad_out: &[f64], height: usize, width: usize) -> Vec<f64> {
+        let side = self.side();
         let (oh, ow) = (
-            height.saturating_sub(PATCH - 1),
-            width.saturating_sub(PATCH - 1),
+            height.saturating_sub(side - 1),
+            width.saturating_sub(side - 1),
         );
         let d = self.patch_dim();
-        let mut grad_in = vec![0.0; self.in_channels * height * width];
+        let mut grad_in = vec![0.0; self.in_channels() * height * width];
         let mut patch = vec![0.0; d];
         for i in 0..oh {
             for j in 0..ow {
@@ -197,13 +239,13 @@ impl ConvLayer {
                 }
                 add_patch(
                     ImageDims {
-                        channels: self.in_channels,
+                        channels: self.in_channels(),
                         height,
                         width,
                     },
+                    side,
                     &patch,
-                    i,
-                    j,
+                    (i, j),
                     &mut grad_in,
                 );
             }
@@ -230,6 +272,14 @@ pub fn featurise<'a>(layers: &[ConvLayer], images: &'a Images) -> Result<Cow<'a,
 mod tests {
     use super::*;
 
+    fn conv(in_channels: usize, side: usize, filters: usize) -> ConvShape {
+        ConvShape {
+            in_channels,
+            side,
+            filters,
+        }
+    }
+
     fn images(channels: usize, h: usize, w: usize, n: usize) -> Images {
         Images {
             dims: ImageDims {
@@ -246,10 +296,10 @@ mod tests {
 
     #[test]
     fn identity_metric_gives_the_gaussian_filters_and_a_valid_convolution() {
-        let layer = ConvLayer::from_metric(&Metric::identity(18), 2, 4, 5).expect("fits");
+        let layer = ConvLayer::from_metric(&Metric::identity(18), conv(2, 3, 4), 5).expect("fits");
         assert_eq!(
             layer,
-            ConvLayer::from_metric(&Metric::identity(18), 2, 4, 5).expect("fits")
+            ConvLayer::from_metric(&Metric::identity(18), conv(2, 3, 4), 5).expect("fits")
         );
         let (mean, sq) = layer.weights.iter().fold((0.0, 0.0), |(m, s), &w| {
             (m + f64::from(w), s + f64::from(w * w))
@@ -281,9 +331,17 @@ mod tests {
     #[test]
     fn adjoint_is_the_transpose_of_apply() {
         // <apply(x), y> = <x, adjoint(y)> for any x, y.
-        let layer = ConvLayer::from_metric(&Metric::identity(18), 2, 3, 1).expect("fits");
-        let x = images(2, 5, 6, 1);
-        let fx = layer.apply(&x).expect("applies");
+        for side in [1, 3, 5] {
+            let layer =
+                ConvLayer::from_metric(&Metric::identity(2 * side * side), conv(2, side, 3), 1)
+                    .expect("fits");
+            let x = images(2, 5, 6, 1);
+            check_adjoint(&layer, &x);
+        }
+    }
+
+    fn check_adjoint(layer: &ConvLayer, x: &Images) {
+        let fx = layer.apply(x).expect("applies");
         let y: Vec<f64> = (0..fx.pixels.len()).map(|i| (i % 7) as f64 - 3.0).collect();
         let lhs: f64 = fx
             .pixels
@@ -291,7 +349,7 @@ mod tests {
             .zip(&y)
             .map(|(a, b)| f64::from(*a) * b)
             .sum();
-        let aty = layer.adjoint(&y, 5, 6);
+        let aty = layer.adjoint(&y, x.dims.height, x.dims.width);
         let rhs: f64 = x
             .pixels
             .iter()
@@ -315,8 +373,8 @@ mod tests {
         let mut off = two.rows().to_vec();
         off[1] = 0.1;
         assert!(!Metric::from_rows(d, off).expect("ok").is_scaled_identity());
-        let scaled = ConvLayer::from_metric(&two, 1, 3, 9).expect("fits");
-        let plain = ConvLayer::from_metric(&Metric::identity(d), 1, 3, 9).expect("fits");
+        let scaled = ConvLayer::from_metric(&two, conv(1, 3, 3), 9).expect("fits");
+        let plain = ConvLayer::from_metric(&Metric::identity(d), conv(1, 3, 3), 9).expect("fits");
         for (a, b) in scaled.weights.iter().zip(&plain.weights) {
             assert!((a - 2.0 * b).abs() < 1e-6);
         }
@@ -324,12 +382,12 @@ mod tests {
 
     #[test]
     fn bad_layers_are_refused() {
-        let msg = ConvLayer::from_metric(&Metric::identity(9), 2, 4, 0)
+        let msg = ConvLayer::from_metric(&Metric::identity(9), conv(2, 3, 4), 0)
             .expect_err("dims")
             .to_string();
         assert!(msg.contains("2-channel 3x3 patches (18 values)"), "{msg}");
-        assert!(ConvLayer::from_weights(1, 2, vec![0.0; 17]).is_err());
-        let msg = ConvLayer::from_weights(1, 2, {
+        assert!(ConvLayer::from_weights(conv(1, 3, 2), vec![0.0; 17]).is_err());
+        let msg = ConvLayer::from_weights(conv(1, 3, 2), {
             let mut w = vec![0.0; 18];
             w[10] = f32::NAN;
             w
@@ -337,7 +395,7 @@ mod tests {
         .expect_err("nan")
         .to_string();
         assert!(msg.contains("weight 1 of filter 1"), "{msg}");
-        let layer = ConvLayer::from_metric(&Metric::identity(9), 1, 2, 0).expect("ok");
+        let layer = ConvLayer::from_metric(&Metric::identity(9), conv(1, 3, 2), 0).expect("ok");
         let msg = featurise(&[layer.clone(), layer], &images(1, 8, 8, 1))
             .expect_err("channels")
             .to_string();

@@ -3,7 +3,7 @@
 //! layers. Its file format is [`super::model_file`].
 
 use anyhow::{Context, Result, ensure};
-use convrfm_core::{PATCH, Shape};
+use convrfm_core::Shape;
 
 use super::features::{ConvLayer, featurise};
 use super::readout::{argmax_rows, scores, share_correct};
@@ -22,8 +22,9 @@ pub struct IterationRecord {
     pub iteration: usize,
     /// The ridge the iteration chose.
     pub lambda: f64,
-    /// Its validation accuracy (standard protocol).
-    pub val_accuracy: Option<f64>,
+    /// Its accuracy on training data under the run's selection (held-out
+    /// images, leave-one-out or k-fold; standard protocol).
+    pub selection_accuracy: Option<f64>,
     /// Its test accuracy, when a test set was given.
     pub test_accuracy: Option<f64>,
 }
@@ -39,6 +40,8 @@ pub struct Model {
     pub train: LabelledImages,
     /// Deep ConvRFM feature layers, applied in order before the kernel.
     pub features: Vec<ConvLayer>,
+    /// Patch side `Q` of the kernel (and of every feature layer's filters).
+    pub patch: usize,
     /// Kernel depth.
     pub depth: usize,
     /// NTK or NNGP.
@@ -90,18 +93,18 @@ impl Model {
     /// kernel's input: one entry more than there are layers.
     pub fn feature_dims(&self) -> Result<Vec<ImageDims>> {
         let mut dims = vec![self.dims()];
-        for layer in &self.features {
-            let last = dims[dims.len() - 1];
+        for (l, layer) in self.features.iter().enumerate() {
             ensure!(
-                layer.in_channels() == last.channels && last.height >= PATCH && last.width >= PATCH,
-                "feature layers do not fit {} images",
-                self.dims()
+                layer.side() == self.patch,
+                "feature layer {} has {s}x{s} filters, the kernel {p}x{p} patches",
+                l + 1,
+                s = layer.side(),
+                p = self.patch
             );
-            dims.push(ImageDims {
-                channels: layer.filters(),
-                height: last.height - PATCH + 1,
-                width: last.width - PATCH + 1,
-            });
+            let next = layer
+                .output_dims(dims[dims.len() - 1])
+                .with_context(|| format!("feature layer {} on {} images", l + 1, self.dims()))?;
+            dims.push(next);
         }
         Ok(dims)
     }
@@ -111,8 +114,14 @@ impl Model {
     pub fn shape(&self) -> Result<Shape> {
         let dims = self.feature_dims()?;
         let d = dims[dims.len() - 1];
-        Shape::new(d.channels, d.height, d.width, self.depth)
-            .with_context(|| format!("model shape {d}, depth {}", self.depth))
+        Shape::with_patch(d.channels, d.height, d.width, self.patch, self.depth).with_context(
+            || {
+                format!(
+                    "model shape {d}, patch {}, depth {}",
+                    self.patch, self.depth
+                )
+            },
+        )
     }
 
     /// Checks `images` are what the model was trained on: same shape and

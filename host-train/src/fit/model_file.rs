@@ -20,7 +20,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail, ensure};
 use serde::{Deserialize, Serialize};
 
-use super::features::ConvLayer;
+use super::features::{ConvLayer, ConvShape};
 use super::linalg::symmetric_eigen;
 use super::model::{IterationRecord, Model};
 use crate::data::{ImageDims, Images, LabelledImages, PixelType, ResizeFilter};
@@ -31,7 +31,7 @@ use crate::output::write_atomic;
 /// First 8 bytes of every model file.
 pub const MAGIC: &[u8; 8] = b"CONVRFM\0";
 /// Version of the host model format written and read by this build.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 /// Magic and version.
 const HEADER_LEN: usize = 12;
 /// The CRC-32 trailer.
@@ -46,6 +46,7 @@ struct ModelFile {
     labels: Vec<u8>,
     class_names: Vec<String>,
     features: Vec<FileConvLayer>,
+    patch: u64,
     depth: u64,
     kind: FileKernelKind,
     precision: FilePrecision,
@@ -99,7 +100,7 @@ struct FileIteration {
     layer: u64,
     iteration: u64,
     lambda: f64,
-    val_accuracy: Option<f64>,
+    selection_accuracy: Option<f64>,
     test_accuracy: Option<f64>,
 }
 
@@ -129,6 +130,7 @@ impl Model {
                     weights: l.weights().to_vec(),
                 })
                 .collect(),
+            patch: wide(self.patch),
             depth: wide(self.depth),
             kind: match self.kind {
                 KernelKind::Ntk => FileKernelKind::Ntk,
@@ -149,7 +151,7 @@ impl Model {
                     layer: wide(r.layer),
                     iteration: wide(r.iteration),
                     lambda: r.lambda,
-                    val_accuracy: r.val_accuracy,
+                    selection_accuracy: r.selection_accuracy,
                     test_accuracy: r.test_accuracy,
                 })
                 .collect(),
@@ -250,17 +252,19 @@ fn from_file(f: ModelFile) -> Result<Model> {
         ),
         Pixels::F32(v) => (PixelType::F32, v),
     };
+    let patch = size(f.patch, "patch size")?;
     let features = f
         .features
         .into_iter()
         .enumerate()
         .map(|(l, layer)| {
-            ConvLayer::from_weights(
-                size(layer.in_channels, "in_channels")?,
-                size(layer.filters, "filters")?,
-                layer.weights,
-            )
-            .with_context(|| format!("feature layer {}", l + 1))
+            let shape = ConvShape {
+                in_channels: size(layer.in_channels, "in_channels")?,
+                side: patch,
+                filters: size(layer.filters, "filters")?,
+            };
+            ConvLayer::from_weights(shape, layer.weights)
+                .with_context(|| format!("feature layer {}", l + 1))
         })
         .collect::<Result<Vec<_>>>()?;
     let (n, classes, values) = (f.labels.len(), f.class_names.len(), f.alpha.len());
@@ -277,7 +281,7 @@ fn from_file(f: ModelFile) -> Result<Model> {
                 layer: size(r.layer, "layer")?,
                 iteration: size(r.iteration, "iteration")?,
                 lambda: r.lambda,
-                val_accuracy: r.val_accuracy,
+                selection_accuracy: r.selection_accuracy,
                 test_accuracy: r.test_accuracy,
             })
         })
@@ -293,6 +297,7 @@ fn from_file(f: ModelFile) -> Result<Model> {
             class_names: f.class_names,
         },
         features,
+        patch,
         depth: size(f.depth, "depth")?,
         kind: match f.kind {
             FileKernelKind::Ntk => KernelKind::Ntk,
@@ -368,12 +373,12 @@ fn validate(m: &Model) -> Result<()> {
             r.layer >= 1
                 && r.lambda.is_finite()
                 && r.lambda >= 0.0
-                && share(r.val_accuracy)
+                && share(r.selection_accuracy)
                 && share(r.test_accuracy),
             "history entry {i} is not a training record (layer {}, lambda {}, accuracies {:?} {:?})",
             r.layer,
             r.lambda,
-            r.val_accuracy,
+            r.selection_accuracy,
             r.test_accuracy
         );
     }
@@ -463,7 +468,7 @@ mod tests {
             ("lambda -1", Box::new(move |f| f.lambda = -1.0)),
             (
                 "history entry 0",
-                Box::new(move |f| f.history[0].val_accuracy = Some(f64::NAN)),
+                Box::new(move |f| f.history[0].selection_accuracy = Some(f64::NAN)),
             ),
             (
                 "alpha has 239 values",
@@ -500,6 +505,15 @@ mod tests {
             ),
             ("has a zero dimension", Box::new(move |f| f.width = 0)),
             ("depth", Box::new(move |f| f.depth = 40)),
+            ("patch size 4 is not an odd", Box::new(move |f| f.patch = 4)),
+            (
+                "a depth-2 kernel on 29x29 patches needs images of at least 57x57",
+                Box::new(move |f| f.patch = 29),
+            ),
+            (
+                "metric is 9x9, patches have 25 values",
+                Box::new(move |f| f.patch = 5),
+            ),
             (
                 "image size overflows",
                 Box::new(move |f| f.channels = u64::MAX),

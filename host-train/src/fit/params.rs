@@ -4,14 +4,16 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::selection::Selection;
 use crate::data::ResizeFilter;
 use crate::kernel::{KernelKind, Precision};
-use crate::params::{ParamError, at_least, fraction, ridge_values};
+use crate::params::{ParamError, at_least, ridge_values};
 
 /// How lambda, the AGOP images and the iteration are chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 pub enum Protocol {
-    /// Validation split; nothing is chosen on the test set.
+    /// Chosen on training data only ([`Selection`]); nothing is chosen on
+    /// the test set.
     Standard,
     /// The authors' script, reported on the test set (comparison only).
     Reference,
@@ -21,6 +23,8 @@ pub enum Protocol {
 /// [`CheckedParams`], the only thing [`super::train`] accepts.
 #[derive(Clone, Debug)]
 pub struct TrainParams {
+    /// Patch side `Q` (odd): every layer is a `Q x Q` VALID window.
+    pub patch: usize,
     /// Kernel depth `L` (conv layers, including the patch layer).
     pub depth: usize,
     /// ConvRFM iterations (kernel fits); iteration 0 uses `S = I`.
@@ -28,8 +32,8 @@ pub struct TrainParams {
     /// Ridge values tried (on the max-normalised kernel); `None`: the
     /// protocol's own ([`STANDARD_LAMBDAS`] or [`REFERENCE_LAMBDAS`]).
     pub lambdas: Option<Vec<f64>>,
-    /// Share of the training images held out for validation.
-    pub val_fraction: f64,
+    /// How lambda and the iteration are chosen on training data.
+    pub selection: Selection,
     /// Training images the AGOP is averaged over (the reference protocol
     /// fixes its own).
     pub agop_images: usize,
@@ -37,7 +41,7 @@ pub struct TrainParams {
     pub precision: Precision,
     /// NTK or NNGP.
     pub kind: KernelKind,
-    /// Seed of the validation split and the AGOP image sample.
+    /// Seed of the selection's split or folds and the AGOP image sample.
     pub seed: u64,
     /// Standard or reference protocol.
     pub protocol: Protocol,
@@ -61,10 +65,11 @@ pub const REFERENCE_AGOP_IMAGES: usize = 20;
 impl Default for TrainParams {
     fn default() -> Self {
         Self {
+            patch: 3,
             depth: 3,
             iterations: 5,
             lambdas: None,
-            val_fraction: 0.2,
+            selection: Selection::Auto,
             agop_images: 100,
             precision: Precision::F32,
             kind: KernelKind::Ntk,
@@ -101,6 +106,13 @@ impl TrainParams {
     /// Validates every field; the reference protocol fixes its lambdas and
     /// AGOP images, so giving lambdas with it is a conflict.
     pub fn check(mut self) -> Result<CheckedParams, ParamError> {
+        if self.patch % 2 == 0 {
+            return Err(ParamError::NotAllowed {
+                name: "patch-size",
+                allowed: "odd numbers 1, 3, 5, ...",
+                got: self.patch,
+            });
+        }
         at_least("depth", self.depth, 1)?;
         at_least("iterations", self.iterations, 1)?;
         let lambdas = match (self.protocol, &self.lambdas) {
@@ -119,7 +131,6 @@ impl TrainParams {
             }
         };
         ridge_values("lambdas", &lambdas)?;
-        fraction("val-fraction", self.val_fraction)?;
         at_least("agop-images", self.agop_images, 1)?;
         at_least("layers", self.layers, 1)?;
         if self.layers > self.depth {
@@ -160,13 +171,9 @@ mod tests {
             })
             .contains("lambdas")
         );
-        assert!(
-            bad(TrainParams {
-                val_fraction: 1.0,
-                ..d()
-            })
-            .contains("val-fraction")
-        );
+        for patch in [0, 2, 4] {
+            assert!(bad(TrainParams { patch, ..d() }).contains("patch-size must be one of odd"));
+        }
         assert!(bad(TrainParams { layers: 4, ..d() }).contains("layers"));
         assert!(bad(TrainParams { filters: 0, ..d() }).contains("filters"));
     }

@@ -2,6 +2,7 @@
 //! per phase) and per Deep ConvRFM layer.
 
 use super::model::IterationRecord;
+use super::selection::{Score, Selection};
 use crate::data::ImageDims;
 
 /// One lambda's outcome in one iteration.
@@ -11,8 +12,9 @@ pub struct LambdaResult {
     pub lambda: f64,
     /// Jitter Cholesky needed beyond lambda (0 if none).
     pub jitter: f64,
-    /// Validation accuracy (standard protocol).
-    pub val_accuracy: Option<f64>,
+    /// Its score on training data under the run's [`Selection`] (standard
+    /// protocol).
+    pub selection: Option<Score>,
     /// Test accuracy, when a test set was given (never used to choose).
     pub test_accuracy: Option<f64>,
 }
@@ -26,6 +28,9 @@ pub struct PhaseTimes {
     pub ktest: f64,
     /// Cholesky solves, all lambdas.
     pub solve: f64,
+    /// Scoring every lambda for selection (leave-one-out's
+    /// eigendecomposition, k-fold's solves, a split's predictions).
+    pub select: f64,
     /// Patch gradients and AGOP.
     pub agop: f64,
     /// Eigendecomposition for the metric square root.
@@ -35,7 +40,7 @@ pub struct PhaseTimes {
 impl PhaseTimes {
     /// Sum of all phases.
     pub fn total(&self) -> f64 {
-        self.ktrain + self.ktest + self.solve + self.agop + self.eigh
+        self.ktrain + self.ktest + self.solve + self.select + self.agop + self.eigh
     }
 }
 
@@ -62,7 +67,7 @@ impl IterationReport {
             layer: self.layer,
             iteration: self.iteration,
             lambda: chosen.map_or(f64::NAN, |r| r.lambda),
-            val_accuracy: chosen.and_then(|r| r.val_accuracy),
+            selection_accuracy: chosen.and_then(|r| r.selection).map(|s| s.accuracy),
             test_accuracy: chosen.and_then(|r| r.test_accuracy),
         }
     }
@@ -81,16 +86,18 @@ pub struct LayerSummary {
     pub best_iteration: usize,
     /// Ridge of the kept fit.
     pub lambda: f64,
-    /// Validation accuracy of that iteration (standard protocol).
-    pub val_accuracy: Option<f64>,
-    /// Test accuracy of this layer's re-fitted model, when a test set was given.
+    /// How lambda and the iteration were chosen (resolved: never `Auto`).
+    pub selection: Selection,
+    /// The selection accuracy of that iteration (standard protocol).
+    pub selection_accuracy: Option<f64>,
+    /// Test accuracy of this layer's model, when a test set was given.
     pub test_accuracy: Option<f64>,
 }
 
 impl LayerSummary {
     /// Column headings of [`LayerSummary::table_row`].
     pub const TABLE_HEADER: &'static str =
-        "kernel input  depth  best_iter  lambda    val_%  test_%";
+        "kernel input  depth  best_iter  lambda    sel_%  test_%";
 
     /// The summary as one line of a table under [`Self::TABLE_HEADER`].
     pub fn table_row(&self) -> String {
@@ -101,7 +108,7 @@ impl LayerSummary {
             self.depth,
             self.best_iteration,
             self.lambda,
-            pct(self.val_accuracy),
+            pct(self.selection_accuracy),
             pct(self.test_accuracy)
         )
     }

@@ -1,11 +1,14 @@
 //! The ConvRFM loop: fit a kernel machine, compute its patch-AGOP, set the
 //! metric `S = AGOP^{1/2}` (normalised), repeat; keep the iteration that is
-//! best on a validation split carved from the training data.
+//! best on training data.
 //!
 //! Two protocols:
 //! - [`Protocol::Standard`] (default): lambda and the iteration are chosen
-//!   on validation, never on the test set; the chosen metric and lambda are
-//!   then re-fitted on all training images for the saved model.
+//!   on training data by the [`Selection`], never on the test set. With
+//!   leave-one-out or k-fold every iteration fits all training images (and
+//!   the AGOP comes from that fit), so the chosen iteration's fit is the
+//!   model; with a held-out split the chosen metric and lambda are re-fitted
+//!   on all training images.
 //! - [`Protocol::Reference`]: the paper authors' script, for comparison
 //!   only: no validation split, lambdas {1e-8, 1e-5, 1e-3} each reported on
 //!   the test set, AGOP from the alphas of lambda = 1e-3 over the first 20
@@ -19,13 +22,14 @@ use convrfm_core::Shape;
 use rand::SeedableRng;
 use rand::seq::index::sample;
 
-use super::features::{ConvLayer, featurise};
+use super::features::{ConvLayer, ConvShape, featurise};
 use super::linalg::{psd_sqrt_normalised, solve_ridge};
 use super::model::Model;
 use super::params::{CheckedParams, Protocol};
-use super::readout::{accuracy, one_hot};
+use super::readout::{self, accuracy, one_hot};
 use super::report::{IterationReport, LambdaResult, LayerSummary, PhaseTimes};
-use crate::data::{Images, LabelledImages, train_val_split};
+use super::selection::{Score, Selection, kfold_scores, loo_scores};
+use crate::data::{ImageDims, Images, LabelledImages, stratified_folds, stratified_split};
 use crate::kernel::{Kernel, KernelBlocks, Metric, Precision, Real};
 use crate::limits::ensure_fits;
 use crate::matrix::Matrix;
@@ -57,7 +61,8 @@ struct LayerFit {
     alpha: Matrix,
     history: Vec<IterationReport>,
     best_iteration: usize,
-    val_accuracy: Option<f64>,
+    selection: Selection,
+    selection_accuracy: Option<f64>,
     refit_seconds: f64,
 }
 
@@ -86,6 +91,10 @@ pub fn train(
         classes >= 2,
         "training data has {classes} class; at least 2 are needed"
     );
+    // The patch side and depth fit the images (then every Deep ConvRFM
+    // layer's shrunken images fit their shallower kernel too): before any
+    // kernel work.
+    kernel_shape(im.dims, p.patch, p.depth)?;
     if let Some(t) = test {
         t.images
             .ensure_like(im.dims, im.pixel_type, "test images", "training images")?;
@@ -124,6 +133,7 @@ pub fn train(
         let model = Model {
             train: train.clone(),
             features: features.clone(),
+            patch: p.patch,
             depth,
             kind: p.kind,
             precision: p.precision,
@@ -141,15 +151,19 @@ pub fn train(
             dims,
             best_iteration: fit.best_iteration,
             lambda: fit.lambda,
-            val_accuracy: fit.val_accuracy,
+            selection: fit.selection,
+            selection_accuracy: fit.selection_accuracy,
             test_accuracy,
         });
         refit_seconds += fit.refit_seconds;
         if layer < p.layers {
             features.push(ConvLayer::from_metric(
                 &fit.metric,
-                dims.channels,
-                p.filters,
+                ConvShape {
+                    in_channels: dims.channels,
+                    side: p.patch,
+                    filters: p.filters,
+                },
                 p.seed ^ (0xF117_0000 + layer as u64),
             )?);
         }
@@ -184,7 +198,18 @@ fn featurised<'a>(
     }))
 }
 
-/// ConvRFM on one layer's images: iterate, choose on validation, re-fit.
+/// What the best iteration so far kept: its score, metric and lambda, and
+/// when it was fitted on all training images, its scale and alpha.
+struct Best {
+    score: Score,
+    iteration: usize,
+    metric: Metric,
+    lambda: f64,
+    fitted: Option<(f64, Matrix)>,
+}
+
+/// ConvRFM on one layer's images: iterate, choose on training data (re-fit
+/// after a held-out split).
 fn fit_layer<R: Real>(
     params: &CheckedParams,
     layer: usize,
@@ -195,20 +220,35 @@ fn fit_layer<R: Real>(
     on_iteration: &mut dyn FnMut(&IterationReport),
 ) -> Result<LayerFit> {
     let (p, lambdas) = (params.get(), params.lambdas());
-    let d = train.images.dims;
-    let shape = Shape::new(d.channels, d.height, d.width, depth)
-        .with_context(|| format!("{d} images, depth {depth}"))?;
+    let shape = kernel_shape(train.images.dims, p.patch, depth)?;
     let classes = train.num_classes();
     let reference = p.protocol == Protocol::Reference;
-    let (fit, val) = if reference {
-        (train.clone(), None)
-    } else {
+    let selection = p.selection.for_images(train.len());
+    if !reference {
+        let least = match selection {
+            Selection::KFold(k) => k,
+            _ => 2,
+        };
         ensure!(
-            train.len() >= 2,
-            "need at least 2 training images for a validation split"
+            train.len() >= least,
+            "selection {selection} needs at least {least} training images, there are {}",
+            train.len()
         );
-        let (fit_idx, val_idx) = train_val_split(train.len(), p.val_fraction, p.seed);
-        (train.select(&fit_idx), Some(train.select(&val_idx)))
+    }
+    // The images every iteration fits, and the held-out ones of a split.
+    let (fit, val) = match selection {
+        Selection::Split(share) if !reference => {
+            let (fit_idx, val_idx) = stratified_split(&train.labels, share, p.seed);
+            (
+                Cow::Owned(train.select(&fit_idx)),
+                Some(train.select(&val_idx)),
+            )
+        }
+        _ => (Cow::Borrowed(train), None),
+    };
+    let folds = match selection {
+        Selection::KFold(k) => stratified_folds(&fit.labels, k, p.seed),
+        _ => Vec::new(),
     };
     let agop_idx: Vec<usize> = if reference {
         (0..p.agop_images.min(fit.len())).collect()
@@ -223,8 +263,7 @@ fn fit_layer<R: Real>(
 
     let mut metric = Metric::identity(shape.patch_dim());
     let mut history = Vec::new();
-    // (validation accuracy, iteration, metric, lambda)
-    let mut best: Option<(f64, usize, Metric, f64)> = None;
+    let mut best: Option<Best> = None;
     let mut last_fit = None;
     for iteration in 0..p.iterations {
         let mut times = PhaseTimes::default();
@@ -258,33 +297,68 @@ fn fit_layer<R: Real>(
         }
 
         let t = Instant::now();
-        let mut results = Vec::new();
         let mut alphas = Vec::new();
+        let mut jitters = Vec::new();
         for &lambda in lambdas {
             let sol = solve_ridge(&kff, &y, lambda)
                 .with_context(|| format!("iteration {iteration}, lambda {lambda:e}"))?;
-            let acc = |k: &Option<Matrix>, s: Option<&LabelledImages>| {
-                k.as_ref()
-                    .zip(s)
-                    .map(|(k, s)| accuracy(k, &sol.alpha, &s.labels))
-            };
-            results.push(LambdaResult {
-                lambda,
-                jitter: sol.jitter,
-                val_accuracy: acc(&kvf, val.as_ref()),
-                test_accuracy: acc(&ktf, test),
-            });
             alphas.push(sol.alpha);
+            jitters.push(sol.jitter);
         }
         times.solve = t.elapsed().as_secs_f64();
+
+        let t = Instant::now();
+        let context = || format!("iteration {iteration}, selection {selection}");
+        let scores: Vec<Option<Score>> = match (&kvf, &val) {
+            _ if reference => vec![None; lambdas.len()],
+            (Some(k), Some(v)) => alphas
+                .iter()
+                .map(|a| Some(Score::of(&readout::scores(k, a), &v.labels)))
+                .collect(),
+            _ if selection == Selection::Loo => loo_scores(&kff, &fit.labels, classes, lambdas)
+                .with_context(context)?
+                .into_iter()
+                .map(Some)
+                .collect(),
+            _ => kfold_scores(&kff, &fit.labels, classes, lambdas, &folds)
+                .with_context(context)?
+                .into_iter()
+                .map(Some)
+                .collect(),
+        };
+        times.select = t.elapsed().as_secs_f64();
+        let results: Vec<LambdaResult> = lambdas
+            .iter()
+            .zip(&jitters)
+            .zip(scores)
+            .zip(&alphas)
+            .map(|(((&lambda, &jitter), selection), alpha)| LambdaResult {
+                lambda,
+                jitter,
+                selection,
+                test_accuracy: ktf
+                    .as_ref()
+                    .zip(test)
+                    .map(|(k, t)| accuracy(k, alpha, &t.labels)),
+            })
+            .collect();
         let chosen = if reference {
             lambdas.len() - 1 // 1e-3, the reference's AGOP lambda
         } else {
             choose(&results)
         };
-        let val_acc = results[chosen].val_accuracy.unwrap_or(f64::NEG_INFINITY);
-        if !reference && best.as_ref().is_none_or(|b| val_acc > b.0) {
-            best = Some((val_acc, iteration, metric.clone(), lambdas[chosen]));
+        if let Some(score) = results[chosen].selection
+            && best.as_ref().is_none_or(|b| score.better_than(&b.score))
+        {
+            best = Some(Best {
+                score,
+                iteration,
+                metric: metric.clone(),
+                lambda: lambdas[chosen],
+                fitted: selection
+                    .fits_all()
+                    .then(|| (scale, alphas[chosen].clone())),
+            });
         }
 
         if iteration + 1 < p.iterations {
@@ -321,8 +395,34 @@ fn fit_layer<R: Real>(
 
     let t = Instant::now();
     let fit = match best {
-        Some((val_acc, best_iteration, metric, lambda)) => {
-            // Re-fit the chosen metric and lambda on all training images.
+        Some(Best {
+            score,
+            iteration,
+            metric,
+            lambda,
+            fitted: Some((scale, alpha)),
+        }) => LayerFit {
+            // Leave-one-out or k-fold: the chosen iteration already fitted
+            // all training images.
+            metric,
+            scale,
+            lambda,
+            alpha,
+            history,
+            best_iteration: iteration,
+            selection,
+            selection_accuracy: Some(score.accuracy),
+            refit_seconds: 0.0,
+        },
+        Some(Best {
+            score,
+            iteration,
+            metric,
+            lambda,
+            fitted: None,
+        }) => {
+            // Held-out split: re-fit the chosen metric and lambda on all
+            // training images.
             let kernel = Kernel::new(shape, p.kind, metric.clone());
             let set = KernelBlocks::<R>::new(&kernel, &train.images.pixels);
             let n = train.len();
@@ -340,8 +440,9 @@ fn fit_layer<R: Real>(
                 lambda,
                 alpha: sol.alpha,
                 history,
-                best_iteration,
-                val_accuracy: Some(val_acc),
+                best_iteration: iteration,
+                selection,
+                selection_accuracy: Some(score.accuracy),
                 refit_seconds: t.elapsed().as_secs_f64(),
             }
         }
@@ -355,12 +456,20 @@ fn fit_layer<R: Real>(
                 alpha,
                 history,
                 best_iteration: p.iterations - 1,
-                val_accuracy: None,
+                selection,
+                selection_accuracy: None,
                 refit_seconds: 0.0,
             }
         }
     };
     Ok(fit)
+}
+
+/// The kernel's shape for `dims` images, or an error that names the
+/// images, patch side and depth.
+fn kernel_shape(dims: ImageDims, patch: usize, depth: usize) -> Result<Shape> {
+    Shape::with_patch(dims.channels, dims.height, dims.width, patch, depth)
+        .with_context(|| format!("{dims} images, patch size {patch}, depth {depth}"))
 }
 
 /// The largest entry of a Gram matrix `k` of `images`, by which the kernel
@@ -383,11 +492,14 @@ fn kernel_scale(k: &Matrix, images: &Images) -> Result<f64> {
     Ok(scale)
 }
 
-/// Best validation accuracy; ties go to the larger lambda (the smoother fit).
+/// The best selection score; ties go to the later (larger) lambda, the
+/// smoother fit.
 fn choose(results: &[LambdaResult]) -> usize {
     let mut best = 0;
     for (i, r) in results.iter().enumerate() {
-        if r.val_accuracy >= results[best].val_accuracy {
+        if let (Some(s), Some(b)) = (r.selection, results[best].selection)
+            && !b.better_than(&s)
+        {
             best = i;
         }
     }

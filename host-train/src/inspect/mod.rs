@@ -15,8 +15,6 @@ pub mod render;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
-use convrfm_core::PATCH;
-
 use faer::MatRef;
 
 use self::render::{Figure, Scale, Series, Tile, heat_map, line_chart, tile_grid};
@@ -115,7 +113,7 @@ pub fn inspect(
     progress: Progress,
 ) -> Result<Vec<PathBuf>> {
     let shape = model.shape()?;
-    let (c, d) = (shape.channels(), shape.patch_dim());
+    let (c, d, q) = (shape.channels(), shape.patch_dim(), shape.patch());
     let layer_note = if model.features.is_empty() {
         String::new()
     } else {
@@ -129,7 +127,8 @@ pub fn inspect(
         "metric.png",
         heat_map(
             &format!(
-                "Learned M = S^2 (normalised AGOP){layer_note}, index = channel*9 + row*3 + col"
+                "Learned M = S^2 (normalised AGOP){layer_note}, index = channel*{} + row*{q} + col",
+                q * q
             ),
             &m,
             d,
@@ -142,14 +141,14 @@ pub fn inspect(
     let tiles: Vec<Tile> = (0..k)
         .flat_map(|i| {
             let share = 100.0 * values[i].max(0.0) / total.max(f64::MIN_POSITIVE);
-            patch_tiles(&vectors[i], c, &format!("v{} {share:.0}%", i + 1))
+            patch_tiles(&vectors[i], (c, q), &format!("v{} {share:.0}%", i + 1))
         })
         .collect();
     figures.push((
         "eigenvectors.png",
         tile_grid(
             &format!(
-                "Top {k} eigenvectors of M as 3x3 filters{layer_note} (caption: share of trace; channels of one vector share a scale)"
+                "Top {k} eigenvectors of M as {q}x{q} filters{layer_note} (caption: share of trace; channels of one vector share a scale)"
             ),
             &tiles,
             grid_columns(c),
@@ -167,7 +166,7 @@ pub fn inspect(
         let tiles: Vec<Tile> = (0..n)
             .flat_map(|f| {
                 let w: Vec<f64> = layer.filter(f).iter().map(|&v| f64::from(v)).collect();
-                patch_tiles(&w, channels, &format!("f{}", f + 1))
+                patch_tiles(&w, (channels, q), &format!("f{}", f + 1))
             })
             .collect();
         figures.push((
@@ -206,11 +205,11 @@ fn grid_columns(channels: usize) -> usize {
     if channels <= 3 { 4 * channels } else { 8 }
 }
 
-/// A patch vector (`channels x 3 x 3`) as tiles: one signed 3x3 tile per
-/// channel for up to 3 channels, else one tile of the per-position norm
-/// across channels.
-fn patch_tiles(v: &[f64], channels: usize, caption: &str) -> Vec<Tile> {
-    let plane = PATCH * PATCH;
+/// A patch vector (`channels x side x side`) as tiles: one signed side x
+/// side tile per channel for up to 3 channels, else one tile of the
+/// per-position norm across channels.
+fn patch_tiles(v: &[f64], (channels, side): (usize, usize), caption: &str) -> Vec<Tile> {
+    let plane = side * side;
     let bound = v.iter().fold(0.0f64, |m, x| m.max(x.abs())) as f32;
     if channels <= 3 {
         (0..channels)
@@ -220,8 +219,8 @@ fn patch_tiles(v: &[f64], channels: usize, caption: &str) -> Vec<Tile> {
                 } else {
                     format!("{caption} ch{ch}")
                 },
-                height: PATCH,
-                width: PATCH,
+                height: side,
+                width: side,
                 values: v[ch * plane..][..plane].iter().map(|&x| x as f32).collect(),
                 scale: Scale::Diverging,
                 // The channels of one vector share a scale, so a channel
@@ -240,8 +239,8 @@ fn patch_tiles(v: &[f64], channels: usize, caption: &str) -> Vec<Tile> {
             .collect();
         vec![Tile {
             caption: format!("{caption} |.| of {channels} ch"),
-            height: PATCH,
-            width: PATCH,
+            height: side,
+            width: side,
             values: norms,
             scale: Scale::Sequential,
             range: None,
@@ -333,7 +332,13 @@ fn input_gradients(
         for class_grad in g.chunks_exact(rows * cols * d) {
             let mut pixels = vec![0.0; per];
             for (p, gp) in class_grad.chunks_exact(d).enumerate() {
-                add_patch(dims[dims.len() - 1], gp, p / cols, p % cols, &mut pixels);
+                add_patch(
+                    dims[dims.len() - 1],
+                    shape.patch(),
+                    gp,
+                    (p / cols, p % cols),
+                    &mut pixels,
+                );
             }
             pixels.iter_mut().for_each(|v| *v /= model.scale);
             // Back through the feature layers, last first.
@@ -366,7 +371,7 @@ fn accuracy_chart(model: &Model) -> Result<Option<Figure>> {
                 .collect()
         };
         for (name, pts) in [
-            ("validation", points(|l| l.val_accuracy)),
+            ("selection", points(|l| l.selection_accuracy)),
             ("test", points(|l| l.test_accuracy)),
         ] {
             if !pts.is_empty() {

@@ -10,7 +10,9 @@
 //! - ReLU step, in the `rho = K / sqrt(q_a q_b)` form:
 //!   `Khat = sqrt(q_a q_b) (sqrt(1 - rho^2) / pi + Kdot rho)`,
 //!   `Kdot = (pi - arccos rho) / pi`, `Thetahat = Theta Kdot`;
-//! - layers 2..L: 3x3 VALID window sums of `Khat`, `Thetahat` (plus `K`);
+//! - layers 2..L: `Q x Q` VALID window sums of `Khat`, `Thetahat` (plus
+//!   `K`), `Q` the patch side (3 by default; any odd side, as the authors'
+//!   `Vanilla(ps, depth)`);
 //! - readout: `NTK = mean(Thetahat^L + Khat^L)`, `NNGP = mean(Khat^L)`.
 //!
 //! `q^l` of an image depends on that image alone, so `sqrt(q)` and
@@ -30,7 +32,7 @@ pub mod real;
 pub use blocks::KernelBlocks;
 pub use real::Real;
 
-use convrfm_core::{PATCH, Shape};
+use convrfm_core::Shape;
 
 use crate::data::ImageDims;
 use faer::MatRef;
@@ -211,6 +213,7 @@ impl Kernel {
             for j in 0..cols {
                 extract_patch(
                     ImageDims::of(s),
+                    s.patch(),
                     image,
                     i,
                     j,
@@ -240,7 +243,14 @@ impl Kernel {
             let prev = &q[q.len() - 1];
             let mut next = vec![R::ZERO; s.positions(layer)];
             let mut horizontal = vec![R::ZERO; r * c];
-            window_sum(prev, r, c, &mut next, &mut horizontal, |acc, v| *acc += *v);
+            window_sum(
+                prev,
+                (r, c),
+                s.patch(),
+                &mut next,
+                &mut horizontal,
+                |acc, v| *acc += *v,
+            );
             q.push(next);
         }
         let sqrt_q = q
@@ -358,9 +368,9 @@ impl Kernel {
                 let (r, c) = s.grid(layer);
                 let m = s.positions(layer + 1);
                 // Theta^{l+1} = wsum(Thetahat) + K^{l+1}, K^{l+1} = wsum(Khat).
-                window_sum(&theta[..n], r, c, tmp, horizontal, add_lanes);
+                window_sum(&theta[..n], (r, c), s.patch(), tmp, horizontal, add_lanes);
                 theta[..m].copy_from_slice(&tmp[..m]);
-                window_sum(&k[..n], r, c, tmp, horizontal, add_lanes);
+                window_sum(&k[..n], (r, c), s.patch(), tmp, horizontal, add_lanes);
                 k[..m].copy_from_slice(&tmp[..m]);
                 for (t, kv) in theta[..m].iter_mut().zip(&k[..m]) {
                     add_lanes(t, kv);
@@ -437,9 +447,9 @@ impl Kernel {
             }
             if layer > 1 {
                 let (r, c) = s.grid(layer - 1);
-                window_adjoint(&dk[..n], r, c, tmp, horizontal, add_lanes);
+                window_adjoint(&dk[..n], (r, c), s.patch(), tmp, horizontal, add_lanes);
                 dk[..r * c].copy_from_slice(&tmp[..r * c]);
-                window_adjoint(&dth[..n], r, c, tmp, horizontal, add_lanes);
+                window_adjoint(&dth[..n], (r, c), s.patch(), tmp, horizontal, add_lanes);
                 dth[..r * c].copy_from_slice(&tmp[..r * c]);
             }
         }
@@ -473,11 +483,12 @@ impl Kernel {
     }
 }
 
-/// Copies the patch at grid position `(i, j)` of a `(channels, height,
-/// width)` image in the reference order: channel slowest, then row offset,
-/// then column offset.
+/// Copies the `side x side` patch at grid position `(i, j)` of a
+/// `(channels, height, width)` image in the reference order: channel
+/// slowest, then row offset, then column offset.
 pub(crate) fn extract_patch<R: Real, P: Pixel>(
     dims: ImageDims,
+    side: usize,
     image: &[P],
     i: usize,
     j: usize,
@@ -490,8 +501,8 @@ pub(crate) fn extract_patch<R: Real, P: Pixel>(
     } = dims;
     let mut k = 0;
     for ch in 0..channels {
-        for a in 0..PATCH {
-            let row = &image[ch * h * w + (i + a) * w + j..][..PATCH];
+        for a in 0..side {
+            let row = &image[ch * h * w + (i + a) * w + j..][..side];
             for &v in row {
                 patch[k] = R::from_f64(v.into());
                 k += 1;
@@ -500,9 +511,15 @@ pub(crate) fn extract_patch<R: Real, P: Pixel>(
     }
 }
 
-/// The adjoint of [`extract_patch`]: adds `patch` onto the pixels of
-/// `image` it would have been read from.
-pub(crate) fn add_patch(dims: ImageDims, patch: &[f64], i: usize, j: usize, image: &mut [f64]) {
+/// The adjoint of [`extract_patch`]: adds the `side x side` `patch` onto
+/// the pixels of `image` it would have been read from.
+pub(crate) fn add_patch(
+    dims: ImageDims,
+    side: usize,
+    patch: &[f64],
+    (i, j): (usize, usize),
+    image: &mut [f64],
+) {
     let ImageDims {
         channels,
         height: h,
@@ -510,8 +527,8 @@ pub(crate) fn add_patch(dims: ImageDims, patch: &[f64], i: usize, j: usize, imag
     } = dims;
     let mut k = 0;
     for ch in 0..channels {
-        for a in 0..PATCH {
-            let row = &mut image[ch * h * w + (i + a) * w + j..][..PATCH];
+        for a in 0..side {
+            let row = &mut image[ch * h * w + (i + a) * w + j..][..side];
             for v in row {
                 *v += patch[k];
                 k += 1;
@@ -530,53 +547,56 @@ fn add_lanes<R: Real>(acc: &mut Lanes<R>, v: &Lanes<R>) {
     }
 }
 
-/// `dst[i][j] = sum of src over the 3x3 window at (i, j)` (VALID), done as
-/// a row pass into `horizontal` then a column pass. `src` is `rows x cols`;
-/// `horizontal` holds at least `rows * (cols - 2)` values.
+/// `dst[i][j] = sum of src over the side x side window at (i, j)` (VALID),
+/// done as a row pass into `horizontal` then a column pass, each adding
+/// left to right (top to bottom). `src` is `rows x cols`; `horizontal`
+/// holds at least `rows * (cols - side + 1)` values.
 fn window_sum<T: Copy>(
     src: &[T],
-    rows: usize,
-    cols: usize,
+    (rows, cols): (usize, usize),
+    side: usize,
     dst: &mut [T],
     horizontal: &mut [T],
     add: impl Fn(&mut T, &T),
 ) {
-    let (orows, ocols) = (rows - 2, cols - 2);
+    let (orows, ocols) = (rows + 1 - side, cols + 1 - side);
     for i in 0..rows {
         let row = &src[i * cols..][..cols];
         for (j, h) in horizontal[i * ocols..][..ocols].iter_mut().enumerate() {
             *h = row[j];
-            add(h, &row[j + 1]);
-            add(h, &row[j + 2]);
+            for v in &row[j + 1..j + side] {
+                add(h, v);
+            }
         }
     }
     for i in 0..orows {
         for (j, o) in dst[i * ocols..][..ocols].iter_mut().enumerate() {
             *o = horizontal[i * ocols + j];
-            add(o, &horizontal[(i + 1) * ocols + j]);
-            add(o, &horizontal[(i + 2) * ocols + j]);
+            for a in 1..side {
+                add(o, &horizontal[(i + a) * ocols + j]);
+            }
         }
     }
 }
 
 /// Adjoint of [`window_sum`]: every output's value is added back to its
-/// 3x3 window (column pass, then row pass, each the adjoint of the forward
-/// pass). `dst` is the `rows x cols` input grid; it is overwritten.
-/// `vertical` holds at least `rows * (cols - 2)` values.
+/// side x side window (column pass, then row pass, each the adjoint of the
+/// forward pass). `dst` is the `rows x cols` input grid; it is overwritten.
+/// `vertical` holds at least `rows * (cols - side + 1)` values.
 fn window_adjoint<T: Copy>(
     src: &[T],
-    rows: usize,
-    cols: usize,
+    (rows, cols): (usize, usize),
+    side: usize,
     dst: &mut [T],
     vertical: &mut [T],
     add: impl Fn(&mut T, &T),
 ) {
-    let (orows, ocols) = (rows - 2, cols - 2);
+    let (orows, ocols) = (rows + 1 - side, cols + 1 - side);
     let vertical = &mut vertical[..rows * ocols];
     for i in 0..rows {
         for j in 0..ocols {
-            // Rows i-2..=i of the output that cover input row i.
-            let lo = i.saturating_sub(2);
+            // Rows i-(side-1)..=i of the output that cover input row i.
+            let lo = i.saturating_sub(side - 1);
             let hi = i.min(orows - 1);
             let mut acc = src[lo * ocols + j];
             for ii in lo + 1..=hi {
@@ -588,7 +608,7 @@ fn window_adjoint<T: Copy>(
     for i in 0..rows {
         let row = &vertical[i * ocols..][..ocols];
         for (j, o) in dst[i * cols..][..cols].iter_mut().enumerate() {
-            let lo = j.saturating_sub(2);
+            let lo = j.saturating_sub(side - 1);
             let hi = j.min(ocols - 1);
             let mut acc = row[lo];
             for v in &row[lo + 1..=hi] {
@@ -867,7 +887,14 @@ impl<R: Real> Gradient<R> {
                 let (r, c) = s.grid(layer);
                 let mut below = vec![0.0; r * c];
                 let mut vertical = vec![0.0; r * c];
-                window_adjoint(&dq, r, c, &mut below, &mut vertical, |acc, v| *acc += *v);
+                window_adjoint(
+                    &dq,
+                    (r, c),
+                    s.patch(),
+                    &mut below,
+                    &mut vertical,
+                    |acc, v| *acc += *v,
+                );
                 for (b, own) in below.iter_mut().zip(lane_sums(&dq_o[layer - 1])) {
                     *b += own;
                 }

@@ -11,7 +11,7 @@ use convrfm_train::data::{
     pictures, synth,
 };
 use convrfm_train::export::ExportOptions;
-use convrfm_train::fit::{Protocol, TrainParams};
+use convrfm_train::fit::{Protocol, Selection, TrainParams};
 use convrfm_train::inspect::InspectOptions;
 use convrfm_train::kernel::{KernelKind, Precision};
 use convrfm_train::output::Progress;
@@ -61,7 +61,7 @@ pub enum Command {
     #[command(after_help = TRAIN_EXAMPLES)]
     Train {
         #[command(flatten)]
-        data: DataArgs,
+        data: Box<DataArgs>,
         #[command(flatten)]
         params: ParamArgs,
         /// Model file to write.
@@ -477,20 +477,28 @@ impl FormatArgs {
 
 #[derive(Args)]
 pub struct ParamArgs {
+    /// Patch side Q (odd): the kernel's first layer sees Q x Q patches and
+    /// every later layer is a Q x Q window, as the authors' Vanilla(ps,
+    /// depth). Blobs hold Q = 3 only.
+    #[arg(long = "patch-size", default_value_t = 3)]
+    pub patch_size: usize,
     /// Kernel depth (conv layers including the patch layer).
     #[arg(long, default_value_t = 3)]
     pub depth: usize,
     /// ConvRFM iterations (iteration 0 is the plain convolutional kernel).
     #[arg(long, default_value_t = 5)]
     pub iterations: usize,
-    /// Ridge values tried on validation (comma-separated; default
+    /// Ridge values tried (comma-separated; default
     /// 1e-6,1e-4,1e-3,1e-2,1e-1; not with --protocol reference, which has
     /// its own).
     #[arg(long, value_delimiter = ',')]
     pub lambdas: Option<Vec<f64>>,
-    /// Share of training images held out for validation.
-    #[arg(long, default_value_t = 0.2)]
-    pub val_fraction: f64,
+    /// How lambda and the iteration are chosen on training data: `loo`
+    /// (exact leave-one-out, every image fitted), `kfold:K` (stratified),
+    /// `split:F` (a stratified held-out share F, then a re-fit on all), or
+    /// `auto`: loo up to 5,000 training images, else split:0.2.
+    #[arg(long, default_value = "auto")]
+    pub selection: Selection,
     /// Training images the AGOP is averaged over.
     #[arg(long, default_value_t = 100)]
     pub agop_images: usize,
@@ -500,14 +508,15 @@ pub struct ParamArgs {
     /// Kernel.
     #[arg(long, value_enum, default_value_t = KernelKind::Ntk)]
     pub kernel: KernelKind,
-    /// Seed of the validation split and AGOP sample.
+    /// Seed of the selection's split or folds and of the AGOP sample.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// `standard` (validation) or `reference` (the authors' script, for comparison).
+    /// `standard` (chosen on training data) or `reference` (the authors'
+    /// script, chosen on the test set; for comparison only).
     #[arg(long, value_enum, default_value_t = Protocol::Standard)]
     pub protocol: Protocol,
     /// Deep ConvRFM layers: after each layer, its learned metric becomes a
-    /// 3x3 conv layer of --filters filters and ConvRFM runs again on the
+    /// Q x Q conv layer of --filters filters and ConvRFM runs again on the
     /// feature maps with a kernel one layer shallower.
     #[arg(long, default_value_t = 1)]
     pub layers: usize,
@@ -519,10 +528,11 @@ pub struct ParamArgs {
 impl ParamArgs {
     pub fn params(&self) -> TrainParams {
         TrainParams {
+            patch: self.patch_size,
             depth: self.depth,
             iterations: self.iterations,
             lambdas: self.lambdas.clone(),
-            val_fraction: self.val_fraction,
+            selection: self.selection,
             agop_images: self.agop_images,
             precision: self.precision,
             kind: self.kernel,

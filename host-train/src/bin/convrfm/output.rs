@@ -12,8 +12,9 @@ use convrfm_train::data::LabelledImages;
 use convrfm_train::export::Realised;
 use convrfm_train::fit::report::IterationReport;
 use convrfm_train::fit::report::LayerSummary;
+use convrfm_train::fit::selection::LOO_MAX_IMAGES;
 use convrfm_train::fit::train;
-use convrfm_train::fit::{CheckedParams, Protocol};
+use convrfm_train::fit::{CheckedParams, Protocol, Selection};
 use convrfm_train::kernel::Precision;
 use convrfm_train::output::Progress;
 
@@ -74,7 +75,7 @@ pub fn train_and_report(
         "ConvRFM".to_string()
     };
     say!(
-        "training {method}: {} images {} ({}), {} classes, depth {}, {} iterations, {} kernel, {} protocol, {} threads",
+        "training {method}: {} images {} ({}), {} classes, patch {q}x{q}, depth {}, {} iterations, {} kernel, {} protocol, {} threads",
         train.len(),
         train.images.dims,
         train.images.pixel_type,
@@ -86,26 +87,44 @@ pub fn train_and_report(
             Precision::F64 => "f64",
         },
         if reference { "reference" } else { "standard" },
-        rayon::current_num_threads()
+        rayon::current_num_threads(),
+        q = p.patch
     );
+    if !reference {
+        say!("{}", selection_note(p.selection, train.len()));
+    }
     let mut printer = IterationPrinter::new(reference);
     let t = Instant::now();
     let outcome = train::train(params, train, test, progress, &mut |r| printer.print(r))?;
     printer.finish()?;
     if outcome.layers.len() > 1 {
-        say!("per layer (lambda and iteration chosen on validation; test of the re-fitted model):");
+        say!(
+            "per layer (lambda and iteration chosen on training data; test of the layer's model):"
+        );
         say!("layer  {}", LayerSummary::TABLE_HEADER);
         for s in &outcome.layers {
             say!("{:>5}  {}", s.layer, s.table_row());
         }
     }
-    if !reference {
+    if let Some(last) = outcome.layers.last().filter(|_| !reference) {
+        let refit = if last.selection.fits_all() {
+            format!(
+                "its fit on all {} training images is the model",
+                train.len()
+            )
+        } else {
+            format!(
+                "re-fitted on all {} training images in {:.2} s",
+                train.len(),
+                outcome.refit_seconds
+            )
+        };
         say!(
-            "best iteration on validation: {} (lambda {:e}); re-fitted on all {} training images in {:.2} s",
+            "best iteration by {}: {} (lambda {:e}, selection accuracy {:.2} %); {refit}",
+            last.selection,
             outcome.best_iteration,
             outcome.model.lambda,
-            train.len(),
-            outcome.refit_seconds
+            100.0 * last.selection_accuracy.unwrap_or(f64::NAN),
         );
     }
     if let Some(acc) = outcome.final_test_accuracy {
@@ -123,6 +142,21 @@ pub fn train_and_report(
         say!("model written to {}", out.display());
     }
     Ok(())
+}
+
+/// One line saying how lambda and the iteration are chosen for `n`
+/// training images.
+pub fn selection_note(selection: Selection, n: usize) -> String {
+    let why = if selection == Selection::Auto {
+        format!(" (auto: leave-one-out up to {LOO_MAX_IMAGES} images)")
+    } else {
+        String::new()
+    };
+    format!(
+        "selection {}: lambda and iteration chosen by {}{why}",
+        selection.for_images(n),
+        selection.describe(n)
+    )
 }
 
 /// Prints one line per iteration, with a header at each run's or Deep
@@ -173,13 +207,15 @@ impl IterationPrinter {
                     cols.join("  ")
                 );
             } else {
-                say!("iter  lambda    val_%   test_%  Ktrain_s  Ktest_s  solve_s  AGOP_s  eigh_s");
+                say!(
+                    "iter  lambda    sel_%   test_%  Ktrain_s  Ktest_s  solve_s  select_s  AGOP_s  eigh_s"
+                );
             }
         }
         let t = &r.times;
         let times = format!(
-            "{:>8.2}  {:>7.2}  {:>7.2}  {:>6.2}  {:>6.3}",
-            t.ktrain, t.ktest, t.solve, t.agop, t.eigh
+            "{:>8.2}  {:>7.2}  {:>7.2}  {:>8.2}  {:>6.2}  {:>6.3}",
+            t.ktrain, t.ktest, t.solve, t.select, t.agop, t.eigh
         );
         let pct =
             |a: Option<f64>| a.map_or("   -  ".to_string(), |a| format!("{:>6.2}", 100.0 * a));
@@ -196,7 +232,7 @@ impl IterationPrinter {
                 "{:>4}  {:<8.0e}  {}   {}  {times}",
                 r.iteration,
                 c.lambda,
-                pct(c.val_accuracy),
+                pct(c.selection.map(|s| s.accuracy)),
                 pct(c.test_accuracy)
             );
         }
