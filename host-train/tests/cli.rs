@@ -257,6 +257,66 @@ fn failed_train_leaves_no_model_file() {
     assert_eq!(names.len(), 2, "unexpected files: {names:?}");
 }
 
+/// `--patch-size 5` end to end: the table says so, the model file keeps it
+/// (inspect draws 5x5 tiles from the loaded model, eval reproduces the
+/// training run's test accuracy), and export refuses it by name.
+#[test]
+fn patch_size_five_trains_inspects_and_is_refused_by_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.convrfm").display().to_string();
+    let o = convrfm(&[
+        "train",
+        "--train-limit",
+        "60",
+        "--test-limit",
+        "40",
+        "--patch-size",
+        "5",
+        "--depth",
+        "2",
+        "--iterations",
+        "2",
+        "--agop-images",
+        "10",
+        "--out",
+        &model,
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("patch 5x5, depth 2"), "{out}");
+    assert!(out.contains("selection loo"), "{out}");
+    let trained = out
+        .lines()
+        .find_map(|l| l.strip_prefix("test accuracy of the saved model: "))
+        .unwrap()
+        .to_string();
+    let o = convrfm(&["eval", "--model", &model, "--limit", "40"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "stdout: {out}\nstderr: {err}");
+    assert!(
+        out.contains(&format!("accuracy {trained} on 40 images")),
+        "{out} vs {trained}"
+    );
+
+    let pics = dir.path().join("pics");
+    let o = convrfm(&["inspect", &model, "--out", &pics.display().to_string()]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "stdout: {out}\nstderr: {err}");
+    assert!(pics.join("eigenvectors.png").exists());
+
+    let blob = dir.path().join("m.blob");
+    let o = convrfm(&[
+        "export",
+        "--model",
+        &model,
+        "--no-test",
+        "--out",
+        &blob.display().to_string(),
+    ]);
+    assert_clean_error(&o, &["5x5 patches cannot be exported", "--patch-size 3"]);
+    assert!(!blob.exists());
+}
+
 #[test]
 fn generated_data_trains_and_inspects_to_pictures() {
     let dir = tempfile::tempdir().unwrap();

@@ -166,8 +166,8 @@ fn two_layer_deep_convrfm_trains_saves_and_guards_its_inputs() {
     use convrfm_train::data::synth::star;
     use convrfm_train::export::{ExportOptions, search};
 
-    let train_set = star(60, 1, Split::Train);
-    let test_set = star(100, 1, Split::Test);
+    let train_set = star(60, 25, 1, Split::Train).unwrap();
+    let test_set = star(100, 25, 1, Split::Test).unwrap();
     let params = TrainParams {
         depth: 2,
         layers: 2,

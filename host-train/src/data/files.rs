@@ -364,7 +364,7 @@ mod tests {
     #[test]
     fn float_and_multichannel_sets_round_trip_through_idx() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let float = crate::data::synth::star(5, 3, crate::data::Split::Train);
+        let float = crate::data::synth::star(5, 25, 3, crate::data::Split::Train).unwrap();
         let bytes = LabelledImages {
             images: Images {
                 dims: ImageDims {

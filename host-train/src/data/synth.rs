@@ -26,6 +26,9 @@ pub const STAR_NOISE_STD: f32 = 0.3;
 pub const STAR_PATTERN: usize = 7;
 /// Channels that carry the star (the third is noise only).
 pub const STAR_SIGNAL_CHANNELS: [usize; 2] = [0, 1];
+/// The largest star offset: anywhere in the frame (`32 - 7`). The authors'
+/// notebook draws offsets with `randint(0, 17)`, i.e. at most 16.
+pub const STAR_MAX_OFFSET: usize = STAR_SIDE - STAR_PATTERN;
 
 /// Side of the noise frame a digit is pasted into.
 pub const NOISY_DIGITS_FRAME: usize = 42;
@@ -67,9 +70,15 @@ fn gaussian(rng: &mut ChaCha8Rng, std: f32) -> f32 {
 
 /// *star*: `n` images of 3x32x32 `N(0, 0.3^2)` noise; the positive class
 /// (label 1, "star") has the 7x7 [`star_pattern`] set to 1 in channels 0 and
-/// 1 at one uniformly random offset (the same in both channels); negatives
-/// (label 0, "noise") are pure noise. Balanced.
-pub fn star(n: usize, seed: u64, split: Split) -> LabelledImages {
+/// 1 at one random offset (the same in both channels), row and column each
+/// uniform in `0..=max_offset` ([`STAR_MAX_OFFSET`] for the whole frame, 16
+/// as the authors' notebook); negatives (label 0, "noise") are pure noise.
+/// Balanced.
+pub fn star(n: usize, max_offset: usize, seed: u64, split: Split) -> Result<LabelledImages> {
+    ensure!(
+        max_offset <= STAR_MAX_OFFSET,
+        "star offsets go up to {STAR_MAX_OFFSET} (a 7x7 star in a 32x32 image), got {max_offset}"
+    );
     let mut rng = rng(seed, split);
     let labels = balanced_labels(n, &mut rng);
     let plane = STAR_SIDE * STAR_SIDE;
@@ -78,8 +87,8 @@ pub fn star(n: usize, seed: u64, split: Split) -> LabelledImages {
         let start = pixels.len();
         pixels.extend((0..STAR_CHANNELS * plane).map(|_| gaussian(&mut rng, STAR_NOISE_STD)));
         if label == 1 {
-            let top = rng.random_range(0..=STAR_SIDE - STAR_PATTERN);
-            let left = rng.random_range(0..=STAR_SIDE - STAR_PATTERN);
+            let top = rng.random_range(0..=max_offset);
+            let left = rng.random_range(0..=max_offset);
             for ch in STAR_SIGNAL_CHANNELS {
                 for r in 0..STAR_PATTERN {
                     for c in (0..STAR_PATTERN).filter(|&c| star_pattern(r, c)) {
@@ -89,7 +98,7 @@ pub fn star(n: usize, seed: u64, split: Split) -> LabelledImages {
             }
         }
     }
-    LabelledImages {
+    Ok(LabelledImages {
         images: Images {
             dims: ImageDims {
                 channels: STAR_CHANNELS,
@@ -101,7 +110,7 @@ pub fn star(n: usize, seed: u64, split: Split) -> LabelledImages {
         },
         labels,
         class_names: vec!["noise".into(), "star".into()],
-    }
+    })
 }
 
 /// *noisy digits*: each image of `digits` pasted, unchanged, at a uniformly
@@ -239,6 +248,7 @@ mod tests {
 
     #[test]
     fn star_is_deterministic_balanced_and_has_the_stated_statistics() {
+        let star = |n, seed, split| star(n, STAR_MAX_OFFSET, seed, split).expect("in range");
         let set = star(400, 7, Split::Train);
         assert_eq!(set, star(400, 7, Split::Train));
         assert_ne!(set.images.pixels, star(400, 8, Split::Train).images.pixels);
@@ -285,6 +295,26 @@ mod tests {
         let se = f64::from(STAR_NOISE_STD) / (count as f64).sqrt();
         assert!(mean.abs() < 4.0 * se, "mean {mean}");
         assert!((std - 0.3).abs() < 0.003, "std {std}");
+    }
+
+    #[test]
+    fn star_offsets_stay_within_the_range_asked_for() {
+        let set = star(400, 16, 2, Split::Test).expect("in range");
+        let plane = STAR_SIDE * STAR_SIDE;
+        let mut seen = Vec::new();
+        for (i, _) in set.labels.iter().enumerate().filter(|(_, l)| **l == 1) {
+            let at = star_offsets(&set.images.image(i)[..plane]);
+            assert_eq!(at.len(), 1, "image {i}");
+            seen.push(at[0]);
+        }
+        let most = seen.iter().map(|&(t, l)| t.max(l)).max();
+        let least = seen.iter().map(|&(t, l)| t.min(l)).min();
+        // 200 draws of 17 x 17 offsets reach both ends, and never beyond.
+        assert_eq!((least, most), (Some(0), Some(16)));
+        let msg = star(4, 26, 0, Split::Train)
+            .expect_err("out of range")
+            .to_string();
+        assert!(msg.contains("up to 25"), "{msg}");
     }
 
     #[test]

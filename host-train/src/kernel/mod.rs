@@ -553,12 +553,30 @@ fn add_lanes<R: Real>(acc: &mut Lanes<R>, v: &Lanes<R>) {
 /// holds at least `rows * (cols - side + 1)` values.
 fn window_sum<T: Copy>(
     src: &[T],
+    grid: (usize, usize),
+    side: usize,
+    dst: &mut [T],
+    horizontal: &mut [T],
+    add: impl Fn(&mut T, &T),
+) {
+    // The default side gets its own copy with the window length a
+    // constant, so its short loops unroll as before patch sizes were free.
+    match side {
+        3 => window_sum_of::<3, T>(src, grid, 3, dst, horizontal, add),
+        _ => window_sum_of::<0, T>(src, grid, side, dst, horizontal, add),
+    }
+}
+
+/// [`window_sum`] with the side `SIDE` when it is not 0, else `side`.
+fn window_sum_of<const SIDE: usize, T: Copy>(
+    src: &[T],
     (rows, cols): (usize, usize),
     side: usize,
     dst: &mut [T],
     horizontal: &mut [T],
     add: impl Fn(&mut T, &T),
 ) {
+    let side = if SIDE == 0 { side } else { SIDE };
     let (orows, ocols) = (rows + 1 - side, cols + 1 - side);
     for i in 0..rows {
         let row = &src[i * cols..][..cols];

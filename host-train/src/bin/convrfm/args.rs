@@ -300,6 +300,10 @@ pub struct TaskArgs {
     /// Seed of the generator (training and test sets use separate streams).
     #[arg(long = "data-seed", default_value_t = 0)]
     pub data_seed: u64,
+    /// star: largest row and column offset of the star (0-25; 25: anywhere
+    /// in the 32x32 frame; 16: the authors' notebook, randint(0, 17)).
+    #[arg(long, default_value_t = synth::STAR_MAX_OFFSET)]
+    pub max_offset: usize,
     /// toy-rows: noise variance per row, sigma.
     #[arg(long, default_value_t = 1.0)]
     pub sigma: f64,
@@ -329,7 +333,7 @@ impl TaskArgs {
         }
         let seed = self.data_seed;
         match self.task {
-            Task::Star => Ok(synth::star(n, seed, split)),
+            Task::Star => synth::star(n, self.max_offset, seed, split),
             Task::ToyRows => synth::toy_rows(n, self.sigma, seed, split),
             Task::NoisyDigits => {
                 let files = match split {
