@@ -257,54 +257,39 @@ fn failed_train_leaves_no_model_file() {
     assert_eq!(names.len(), 2, "unexpected files: {names:?}");
 }
 
-/// `--patch-size 5` end to end: the table says so, the model file keeps it
-/// (inspect draws 5x5 tiles from the loaded model, eval reproduces the
-/// training run's test accuracy), and export refuses it by name.
-#[test]
-fn patch_size_five_trains_inspects_and_is_refused_by_export() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("m.convrfm").display().to_string();
-    let o = convrfm(&[
-        "train",
-        "--train-limit",
-        "60",
-        "--test-limit",
-        "40",
-        "--patch-size",
-        "5",
-        "--depth",
-        "2",
-        "--iterations",
-        "2",
-        "--agop-images",
-        "10",
-        "--out",
-        &model,
-    ]);
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "stdout: {out}\nstderr: {err}");
-    assert!(out.contains("patch 5x5, depth 2"), "{out}");
-    assert!(out.contains("selection loo"), "{out}");
-    let trained = out
-        .lines()
-        .find_map(|l| l.strip_prefix("test accuracy of the saved model: "))
-        .unwrap()
-        .to_string();
-    let o = convrfm(&["eval", "--model", &model, "--limit", "40"]);
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "stdout: {out}\nstderr: {err}");
+/// Trains a small model with `args` (plus 2 iterations, 10 AGOP images)
+/// into `dir/m.convrfm`, draws it with `inspect` (every figure a real PNG)
+/// and checks that `export` refuses it naming `refusal`, leaving no blob.
+/// Returns the model's path and the training output.
+fn train_inspect_and_refuse_export(
+    dir: &std::path::Path,
+    args: &[&str],
+    refusal: &[&str],
+) -> (String, String) {
+    let model = dir.join("m.convrfm").display().to_string();
+    let mut all = vec!["train"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--iterations", "2", "--agop-images", "10", "--out", &model]);
+    let o = convrfm(&all);
+    let (trained, err) = text(&o);
+    assert!(o.status.success(), "stdout: {trained}\nstderr: {err}");
     assert!(
-        out.contains(&format!("accuracy {trained} on 40 images")),
-        "{out} vs {trained}"
+        trained.contains("test accuracy of the saved model"),
+        "{trained}"
     );
 
-    let pics = dir.path().join("pics");
+    let pics = dir.join("pics");
     let o = convrfm(&["inspect", &model, "--out", &pics.display().to_string()]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "stdout: {out}\nstderr: {err}");
-    assert!(pics.join("eigenvectors.png").exists());
+    for name in ["metric", "eigenvectors", "gradients", "accuracy"] {
+        let path = pics.join(format!("{name}.png"));
+        let (w, h) =
+            image::image_dimensions(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(w >= 300 && h >= 150, "{name}.png is {w}x{h}");
+    }
 
-    let blob = dir.path().join("m.blob");
+    let blob = dir.join("m.blob");
     let o = convrfm(&[
         "export",
         "--model",
@@ -313,8 +298,44 @@ fn patch_size_five_trains_inspects_and_is_refused_by_export() {
         "--out",
         &blob.display().to_string(),
     ]);
-    assert_clean_error(&o, &["5x5 patches cannot be exported", "--patch-size 3"]);
+    assert_clean_error(&o, refusal);
     assert!(!blob.exists());
+    (model, trained)
+}
+
+/// `--patch-size 5` end to end: the table says so, the model file keeps it
+/// (inspect draws 5x5 tiles from the loaded model, eval reproduces the
+/// training run's test accuracy), and export refuses it by name.
+#[test]
+fn patch_size_five_trains_inspects_and_is_refused_by_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, out) = train_inspect_and_refuse_export(
+        dir.path(),
+        &[
+            "--train-limit",
+            "60",
+            "--test-limit",
+            "40",
+            "--patch-size",
+            "5",
+            "--depth",
+            "2",
+        ],
+        &["5x5 patches cannot be exported", "--patch-size 3"],
+    );
+    assert!(out.contains("patch 5x5, depth 2"), "{out}");
+    assert!(out.contains("selection loo"), "{out}");
+    let trained = out
+        .lines()
+        .find_map(|l| l.strip_prefix("test accuracy of the saved model: "))
+        .unwrap();
+    let o = convrfm(&["eval", "--model", &model, "--limit", "40"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "stdout: {out}\nstderr: {err}");
+    assert!(
+        out.contains(&format!("accuracy {trained} on 40 images")),
+        "{out} vs {trained}"
+    );
 }
 
 #[test]
@@ -330,46 +351,12 @@ fn generated_data_trains_and_inspects_to_pictures() {
         out.contains("60 images 1x16x32 (f32 pixels), 2 classes"),
         "{out}"
     );
-    let model = dir.path().join("m.convrfm").display().to_string();
-    let o = convrfm(&[
-        "train",
-        "--data",
-        &data,
-        "--depth",
-        "1",
-        "--iterations",
-        "2",
-        "--agop-images",
-        "10",
-        "--out",
-        &model,
-    ]);
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "stdout: {out}\nstderr: {err}");
-    assert!(out.contains("test accuracy of the saved model"), "{out}");
-
-    let pics = dir.path().join("pics");
-    let o = convrfm(&["inspect", &model, "--out", &pics.display().to_string()]);
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "stdout: {out}\nstderr: {err}");
-    for name in ["metric", "eigenvectors", "gradients", "accuracy"] {
-        let path = pics.join(format!("{name}.png"));
-        let (w, h) =
-            image::image_dimensions(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(w >= 300 && h >= 150, "{name}.png is {w}x{h}");
-    }
-    // Float images cannot go into a blob: a clear error, no file.
-    let blob = dir.path().join("m.blob");
-    let o = convrfm(&[
-        "export",
-        "--model",
-        &model,
-        "--no-test",
-        "--out",
-        &blob.display().to_string(),
-    ]);
-    assert_clean_error(&o, &["trained on f32 pixels cannot be exported"]);
-    assert!(!blob.exists());
+    // Float images cannot go into a blob.
+    train_inspect_and_refuse_export(
+        dir.path(),
+        &["--data", &data, "--depth", "1"],
+        &["trained on f32 pixels cannot be exported"],
+    );
 }
 
 #[test]

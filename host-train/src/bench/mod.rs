@@ -24,13 +24,14 @@ pub const REFERENCE_SECONDS: [(&str, f64); 3] =
 /// Floating-point operations of one kernel value under the work model:
 /// `2 d` per layer-1 position (patch dot product), 30 per ReLU step
 /// (rho, arccos polynomial, square root, Khat, Thetahat) at every position
-/// of every layer, 9 per position of layers >= 2 (separable 3x3 sums of two
-/// maps plus `Theta += K`).
+/// of every layer, `4 (Q - 1) + 1` per position of layers >= 2 (separable
+/// `Q x Q` sums of two maps plus `Theta += K`; 9 for `Q = 3`).
 pub fn flops_per_pair(shape: &Shape) -> f64 {
     let p1 = shape.positions(1) as f64;
     let relu: f64 = (1..=shape.depth()).map(|l| shape.positions(l) as f64).sum();
     let later: f64 = (2..=shape.depth()).map(|l| shape.positions(l) as f64).sum();
-    2.0 * shape.patch_dim() as f64 * p1 + 30.0 * relu + 9.0 * later
+    let window = 4.0 * (shape.patch() as f64 - 1.0) + 1.0;
+    2.0 * shape.patch_dim() as f64 * p1 + 30.0 * relu + window * later
 }
 
 /// What to measure, as given; [`BenchParams::check`] validates it.
@@ -40,6 +41,8 @@ pub struct BenchParams {
     pub n: usize,
     /// Test images.
     pub test: usize,
+    /// Patch side.
+    pub patch: usize,
     /// Kernel depth.
     pub depth: usize,
     /// Kernel float type.
@@ -60,6 +63,7 @@ impl BenchParams {
         at_least("n", self.n, 1)?;
         at_least("test", self.test, 1)?;
         let train = TrainParams {
+            patch: self.patch,
             depth: self.depth,
             iterations: 2,
             precision: self.precision,
@@ -118,11 +122,17 @@ pub fn run(params: &CheckedBenchParams, progress: Progress) -> Result<BenchRepor
 
 impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let BenchParams { n, test, depth, .. } = self.params;
+        let BenchParams {
+            n,
+            test,
+            patch,
+            depth,
+            ..
+        } = self.params;
         let (agop_images, t, peak) = (self.agop_images, &self.times, &self.peak);
         writeln!(
             f,
-            "data: {}; n = {n} train, {test} test, depth {depth}, {agop_images} AGOP images, {} threads",
+            "data: {}; n = {n} train, {test} test, patch {patch}x{patch}, depth {depth}, {agop_images} AGOP images, {} threads",
             self.source, self.threads
         )?;
         let phases = [
@@ -140,7 +150,8 @@ impl fmt::Display for BenchReport {
         writeln!(f, "{:<8} {total:>9.3}", "total")?;
         let pairs = (n * (n + 1) / 2 + test * n) as f64;
         let kernel_s = t.ktrain + t.ktest;
-        let fpp = Shape::new(1, 28, 28, depth).map_or(f64::NAN, |s| flops_per_pair(&s));
+        let fpp =
+            Shape::with_patch(1, 28, 28, patch, depth).map_or(f64::NAN, |s| flops_per_pair(&s));
         let gflops = pairs * fpp / kernel_s / 1e9;
         writeln!(
             f,
@@ -164,7 +175,7 @@ impl fmt::Display for BenchReport {
             f,
             "(the work model counts every position; positions where the query's patch window is all zero are skipped exactly, so on images with blank background this is an effective rate)"
         )?;
-        if (n, test, depth, agop_images) == (2000, 1000, 3, 20) {
+        if (n, test, patch, depth, agop_images) == (2000, 1000, 3, 3, 20) {
             let theirs: f64 = REFERENCE_SECONDS.iter().map(|r| r.1).sum();
             for (name, s) in REFERENCE_SECONDS {
                 let ours = phases

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::selection::Selection;
 use crate::data::ResizeFilter;
 use crate::kernel::{KernelKind, Precision};
-use crate::params::{ParamError, at_least, ridge_values};
+use crate::params::{ParamError, at_least, fraction, ridge_values};
 
 /// How lambda, the AGOP images and the iteration are chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -131,6 +131,11 @@ impl TrainParams {
             }
         };
         ridge_values("lambdas", &lambdas)?;
+        match self.selection {
+            Selection::KFold(k) => at_least("selection kfold:K", k, 2)?,
+            Selection::Split(share) => fraction("selection split:F", share)?,
+            Selection::Auto | Selection::Loo => {}
+        }
         at_least("agop-images", self.agop_images, 1)?;
         at_least("layers", self.layers, 1)?;
         if self.layers > self.depth {
@@ -170,6 +175,20 @@ mod tests {
                 ..d()
             })
             .contains("lambdas")
+        );
+        assert!(
+            bad(TrainParams {
+                selection: Selection::KFold(1),
+                ..d()
+            })
+            .contains("kfold:K must be at least 2")
+        );
+        assert!(
+            bad(TrainParams {
+                selection: Selection::Split(1.0),
+                ..d()
+            })
+            .contains("split:F must be in (0, 1)")
         );
         for patch in [0, 2, 4] {
             assert!(bad(TrainParams { patch, ..d() }).contains("patch-size must be one of odd"));

@@ -213,6 +213,9 @@ pub enum Command {
         /// Test images.
         #[arg(long, default_value_t = 1000)]
         test: usize,
+        /// Patch side (odd).
+        #[arg(long = "patch-size", default_value_t = 3)]
+        patch: usize,
         /// Kernel depth.
         #[arg(long, default_value_t = 3)]
         depth: usize,

@@ -390,12 +390,14 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             n,
             test,
+            patch,
             depth,
             precision,
         } => {
             let params = BenchParams {
                 n,
                 test,
+                patch,
                 depth,
                 precision,
             }
