@@ -16,8 +16,9 @@
 
 use anyhow::{Context, Result, ensure};
 use faer::Mat;
+use faer::prelude::Solve;
 
-use crate::fit::linalg::{JitterLadder, solve_with_jitter, symmetric_eigen};
+use crate::fit::linalg::{JitterLadder, factor_with_jitter, symmetric_eigen};
 use crate::fit::readout::accuracy;
 use crate::kernel::{Kernel, KernelBlocks, Metric, Real};
 use crate::matrix::Matrix;
@@ -126,7 +127,7 @@ impl Nystrom<'_> {
             first: 1e-12,
             last: 1e-4,
         };
-        let (sol, _) = solve_with_jitter(
+        let (llt, _) = factor_with_jitter(
             |jitter| {
                 Mat::from_fn(m, m, |i, j| {
                     ctc[(i, j)]
@@ -134,9 +135,9 @@ impl Nystrom<'_> {
                         + if i == j { jitter * scale } else { 0.0 }
                 })
             },
-            rhs.as_ref(),
             ladder,
         )?;
+        let sol = llt.solve(rhs.as_ref());
         let alpha = Matrix::from_mat(sol.as_ref());
         alpha
             .as_slice()

@@ -1,8 +1,10 @@
 //! Dense linear algebra on the host, via faer: the regularised kernel solve
 //! and the PSD square root that turns an AGOP into the next metric.
 
+use faer::linalg::solvers::Llt;
+use faer::linalg::triangular_inverse::invert_lower_triangular;
 use faer::prelude::*;
-use faer::{Mat, MatRef, Side};
+use faer::{Mat, Side};
 
 use crate::matrix::Matrix;
 
@@ -52,37 +54,71 @@ pub struct Solution {
 /// kernel) tried before giving up.
 const MAX_JITTER: f64 = 1e-2;
 
-/// Solves `(K + lambda I) alpha = Y` by Cholesky. `k` is `n x n` symmetric
-/// (row-major; only its values matter), `y` is `n x classes` row-major.
+/// `K + lambda I` factored by Cholesky, with the jitter it needed: solves
+/// for alpha and gives the diagonal of its inverse (exact leave-one-out).
+pub struct RidgeFactor {
+    llt: Llt<f64>,
+    jitter: f64,
+}
+
+/// Factors `K + lambda I` by Cholesky. `k` is `n x n` symmetric (row-major;
+/// only its values matter).
 ///
 /// If the factorisation fails (f32 kernels carry ~1e-7 relative noise, so a
 /// tiny lambda can leave the matrix indefinite at rounding level), the
 /// diagonal is raised by a jitter of 1e-10, 1e-9, ... up to 1e-2 and the
-/// jitter used is returned, so callers can report it.
-pub fn solve_ridge(k: &Matrix, y: &Matrix, lambda: f64) -> Result<Solution, LinalgError> {
+/// jitter used is kept, so callers can report it.
+pub fn factor_ridge(k: &Matrix, lambda: f64) -> Result<RidgeFactor, LinalgError> {
     let n = k.rows();
     check_finite("kernel matrix", k.as_slice(), n)?;
     let base = k.view();
-    let rhs = y.view();
     let ladder = JitterLadder {
         first: 1e-10,
         last: MAX_JITTER,
     };
-    let (sol, jitter) = solve_with_jitter(
+    let (llt, jitter) = factor_with_jitter(
         |jitter| {
             let shift = lambda + jitter;
             Mat::from_fn(n, n, |i, j| base[(i, j)] + if i == j { shift } else { 0.0 })
         },
-        rhs,
         ladder,
     )
     .ok_or(LinalgError::NotPositiveDefinite {
         lambda,
         max_jitter: MAX_JITTER,
     })?;
-    let alpha = Matrix::from_mat(sol.as_ref());
-    check_finite("solution alpha", alpha.as_slice(), alpha.cols())?;
-    Ok(Solution { alpha, jitter })
+    Ok(RidgeFactor { llt, jitter })
+}
+
+impl RidgeFactor {
+    /// `alpha = (K + lambda I)^{-1} Y` for `y` (`n x classes`, row-major).
+    pub fn solve(&self, y: &Matrix) -> Result<Solution, LinalgError> {
+        let alpha = Matrix::from_mat(self.llt.solve(y.view()).as_ref());
+        check_finite("solution alpha", alpha.as_slice(), alpha.cols())?;
+        Ok(Solution {
+            alpha,
+            jitter: self.jitter,
+        })
+    }
+
+    /// The diagonal of `(K + lambda I)^{-1}`: with `L` the Cholesky factor,
+    /// entry `i` is the squared norm of column `i` of `L^{-1}` (one
+    /// triangular inversion, a third of a factorisation's work).
+    pub fn inverse_diagonal(&self) -> Vec<f64> {
+        let l = self.llt.L();
+        let n = l.nrows();
+        let mut inv = Mat::<f64>::zeros(n, n);
+        invert_lower_triangular(inv.as_mut(), l, faer::get_global_parallelism());
+        (0..n)
+            .map(|i| (i..n).map(|k| inv[(k, i)] * inv[(k, i)]).sum())
+            .collect()
+    }
+}
+
+/// Solves `(K + lambda I) alpha = Y` by Cholesky ([`factor_ridge`], with
+/// its jitter); `y` is `n x classes` row-major.
+pub fn solve_ridge(k: &Matrix, y: &Matrix, lambda: f64) -> Result<Solution, LinalgError> {
+    factor_ridge(k, lambda)?.solve(y)
 }
 
 /// The jitters tried after a failed Cholesky: `first`, then ten times more
@@ -95,19 +131,18 @@ pub struct JitterLadder {
     pub last: f64,
 }
 
-/// The one Cholesky-with-jitter loop: solves `A(j) X = rhs` for the
-/// symmetric matrix `matrix(j)`, first with `j = 0`, then up the ladder
-/// until the factorisation succeeds; `(X, j)`, or `None` past the ladder.
-/// The caller builds `A(j)`, so each caller keeps its own scaling of `j`.
-pub fn solve_with_jitter(
+/// The one Cholesky-with-jitter loop: factors the symmetric matrix
+/// `matrix(j)`, first with `j = 0`, then up the ladder until the
+/// factorisation succeeds; `(factor, j)`, or `None` past the ladder. The
+/// caller builds `A(j)`, so each caller keeps its own scaling of `j`.
+pub fn factor_with_jitter(
     matrix: impl Fn(f64) -> Mat<f64>,
-    rhs: MatRef<'_, f64>,
     ladder: JitterLadder,
-) -> Option<(Mat<f64>, f64)> {
+) -> Option<(Llt<f64>, f64)> {
     let mut jitter = 0.0;
     loop {
         if let Ok(llt) = matrix(jitter).llt(Side::Lower) {
-            return Some((llt.solve(rhs), jitter));
+            return Some((llt, jitter));
         }
         jitter = if jitter == 0.0 {
             ladder.first

@@ -2,17 +2,15 @@
 //! leave-one-out on all training images, stratified k-fold, or a
 //! stratified held-out split; and the scores each gives per lambda.
 //!
-//! Leave-one-out is exact and nearly free for kernel ridge regression:
-//! with `K = Q diag(e) Q^T`, the fit of every lambda is
-//! `Yhat = Q diag(e / (e + lambda)) Q^T Y` and the hat matrix's diagonal
-//! `H_ii = sum_k Q_ik^2 e_k / (e_k + lambda)`; the prediction for image
-//! `i` from a fit without it is `y_i - (y_i - yhat_i) / (1 - H_ii)`. One
-//! eigendecomposition serves every lambda.
+//! Leave-one-out is exact and cheap for kernel ridge regression: the
+//! prediction for image `i` from a fit without it is
+//! `y_i - (y_i - yhat_i) / (1 - H_ii)`, `H = K (K + lambda I)^{-1}`, which
+//! the Cholesky factor of the fit already at hand gives with one triangular
+//! inversion ([`loo_score`]).
 
 use std::fmt;
 use std::str::FromStr;
 
-use faer::{Mat, Side};
 use serde::{Deserialize, Serialize};
 
 use super::linalg::{LinalgError, solve_ridge};
@@ -20,8 +18,8 @@ use super::readout::{argmax_rows, one_hot};
 use crate::matrix::Matrix;
 
 /// Training sets up to this size are scored by leave-one-out when the
-/// selection is [`Selection::Auto`]: its eigendecomposition costs about
-/// what the Gram matrix does at this size (measured in `docs/training.md`).
+/// selection is [`Selection::Auto`] (its cost grows as `n^3`, the Gram
+/// matrix's as `n^2`; measured in `docs/training.md`).
 pub const LOO_MAX_IMAGES: usize = 5_000;
 
 /// The held-out share [`Selection::Auto`] uses above [`LOO_MAX_IMAGES`].
@@ -152,51 +150,27 @@ impl Score {
     }
 }
 
-/// Exact leave-one-out scores of every lambda for the ridge fit of the
-/// one-hot `labels` on the Gram matrix `k` (`n x n`).
-pub fn loo_scores(
-    k: &Matrix,
-    labels: &[u8],
-    classes: usize,
-    lambdas: &[f64],
-) -> Result<Vec<Score>, LinalgError> {
-    let n = k.rows();
-    if let Some(i) = k.as_slice().iter().position(|v| !v.is_finite()) {
-        return Err(LinalgError::NotFinite {
-            what: "kernel matrix",
-            row: i / n.max(1),
-            col: i % n.max(1),
-        });
+/// Exact leave-one-out score of the ridge fit `alpha = (K + lambda I)^{-1} Y`
+/// of the one-hot `labels`, from `alpha` and the diagonal of
+/// `(K + lambda I)^{-1}` ([`RidgeFactor::inverse_diagonal`]).
+///
+/// With `A = K + lambda I`, `y - K alpha = lambda alpha` and
+/// `1 - H_ii = lambda (A^{-1})_ii`, so the leave-one-out residual
+/// `(y_i - yhat_i) / (1 - H_ii)` is `alpha_i / (A^{-1})_ii`, for every class.
+///
+/// [`RidgeFactor::inverse_diagonal`]: super::linalg::RidgeFactor::inverse_diagonal
+pub fn loo_score(alpha: &Matrix, inverse_diagonal: &[f64], labels: &[u8]) -> Score {
+    let (n, classes) = (alpha.rows(), alpha.cols());
+    let mut pred = Matrix::zeros(n, classes);
+    let values = pred.as_mut_slice();
+    for (i, (&d, &label)) in inverse_diagonal.iter().zip(labels).enumerate() {
+        let d = d.max(f64::MIN_POSITIVE);
+        for o in 0..classes {
+            let y = if o == usize::from(label) { 1.0 } else { 0.0 };
+            values[i * classes + o] = y - alpha.get(i, o) / d;
+        }
     }
-    let eig = k
-        .view()
-        .self_adjoint_eigen(Side::Lower)
-        .map_err(|_| LinalgError::EigenFailed)?;
-    let (q, e) = (eig.U(), eig.S());
-    // Rounding can leave eigenvalues of a PSD kernel slightly negative.
-    let e: Vec<f64> = (0..n).map(|i| e[i].max(0.0)).collect();
-    let y = one_hot(labels, classes);
-    let qty = q.transpose() * y.view();
-    let q2 = Mat::from_fn(n, n, |i, j| q[(i, j)] * q[(i, j)]);
-    Ok(lambdas
-        .iter()
-        .map(|&lambda| {
-            let shrunk = Mat::from_fn(n, classes, |i, o| qty[(i, o)] * e[i] / (e[i] + lambda));
-            let fitted = q * &shrunk;
-            let keep: Vec<f64> = e.iter().map(|&v| lambda / (v + lambda)).collect();
-            let one_minus_h = &q2 * faer::col::ColRef::from_slice(&keep);
-            let mut pred = Matrix::zeros(n, classes);
-            let values = pred.as_mut_slice();
-            for i in 0..n {
-                let denom = one_minus_h[i].max(f64::MIN_POSITIVE);
-                for o in 0..classes {
-                    let yi = y.get(i, o);
-                    values[i * classes + o] = yi - (yi - fitted[(i, o)]) / denom;
-                }
-            }
-            Score::of(&pred, labels)
-        })
-        .collect())
+    Score::of(&pred, labels)
 }
 
 /// Stratified k-fold scores of every lambda: each fold is predicted by the
@@ -248,6 +222,7 @@ pub fn kfold_scores(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fit::linalg::factor_ridge;
 
     /// A small PSD Gram matrix (RBF on 1-D points) and labels by sign.
     fn problem(n: usize) -> (Matrix, Vec<u8>) {
@@ -276,7 +251,18 @@ mod tests {
     fn loo_formula_equals_n_refits() {
         let (k, labels) = problem(40);
         let lambdas = [1e-4, 1e-2, 1.0];
-        let fast = loo_scores(&k, &labels, 2, &lambdas).unwrap();
+        let y = one_hot(&labels, 2);
+        let fast: Vec<Score> = lambdas
+            .iter()
+            .map(|&lambda| {
+                let factor = factor_ridge(&k, lambda).unwrap();
+                loo_score(
+                    &factor.solve(&y).unwrap().alpha,
+                    &factor.inverse_diagonal(),
+                    &labels,
+                )
+            })
+            .collect();
         for (s, &lambda) in fast.iter().zip(&lambdas) {
             let slow = brute_force_loo(&k, &labels, lambda);
             assert_eq!(s.accuracy, slow.accuracy, "lambda {lambda}");

@@ -23,12 +23,12 @@ use rand::SeedableRng;
 use rand::seq::index::sample;
 
 use super::features::{ConvLayer, ConvShape, featurise};
-use super::linalg::{psd_sqrt_normalised, solve_ridge};
+use super::linalg::{factor_ridge, psd_sqrt_normalised, solve_ridge};
 use super::model::Model;
 use super::params::{CheckedParams, Protocol};
 use super::readout::{self, accuracy, one_hot};
 use super::report::{IterationReport, LambdaResult, LayerSummary, PhaseTimes};
-use super::selection::{Score, Selection, kfold_scores, loo_scores};
+use super::selection::{Score, Selection, kfold_scores, loo_score};
 use crate::data::{ImageDims, Images, LabelledImages, stratified_folds, stratified_split};
 use crate::kernel::{Kernel, KernelBlocks, Metric, Precision, Real};
 use crate::limits::ensure_fits;
@@ -296,37 +296,45 @@ fn fit_layer<R: Real>(
             m.divide(scale);
         }
 
-        let t = Instant::now();
         let mut alphas = Vec::new();
         let mut jitters = Vec::new();
+        let mut loo = Vec::new();
         for &lambda in lambdas {
-            let sol = solve_ridge(&kff, &y, lambda)
+            let t = Instant::now();
+            let factor = factor_ridge(&kff, lambda)
                 .with_context(|| format!("iteration {iteration}, lambda {lambda:e}"))?;
+            let sol = factor
+                .solve(&y)
+                .with_context(|| format!("iteration {iteration}, lambda {lambda:e}"))?;
+            times.solve += t.elapsed().as_secs_f64();
+            if selection == Selection::Loo && !reference {
+                let t = Instant::now();
+                loo.push(loo_score(
+                    &sol.alpha,
+                    &factor.inverse_diagonal(),
+                    &fit.labels,
+                ));
+                times.select += t.elapsed().as_secs_f64();
+            }
             alphas.push(sol.alpha);
             jitters.push(sol.jitter);
         }
-        times.solve = t.elapsed().as_secs_f64();
 
         let t = Instant::now();
-        let context = || format!("iteration {iteration}, selection {selection}");
         let scores: Vec<Option<Score>> = match (&kvf, &val) {
             _ if reference => vec![None; lambdas.len()],
             (Some(k), Some(v)) => alphas
                 .iter()
                 .map(|a| Some(Score::of(&readout::scores(k, a), &v.labels)))
                 .collect(),
-            _ if selection == Selection::Loo => loo_scores(&kff, &fit.labels, classes, lambdas)
-                .with_context(context)?
-                .into_iter()
-                .map(Some)
-                .collect(),
+            _ if selection == Selection::Loo => loo.into_iter().map(Some).collect(),
             _ => kfold_scores(&kff, &fit.labels, classes, lambdas, &folds)
-                .with_context(context)?
+                .with_context(|| format!("iteration {iteration}, selection {selection}"))?
                 .into_iter()
                 .map(Some)
                 .collect(),
         };
-        times.select = t.elapsed().as_secs_f64();
+        times.select += t.elapsed().as_secs_f64();
         let results: Vec<LambdaResult> = lambdas
             .iter()
             .zip(&jitters)
