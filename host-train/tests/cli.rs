@@ -303,9 +303,10 @@ fn train_inspect_and_refuse_export(
     (model, trained)
 }
 
-/// `--patch-size 5` end to end: the table says so, the model file keeps it
-/// (inspect draws 5x5 tiles from the loaded model, eval reproduces the
-/// training run's test accuracy), and export refuses it by name.
+/// `--patch-size 5` end to end, with a Deep ConvRFM layer of 5x5 filters:
+/// the table says so, the model file keeps it (inspect draws 5x5 tiles from
+/// the loaded model, eval reproduces the training run's test accuracy), and
+/// export refuses it by name.
 #[test]
 fn patch_size_five_trains_inspects_and_is_refused_by_export() {
     let dir = tempfile::tempdir().unwrap();
@@ -320,9 +321,18 @@ fn patch_size_five_trains_inspects_and_is_refused_by_export() {
             "5",
             "--depth",
             "2",
+            "--layers",
+            "2",
+            "--filters",
+            "4",
         ],
         &["5x5 patches cannot be exported", "--patch-size 3"],
     );
+    assert!(
+        out.contains("Deep ConvRFM (2 layers, 4 filters each)"),
+        "{out}"
+    );
+    assert!(dir.path().join("pics/filters-layer-1.png").exists());
     assert!(out.contains("patch 5x5, depth 2"), "{out}");
     assert!(out.contains("selection loo"), "{out}");
     let trained = out

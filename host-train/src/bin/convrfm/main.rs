@@ -44,7 +44,9 @@ use crate::show::{Preview, show_data};
 /// The IDX files `convrfm data convert` writes.
 const CONVERTED_IMAGES: &str = "images.idx.gz";
 const CONVERTED_LABELS: &str = "labels.idx.gz";
-use crate::output::{IterationPrinter, REALISED_HEADER, describe_realised, train_and_report};
+use crate::output::{
+    IterationPrinter, REALISED_HEADER, describe_realised, selection_note, train_and_report,
+};
 
 fn main() -> ExitCode {
     restore_sigpipe();
@@ -365,6 +367,9 @@ fn run(cli: Cli) -> Result<()> {
                 train.images.dims,
                 train.num_classes()
             );
+            if params.get().protocol != Protocol::Reference {
+                say!("{}", selection_note(params.get().selection, train.len()));
+            }
             let t = Instant::now();
             let mut printer = IterationPrinter::new(params.get().protocol == Protocol::Reference);
             let cmp = experiment::compare(&params, !no_deep, &train, &test, progress, &mut |r| {
