@@ -414,3 +414,77 @@ fn experiment_prints_the_three_methods_and_deep_filters_draw() {
     let (w, h) = image::image_dimensions(pics.join("filters-layer-1.png")).unwrap();
     assert!(w >= 200 && h >= 100, "filters-layer-1.png is {w}x{h}");
 }
+
+/// `export --format c`: NAME.h and NAME.c that a strict C99 compiler
+/// accepts with every warning an error, whose array is the blob the same
+/// export writes as a file; a name that gives no C identifier is refused
+/// before any work.
+#[test]
+fn export_as_c_writes_a_header_and_source_a_c_compiler_accepts() {
+    const MODEL: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/tiny-fashion.convrfm"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let blob = dir.path().join("m.blob");
+    let o = convrfm(&[
+        "export",
+        "--model",
+        MODEL,
+        "--no-test",
+        "--out",
+        &blob.display().to_string(),
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "stdout: {out}\nstderr: {err}");
+    let name = dir.path().join("fm-tiny");
+    let o = convrfm(&[
+        "export",
+        "--model",
+        MODEL,
+        "--no-test",
+        "--format",
+        "c",
+        "--out",
+        &name.display().to_string(),
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("identifiers fm_tiny_*"), "{out}");
+    let header = std::fs::read_to_string(dir.path().join("fm-tiny.h")).unwrap();
+    let source = std::fs::read_to_string(dir.path().join("fm-tiny.c")).unwrap();
+    let bytes = std::fs::read(&blob).unwrap();
+    assert!(
+        header.contains(&format!("#define FM_TINY_BLOB_LEN {}u", bytes.len())),
+        "{header}"
+    );
+    assert!(header.contains("#define FM_TINY_CLASSES 10u"), "{header}");
+    let hex: String = bytes
+        .iter()
+        .take(8)
+        .map(|b| format!("0x{b:02x}, "))
+        .collect();
+    assert!(source.contains(hex.trim_end()), "{hex} not in the array");
+
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let object = dir.path().join("fm-tiny.o");
+    let c = std::process::Command::new(&cc)
+        .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-c"])
+        .arg(dir.path().join("fm-tiny.c"))
+        .arg("-o")
+        .arg(&object)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cc}: {e} (install a C compiler)"));
+    assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
+    assert!(object.exists());
+
+    let o = convrfm(&[
+        "export",
+        "--model",
+        "missing.convrfm",
+        "--format",
+        "c",
+        "--out=-+.c",
+    ]);
+    assert_clean_error(&o, &["gives no C identifier"]);
+}

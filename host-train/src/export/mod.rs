@@ -11,6 +11,7 @@
 //! The float model of a candidate uses exactly the device's quantised
 //! centre pixels and `W`; only the integer arithmetic of the device differs.
 
+pub mod c_source;
 pub mod compact;
 pub mod device;
 pub mod run;

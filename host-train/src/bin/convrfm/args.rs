@@ -11,6 +11,7 @@ use convrfm_train::data::{
     pictures, synth,
 };
 use convrfm_train::export::ExportOptions;
+use convrfm_train::export::c_source::ExportFormat;
 use convrfm_train::fit::{Protocol, Selection, TrainParams};
 use convrfm_train::inspect::InspectOptions;
 use convrfm_train::kernel::{KernelKind, Precision};
@@ -98,9 +99,14 @@ pub enum Command {
         /// Model file written by `convrfm train`.
         #[arg(long)]
         model: PathBuf,
-        /// Blob file to write.
+        /// Blob file to write (with --format c: NAME, for NAME.h and NAME.c).
         #[arg(long, short, default_value = "model.blob")]
         out: PathBuf,
+        /// `blob`: the blob file; `c`: NAME.h (sizes as #defines) and NAME.c
+        /// (the blob as an aligned const array, class names as strings) for
+        /// a C project with core/ffi's library (docs/c-api.md).
+        #[arg(long = "format", value_enum, default_value_t = ExportFormat::Blob)]
+        out_format: ExportFormat,
         /// Largest blob allowed (e.g. 65536, 64KiB, 1MiB).
         #[arg(long, default_value = "256KiB", value_parser = parse_size)]
         max_flash: usize,

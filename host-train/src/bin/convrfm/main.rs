@@ -30,6 +30,7 @@ use anyhow::{Context, Result, bail, ensure};
 use clap::Parser;
 use convrfm_train::bench::BenchParams;
 use convrfm_train::data::{self, ImageDims, LabelledImages, Like, ResizeFilter, Source, Split};
+use convrfm_train::export::c_source::{ExportFormat, c_identifier, c_paths, c_source};
 use convrfm_train::export::{self, CheckedExportOptions, ExportOptions, run::blob_predict};
 use convrfm_train::fit::readout::share_correct;
 use convrfm_train::fit::{Model, Protocol, TrainParams, experiment, model_file};
@@ -158,6 +159,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Export {
             model,
             out,
+            out_format,
             max_flash,
             sweep,
             test_images,
@@ -173,7 +175,7 @@ fn run(cli: Cli) -> Result<()> {
                 ..ExportOptions::default()
             }
             .check()?;
-            check_writable(&out)?;
+            let out = ExportOutput::new(&out, out_format)?;
             let model = Model::load(&model)?;
             let test_source = source(&test_images, &test_labels)?;
             let test = (!no_test)
@@ -416,7 +418,7 @@ fn run(cli: Cli) -> Result<()> {
 
 fn run_export(
     model: &Model,
-    out: &Path,
+    out: &ExportOutput,
     opts: &CheckedExportOptions,
     sweep: bool,
     test: Option<&LabelledImages>,
@@ -474,9 +476,74 @@ fn run_export(
     say!("chosen for --max-flash {max_flash}:");
     say!("          {REALISED_HEADER}");
     say!("          {}", describe_realised(&r));
-    write_file(out, &r.blob)?;
-    say!("blob written to {} ({} bytes)", out.display(), r.blob.len());
-    Ok(())
+    out.write(&r.blob)
+}
+
+/// Where `export` writes, checked before any work: the blob file, or
+/// `NAME.h` and `NAME.c`.
+enum ExportOutput {
+    Blob(PathBuf),
+    C {
+        header: PathBuf,
+        source: PathBuf,
+        stem: String,
+    },
+}
+
+impl ExportOutput {
+    fn new(out: &Path, format: ExportFormat) -> Result<Self> {
+        Ok(match format {
+            ExportFormat::Blob => {
+                check_writable(out)?;
+                Self::Blob(out.to_path_buf())
+            }
+            ExportFormat::C => {
+                let (header, source, stem) = c_paths(out);
+                c_identifier(&stem).with_context(|| format!("--out {}", out.display()))?;
+                check_writable(&header)?;
+                check_writable(&source)?;
+                Self::C {
+                    header,
+                    source,
+                    stem,
+                }
+            }
+        })
+    }
+
+    /// Writes `blob`: both C files or neither.
+    fn write(&self, blob: &[u8]) -> Result<()> {
+        match self {
+            Self::Blob(path) => {
+                write_file(path, blob)?;
+                say!("blob written to {} ({} bytes)", path.display(), blob.len());
+            }
+            Self::C {
+                header,
+                source,
+                stem,
+            } => {
+                let header_name = header
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+                let c = c_source(blob, stem, &header_name)?;
+                write_file(source, c.source.as_bytes())?;
+                if let Err(e) = write_file(header, c.header.as_bytes()) {
+                    // Neither file, rather than a source without its header.
+                    let _ = std::fs::remove_file(source);
+                    return Err(e);
+                }
+                say!(
+                    "blob ({} bytes) written as C: {} and {} (identifiers {}_*)",
+                    blob.len(),
+                    header.display(),
+                    source.display(),
+                    c.ident
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A blob file's bytes; a model file given instead gets a hint.
