@@ -35,12 +35,17 @@ fail() { failed=$((failed + 1)); printf 'FAILED  %s\n' "$*"; }
 step() { printf '\n-- %s\n' "$*"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-step "setup: Rust targets, QEMU"
+step "setup: Rust targets, QEMU, Arm GCC and newlib"
 rustup target add thumbv7em-none-eabihf thumbv6m-none-eabi
 missing=()
 command -v qemu-system-arm >/dev/null || missing+=(qemu-system-arm)
 command -v size >/dev/null || missing+=(binutils)
 command -v gzip >/dev/null || missing+=(gzip)
+# The C example firmware (firmware/c): Debian's Arm GCC, newlib, make.
+command -v arm-none-eabi-gcc >/dev/null || missing+=(gcc-arm-none-eabi)
+[ -e /usr/lib/arm-none-eabi/newlib/thumb/v7e-m+fp/hard/librdimon.a ] ||
+  missing+=(libnewlib-arm-none-eabi)
+command -v make >/dev/null || missing+=(make)
 if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -q
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
@@ -257,6 +262,35 @@ for c in "${configs[@]}"; do
         mean / 1e6, tmin * k / 1e6, tmax * k / 1e6, mean / 80e3, mean / 170e3, acc, n
     }')")
 done
+
+if [ "$mode" = test ]; then
+  step "C example firmware (firmware/c: C over libconvrfm_ffi.a, Arm GCC + newlib) vs host"
+  # The same images and blob as m4-default, so its host reference serves.
+  d=$work/c
+  ref=$work/m4-default
+  mkdir -p "$d"
+  if (cd "$root" && cargo build -q -p convrfm-ffi --release --target thumbv7em-none-eabihf) &&
+    make -s -C "$fw/c" BLOB="$fw/blobs/fashion-mnist.blob" >"$d/build.log" 2>&1; then
+    cp "$ref/images.bin" "$d/images.bin"
+    rm -f "$d/records.bin"
+    set +e
+    (cd "$d" && timeout -k 5 $((60 + images)) qemu-system-arm -machine mps2-an386 -cpu cortex-m4 \
+      -nographic -semihosting-config enable=on,target=native \
+      -kernel "$fw/c/build/convrfm-c.elf" </dev/null >"$d/run.log" 2>&1)
+    status=$?
+    set -e
+    if [ "$status" != 0 ]; then
+      fail "C firmware: exit status $status: $(tail -n 3 "$d/run.log" | tr '\n' ' ')"
+    elif cmp -s "$d/records.bin" "$ref/host.out"; then
+      ok "C firmware: $images/$images records (class + i64 scores) bit-identical to the host"
+      size -A "$fw/c/build/convrfm-c.elf" | awk '$1 == ".text" || $1 == ".data" || $1 == ".bss" { printf "        %s %d B\n", $1, $2 }'
+    else
+      fail "C firmware: records differ from the host (sizes $(stat -c %s "$d/records.bin" 2>/dev/null || echo 0) vs $(stat -c %s "$ref/host.out"))"
+    fi
+  else
+    fail "C firmware: build failed: $(tail -n 5 "$d/build.log" | tr '\n' ' ')"
+  fi
+fi
 
 step "footprint (QEMU 7.2; instructions counted with -icount shift=0 + SysTick)"
 echo "| build | blob B | code B | flash B / budget | scratch B | static RAM B | stack B | RAM B / budget | insns/inference mean (min-max) | ms @80 MHz | ms @170 MHz | host accuracy (images) |"
