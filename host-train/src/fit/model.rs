@@ -114,14 +114,7 @@ impl Model {
     pub fn shape(&self) -> Result<Shape> {
         let dims = self.feature_dims()?;
         let d = dims[dims.len() - 1];
-        Shape::with_patch(d.channels, d.height, d.width, self.patch, self.depth).with_context(
-            || {
-                format!(
-                    "model shape {d}, patch {}, depth {}",
-                    self.patch, self.depth
-                )
-            },
-        )
+        kernel_shape(d, self.patch, self.depth)
     }
 
     /// Checks `images` are what the model was trained on: same shape and
@@ -166,6 +159,13 @@ impl Model {
             &data.labels,
         ))
     }
+}
+
+/// The kernel's shape for `dims` images, or an error that names the
+/// images, patch side and depth.
+pub(crate) fn kernel_shape(dims: ImageDims, patch: usize, depth: usize) -> Result<Shape> {
+    Shape::with_patch(dims.channels, dims.height, dims.width, patch, depth)
+        .with_context(|| format!("{dims} images, patch size {patch}, depth {depth}"))
 }
 
 /// `K(queries, train)` of feature-space images, `m x n`.

@@ -14,7 +14,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::linalg::{LinalgError, solve_ridge};
-use super::readout::{argmax_rows, one_hot};
+use super::readout::{argmax_rows, one_hot, share_correct};
 use crate::matrix::Matrix;
 
 /// Training sets up to this size are scored by leave-one-out when the
@@ -115,31 +115,16 @@ pub struct Score {
 impl Score {
     /// Scores of held-out predictions `pred` (`m x classes`) of `labels`.
     pub fn of(pred: &Matrix, labels: &[u8]) -> Self {
-        let right = argmax_rows(pred)
-            .into_iter()
-            .zip(labels)
-            .filter(|(p, l)| *p == usize::from(**l))
-            .count();
-        let sq: f64 = (0..pred.rows())
-            .map(|i| {
-                pred.row(i)
-                    .iter()
-                    .enumerate()
-                    .map(|(o, v)| {
-                        let target = if o == usize::from(labels[i]) {
-                            1.0
-                        } else {
-                            0.0
-                        };
-                        (v - target) * (v - target)
-                    })
-                    .sum::<f64>()
-            })
+        let target = one_hot(labels, pred.cols());
+        let sq: f64 = pred
+            .as_slice()
+            .iter()
+            .zip(target.as_slice())
+            .map(|(v, t)| (v - t) * (v - t))
             .sum();
-        let m = labels.len().max(1) as f64;
         Self {
-            accuracy: right as f64 / m,
-            sq_error: sq / m,
+            accuracy: share_correct(argmax_rows(pred), labels),
+            sq_error: sq / labels.len().max(1) as f64,
         }
     }
 
@@ -161,13 +146,12 @@ impl Score {
 /// [`RidgeFactor::inverse_diagonal`]: super::linalg::RidgeFactor::inverse_diagonal
 pub fn loo_score(alpha: &Matrix, inverse_diagonal: &[f64], labels: &[u8]) -> Score {
     let (n, classes) = (alpha.rows(), alpha.cols());
-    let mut pred = Matrix::zeros(n, classes);
+    let mut pred = one_hot(labels, classes);
     let values = pred.as_mut_slice();
-    for (i, (&d, &label)) in inverse_diagonal.iter().zip(labels).enumerate() {
+    for (i, &d) in inverse_diagonal.iter().enumerate().take(n) {
         let d = d.max(f64::MIN_POSITIVE);
         for o in 0..classes {
-            let y = if o == usize::from(label) { 1.0 } else { 0.0 };
-            values[i * classes + o] = y - alpha.get(i, o) / d;
+            values[i * classes + o] -= alpha.get(i, o) / d;
         }
     }
     Score::of(&pred, labels)

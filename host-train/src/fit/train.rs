@@ -18,18 +18,17 @@ use std::borrow::Cow;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
-use convrfm_core::Shape;
 use rand::SeedableRng;
 use rand::seq::index::sample;
 
 use super::features::{ConvLayer, ConvShape, featurise};
 use super::linalg::{factor_ridge, psd_sqrt_normalised, solve_ridge};
-use super::model::Model;
+use super::model::{Model, kernel_shape};
 use super::params::{CheckedParams, Protocol};
 use super::readout::{self, accuracy, one_hot};
 use super::report::{IterationReport, LambdaResult, LayerSummary, PhaseTimes};
 use super::selection::{Score, Selection, kfold_scores, loo_score};
-use crate::data::{ImageDims, Images, LabelledImages, stratified_folds, stratified_split};
+use crate::data::{Images, LabelledImages, stratified_folds, stratified_split};
 use crate::kernel::{Kernel, KernelBlocks, Metric, Precision, Real};
 use crate::limits::ensure_fits;
 use crate::matrix::Matrix;
@@ -471,13 +470,6 @@ fn fit_layer<R: Real>(
         }
     };
     Ok(fit)
-}
-
-/// The kernel's shape for `dims` images, or an error that names the
-/// images, patch side and depth.
-fn kernel_shape(dims: ImageDims, patch: usize, depth: usize) -> Result<Shape> {
-    Shape::with_patch(dims.channels, dims.height, dims.width, patch, depth)
-        .with_context(|| format!("{dims} images, patch size {patch}, depth {depth}"))
 }
 
 /// The largest entry of a Gram matrix `k` of `images`, by which the kernel
