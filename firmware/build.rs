@@ -37,6 +37,13 @@ fn main() {
     let memory = read(&memory_path);
     fs::write(out.join("memory.x"), &memory).unwrap_or_else(|e| die(e));
     println!("cargo:rustc-link-search={}", out.display());
+    // cortex-m-rt's linker script (it includes memory.x) for the QEMU
+    // binary on any bare-metal target: without it a build would link with
+    // no vector table. Only this package's binaries: a board example that
+    // uses the library passes its own scripts.
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none") {
+        println!("cargo:rustc-link-arg-bins=-Tlink.x");
+    }
 
     let blob_path = env::var_os("CONVRFM_BLOB")
         .map(PathBuf::from)

@@ -8,6 +8,9 @@
 # - QEMU_TIMEOUT (seconds, default 600) bounds the run, so a hung or faulting
 #   firmware fails (status 124; SIGKILL 5 s later if QEMU ignores SIGTERM)
 #   instead of blocking CI.
+# - QEMU_SERIAL=pty connects the machine's first UART to a new host
+#   pseudo-terminal, whose path QEMU prints to stderr ("char device
+#   redirected to /dev/pts/N"), for the firmware's `serve` command.
 # - QEMU_ICOUNT=1 adds `-icount shift=0`: one instruction = 1 ns of virtual
 #   time, so SysTick counts instructions deterministically.
 # - stdin is /dev/null: the firmware reads none, and QEMU fails to start
@@ -25,6 +28,6 @@ args="arg=$elf"
 for a in "$@"; do args="$args,arg=$a"; done
 # shellcheck disable=SC2086 # QEMU_MACHINE holds several words on purpose
 exec timeout -k 5 "${QEMU_TIMEOUT:-600}" qemu-system-arm -machine ${QEMU_MACHINE:-$machine} \
-  -nographic \
+  -nographic ${QEMU_SERIAL:+-serial $QEMU_SERIAL -monitor none} \
   ${QEMU_ICOUNT:+-icount shift=0} \
   -semihosting-config "enable=on,target=native,$args" -kernel "$elf" </dev/null

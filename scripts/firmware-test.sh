@@ -292,6 +292,80 @@ if [ "$mode" = test ]; then
   fi
 fi
 
+if [ "$mode" = test ]; then
+  step "board examples (boards/): cross builds, rustfmt, clippy, flash and RAM against the board"
+  # They need the hardware to run (docs/boards.md); here they must build
+  # for their target, lint clean and fit their part. NAME TARGET FLASH RAM
+  # (the part's bytes: STM32F401RE 512 KiB / 96 KiB; the Pico's 2 MiB flash
+  # chip, boot2 included / RP2040's 256 KiB of striped SRAM).
+  for b in "stm32f4 thumbv7em-none-eabihf 524288 98304" "rp2040 thumbv6m-none-eabi 2097152 262144"; do
+    read -r board target flash_total ram_total <<<"$b"
+    dir=$fw/boards/$board
+    elf=$dir/target/$target/release/convrfm-board-$board
+    if ! (cd "$dir" && env -u CONVRFM_BLOB cargo build -q --release) >"$work/board-$board.log" 2>&1; then
+      fail "board $board: build for $target: $(tail -n 5 "$work/board-$board.log" | tr '\n' ' ')"
+      continue
+    fi
+    if (cd "$dir" && cargo fmt --check && cargo clippy -q --release -- -D warnings) >>"$work/board-$board.log" 2>&1; then
+      ok "board $board: cargo fmt --check, cargo clippy -D warnings"
+    else
+      fail "board $board: fmt or clippy: $(tail -n 5 "$work/board-$board.log" | tr '\n' ' ')"
+    fi
+    read -r flash ram < <(size -A "$elf" | awk '
+      $1 == ".boot2" || $1 == ".vector_table" || $1 == ".text" || $1 == ".rodata" || $1 == ".data" { f += $2 }
+      $1 == ".data" || $1 == ".bss" || $1 == ".uninit" { r += $2 }
+      END { print f, r }')
+    stack_min=8192
+    if [ "$flash" -le "$flash_total" ] && [ $((ram + stack_min)) -le "$ram_total" ]; then
+      ok "board $board ($target): flash $flash of $flash_total B, static RAM $ram B + $stack_min B stack of $ram_total B (default blob)"
+    else
+      fail "board $board: flash $flash of $flash_total B, RAM $ram + $stack_min of $ram_total B"
+    fi
+  done
+fi
+
+if [ "$mode" = test ]; then
+  step "serial link: convrfm serial through the firmware's UART on a pseudo-terminal"
+  # The m4-64k firmware's `serve` command on QEMU's UART0 (-serial pty);
+  # `convrfm serial` talks to the pseudo-terminal as to a board's port.
+  d=$work/serial
+  ref=$work/m4-64k
+  serial_images=$((images < 100 ? images : 100))
+  mkdir -p "$d"
+  read -r _ target _ tdir _ <<<"${configs[1]}"
+  elf=$fw/$tdir/$target/release/convrfm-firmware
+  (cd "$root" && cargo build -q --release -p convrfm-train --bin convrfm)
+  # qemu-run.sh execs timeout, so $! is timeout's pid, and a TERM to it
+  # reaches QEMU.
+  (cd "$fw" && exec env QEMU_SERIAL=pty QEMU_TIMEOUT=$((120 + 2 * serial_images)) \
+    ./qemu-run.sh "$elf" serve) >"$d/qemu.log" 2>&1 &
+  qemu=$!
+  pty=""
+  for _ in $(seq 200); do
+    pty=$(sed -n 's|.*char device redirected to \(/dev/[^ ]*\) .*|\1|p' "$d/qemu.log")
+    [ -n "$pty" ] && grep -q "serving on UART0" "$d/qemu.log" && break
+    sleep 0.1
+  done
+  if [ -z "$pty" ]; then
+    fail "serial: QEMU printed no pseudo-terminal: $(tr '\n' ' ' <"$d/qemu.log")"
+  elif "$root/target/release/convrfm" --quiet serial --port "$pty" \
+    --images "$root/data/fashion-mnist/t10k-images-idx3-ubyte.gz" \
+    --labels "$root/data/fashion-mnist/t10k-labels-idx1-ubyte.gz" \
+    --limit "$serial_images" --timeout 30 --out "$d/records.bin" >"$d/serial.log" 2>&1; then
+    record_bytes=$(($(stat -c %s "$d/records.bin") / serial_images))
+    head -c $((serial_images * record_bytes)) "$ref/host.out" >"$d/host.out"
+    if cmp -s "$d/records.bin" "$d/host.out"; then
+      ok "serial: $serial_images/$serial_images records over $pty identical to the host's; $(tail -n 1 "$d/serial.log")"
+    else
+      fail "serial: the records over $pty differ from the host's"
+    fi
+  else
+    fail "serial: convrfm serial failed: $(tail -n 3 "$d/serial.log" | tr '\n' ' ')"
+  fi
+  kill "$qemu" 2>/dev/null || true
+  wait "$qemu" 2>/dev/null || true
+fi
+
 step "footprint (QEMU 7.2; instructions counted with -icount shift=0 + SysTick)"
 echo "| build | blob B | code B | flash B / budget | scratch B | static RAM B | stack B | RAM B / budget | insns/inference mean (min-max) | ms @80 MHz | ms @170 MHz | host accuracy (images) |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"

@@ -1332,7 +1332,14 @@ impl<'a> Model<'a> {
 
     /// The class names in class order.
     pub fn class_names(&self) -> ClassNames<'a> {
-        ClassNames { rest: self.names }
+        ClassNames::of(self.names)
+    }
+
+    /// The class-name section as stored: each name a length byte, then
+    /// its UTF-8 bytes (what a device sends in its info reply, see
+    /// [`crate::wire`]).
+    pub fn class_name_bytes(&self) -> &'a [u8] {
+        self.names
     }
 }
 
@@ -1360,7 +1367,7 @@ fn check_zero(bytes: &[u8], from: usize, to: usize) -> Result<(), BlobError> {
     }
 }
 
-fn check_names(names: &[u8], classes: u16) -> Result<(), BlobError> {
+pub(crate) fn check_names(names: &[u8], classes: u16) -> Result<(), BlobError> {
     let mut rest = names;
     for index in 0..classes {
         let (&len, tail) = rest.split_first().ok_or(BlobError::BadClassName {
@@ -1388,10 +1395,18 @@ fn check_names(names: &[u8], classes: u16) -> Result<(), BlobError> {
     Ok(())
 }
 
-/// Iterator over the class names of a [`Model`].
+/// Iterator over the class names of a [`Model`] (or of a device's info
+/// reply, [`crate::wire::Info::names`]).
 #[derive(Clone, Debug)]
 pub struct ClassNames<'a> {
     rest: &'a [u8],
+}
+
+impl<'a> ClassNames<'a> {
+    /// Over a name section that [`check_names`] accepted.
+    pub(crate) fn of(rest: &'a [u8]) -> Self {
+        Self { rest }
+    }
 }
 
 impl<'a> Iterator for ClassNames<'a> {

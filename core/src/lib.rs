@@ -17,6 +17,8 @@
 //!   size a `static` buffer at compile time.
 //! - [`Shape`] is the image and patch-grid geometry shared with the host
 //!   trainer.
+//! - [`wire`] is the byte protocol between a host and a device running a
+//!   blob (result records, the serial link's requests and info reply).
 //!
 //! `no_std`, no `alloc`, no `unsafe` (the scratch bytes are viewed as
 //! aligned words through `bytemuck`'s safe API), no floats in the inference
@@ -52,6 +54,7 @@ pub mod fixed;
 mod predict;
 mod scratch;
 mod shape;
+pub mod wire;
 
 pub use blob::{
     BlobError, BlobParts, ClassNames, EncodeError, KernelKind, Model, NameError, ResizeFilter,

@@ -1,18 +1,26 @@
-//! The classification loop, independent of the board: images come from any
-//! [`embedded_io::Read`] and results go to any [`embedded_io::Write`], so the
-//! same code runs over QEMU's semihosting files (`src/main.rs`) and over a
-//! UART, USB-CDC or socket of a real board (every embedded-hal 1.0 era HAL
-//! implements these traits for its serial ports).
+//! The classification loops, independent of the board: images come from
+//! any [`embedded_io::Read`] and results go to any [`embedded_io::Write`],
+//! so the same code runs over QEMU's semihosting files and UART
+//! (`src/main.rs`) and over the UART, USB-CDC or socket of a real board
+//! (every embedded-hal 1.0 era HAL implements these traits for its serial
+//! ports; `boards/`).
 //!
-//! # Wire format
+//! # Wire formats (`convrfm_core::wire`, `docs/boards.md`)
 //!
-//! - In: images back to back, `c * H * W` bytes each (channel-major, then
-//!   rows, then columns, 8-bit pixels), nothing else. A clean end of stream
-//!   (a `read` returning 0 between two images) ends [`Classifier::run`].
-//! - Out: one record per image, [`record_len`] bytes: the class (1 byte),
-//!   then every class score as an i64, little-endian. The host reference
-//!   `firmware/host-check` writes the same bytes, so `cmp` compares them.
+//! - [`Classifier::run`], for files: images back to back, `c * H * W`
+//!   bytes each (channel-major, then rows, then columns, 8-bit pixels),
+//!   nothing else; a clean end of stream (a `read` returning 0 between two
+//!   images) ends it.
+//! - [`Classifier::serve`], for a serial link: one request byte at a time,
+//!   `'?'` (the model's info) or `'C'` and an image, each answered at once,
+//!   so the host knows the model and never overruns a UART without flow
+//!   control.
+//! - Out, both: one record per image, `wire::record_len(classes)` bytes:
+//!   the class (1 byte), then every class score as an i64, little-endian.
+//!   The host reference `firmware/host-check` and `convrfm serial --out`
+//!   write the same bytes, so `cmp` compares them.
 
+use convrfm_core::wire::{self, REPLY_UNKNOWN, REQUEST_CLASSIFY, REQUEST_INFO};
 use convrfm_core::{Model, PredictError, Prediction};
 use embedded_io::{Read, Write};
 
@@ -34,26 +42,23 @@ impl Clock for NoClock {
     }
 }
 
-/// Bytes of one output record for a model with `classes` classes: the
-/// class byte and `classes` i64 scores.
-pub const fn record_len(classes: usize) -> usize {
-    1 + 8 * classes
-}
-
 /// Why a [`Classifier`] could not be set up: buffers that do not match the
 /// model (the same conditions `Model::predict_scores` checks, caught once
 /// instead of on every image), or a model whose class does not fit the
 /// output's class byte.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SetupError {
     /// Buffer sizes that do not match the model.
     Buffer(PredictError),
-    /// More than 256 classes: the class would not fit its output byte.
+    /// More than `wire::MAX_RECORD_CLASSES` (256) classes: the class would
+    /// not fit its output byte.
     TooManyClasses(usize),
 }
 
 /// Why [`Classifier::run`] stopped early.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Error<R, W> {
     /// The image source failed.
     Read(R),
@@ -74,6 +79,7 @@ pub enum Error<R, W> {
 /// Cost of the inferences of one [`Classifier::run`], in [`Clock`] ticks,
 /// measured around `predict_scores` only (no I/O).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Stats {
     /// Images classified.
     pub images: u32,
@@ -120,7 +126,7 @@ impl<'a> Classifier<'a> {
         model
             .check_buffers(image.len(), scratch.len(), scores.len())
             .map_err(SetupError::Buffer)?;
-        if model.classes() > 256 {
+        if model.classes() > wire::MAX_RECORD_CLASSES {
             return Err(SetupError::TooManyClasses(model.classes()));
         }
         Ok(Self {
@@ -151,17 +157,75 @@ impl<'a> Classifier<'a> {
     ) -> Result<Stats, Error<R::Error, W::Error>> {
         let mut stats = Stats::default();
         while self.read_image(input)? {
-            let start = clock.ticks();
-            let prediction = self
-                .model
-                .predict_scores(self.image, self.scratch, self.scores)
-                .map_err(Error::Predict)?;
-            stats.record(clock.ticks().saturating_sub(start));
+            let (prediction, _) = self.classify(clock, &mut stats)?;
             self.write_record(prediction, output)
                 .map_err(Error::Write)?;
         }
         output.flush().map_err(Error::Write)?;
         Ok(stats)
+    }
+
+    /// Answers the requests of a serial link (module doc) until `input`
+    /// ends or fails: `'?'` with the info (`wire::info_header` and the
+    /// class names), `'C'` + image with the record, anything else with
+    /// `'!'`. Each reply is flushed at once. After each inference and
+    /// before its record goes out, `on_result` gets the prediction and its
+    /// [`Clock`] ticks (to log them or show the class on an LED; the host
+    /// waits for the record meanwhile, so nothing it sends can be lost).
+    ///
+    /// On a UART `input` never ends: this returns only with an error (a
+    /// framing or overrun error of the link, say), after which the board
+    /// can log it and call `serve` again.
+    pub fn serve<R: Read, W: Write>(
+        &mut self,
+        input: &mut R,
+        output: &mut W,
+        clock: &mut impl Clock,
+        mut on_result: impl FnMut(Prediction, u64),
+    ) -> Result<Stats, Error<R::Error, W::Error>> {
+        let mut stats = Stats::default();
+        loop {
+            let mut request = [0u8];
+            if input.read(&mut request).map_err(Error::Read)? == 0 {
+                return Ok(stats);
+            }
+            match request {
+                [REQUEST_INFO] => {
+                    output
+                        .write_all(&wire::info_header(&self.model))
+                        .and_then(|()| output.write_all(self.model.class_name_bytes()))
+                        .map_err(Error::Write)?;
+                }
+                [REQUEST_CLASSIFY] => {
+                    let expected = self.image.len();
+                    if !self.read_image(input)? {
+                        return Err(Error::TruncatedImage { got: 0, expected });
+                    }
+                    let (prediction, ticks) = self.classify(clock, &mut stats)?;
+                    on_result(prediction, ticks);
+                    self.write_record(prediction, output)
+                        .map_err(Error::Write)?;
+                }
+                _ => output.write_all(&[REPLY_UNKNOWN]).map_err(Error::Write)?,
+            }
+            output.flush().map_err(Error::Write)?;
+        }
+    }
+
+    /// Classifies the image buffer, timed by `clock` into `stats`.
+    fn classify<R, W>(
+        &mut self,
+        clock: &mut impl Clock,
+        stats: &mut Stats,
+    ) -> Result<(Prediction, u64), Error<R, W>> {
+        let start = clock.ticks();
+        let prediction = self
+            .model
+            .predict_scores(self.image, self.scratch, self.scores)
+            .map_err(Error::Predict)?;
+        let ticks = clock.ticks().saturating_sub(start);
+        stats.record(ticks);
+        Ok((prediction, ticks))
     }
 
     /// Fills the image buffer; `Ok(false)` on a clean end of stream.
@@ -181,10 +245,6 @@ impl<'a> Classifier<'a> {
     fn write_record<W: Write>(&self, p: Prediction, output: &mut W) -> Result<(), W::Error> {
         // `new` rejected models with more than 256 classes.
         let class = u8::try_from(p.class).unwrap_or(u8::MAX);
-        output.write_all(&[class])?;
-        for score in self.scores.iter() {
-            output.write_all(&score.to_le_bytes())?;
-        }
-        Ok(())
+        wire::write_record(class, self.scores, |bytes| output.write_all(bytes))
     }
 }

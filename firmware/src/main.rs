@@ -11,6 +11,9 @@
 //!   (raw `c*H*W`-byte images back to back), write the records of
 //!   `app` to `OUT`, print the SysTick ticks per inference and the stack
 //!   high-water mark;
+//! - `serve`: answer `convrfm serial` on UART0 (`wire` protocol of
+//!   `app::Classifier::serve`), for QEMU `-serial pty`; runs until QEMU is
+//!   stopped. Cortex-M4F build (mps2-an386) only;
 //! - `calibrate`: print SysTick ticks for a loop of known instruction
 //!   count, so the script converts ticks to instructions on any machine;
 //! - `fault`: execute an undefined instruction (the HardFault handler must
@@ -22,6 +25,8 @@
 #![no_main]
 
 mod semihosting;
+#[cfg(target_abi = "eabihf")]
+mod uart;
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -82,7 +87,7 @@ fn run(cmdline: &str, buffers: &mut Buffers) -> Result<(), Failed> {
     match (args.next(), args.next(), args.next(), args.next()) {
         (None, ..) => {
             describe(&model);
-            hprintln!("usage: classify IMAGES OUT | calibrate | fault | hang");
+            hprintln!("usage: classify IMAGES OUT | serve | calibrate | fault | hang");
             Ok(())
         }
         (Some("classify"), Some(images), Some(out), None) => {
@@ -94,6 +99,16 @@ fn run(cmdline: &str, buffers: &mut Buffers) -> Result<(), Failed> {
             let mut classifier = Classifier::new(model, scratch, image, scores)
                 .map_err(|e| fail!("buffers: {e:?}"))?;
             classify(&mut classifier, images, out, peripherals.SYST)
+        }
+        (Some("serve"), None, ..) => {
+            let Buffers {
+                scratch,
+                image,
+                scores,
+            } = buffers;
+            let mut classifier = Classifier::new(model, scratch, image, scores)
+                .map_err(|e| fail!("buffers: {e:?}"))?;
+            serve(&mut classifier, peripherals.SYST)
         }
         (Some("calibrate"), None, ..) => {
             calibrate(peripherals.SYST);
@@ -161,6 +176,29 @@ fn classify(
         return Err(fail!("stack overflow: all {size} bytes of stack were used"));
     }
     Ok(())
+}
+
+/// Serves the serial link on UART0 until QEMU is stopped: the UART never
+/// ends and cannot fail, so this returns only on an inference error.
+#[cfg(target_abi = "eabihf")]
+fn serve(classifier: &mut Classifier<'_>, syst: SYST) -> Result<(), Failed> {
+    describe(classifier.model());
+    let mut clock = SysTickClock::start(syst);
+    let (mut rx, mut tx) = uart::enable(115_200);
+    hprintln!("serving on UART0");
+    match classifier.serve(&mut rx, &mut tx, &mut clock, |_, _| {}) {
+        Ok(_) => Err(fail!("UART0 ended")),
+        Err(e) => Err(fail!("serving: {e:?}")),
+    }
+}
+
+/// The Cortex-M0 build runs on QEMU's `microbit`, whose nRF51 UART this
+/// firmware does not drive.
+#[cfg(not(target_abi = "eabihf"))]
+fn serve(_: &mut Classifier<'_>, _: SYST) -> Result<(), Failed> {
+    Err(fail!(
+        "serve drives mps2-an386's UART: build for thumbv7em-none-eabihf"
+    ))
 }
 
 /// Counts SysTick ticks over a loop of exactly `2 * LOOPS` instructions.

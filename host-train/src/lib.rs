@@ -15,6 +15,7 @@
 //! | [`kernel`] | the convolutional NTK/NNGP on metric-transformed patches, kernel blocks, patch gradients and AGOP |
 //! | [`fit`] | the ConvRFM loop: ridge solves, metric updates, Deep ConvRFM features, reports, the model file |
 //! | [`export`] | a model compressed to a blob within a flash budget: centres, low-rank metric, the device mirror, running a blob |
+//! | [`link`] | a board running a blob, over a serial port: its info, an image out, a record back |
 //! | [`inspect`] | figures of a model (metric, filters, gradient maps, accuracy) and of a data set |
 //! | [`bench`](mod@bench) | seconds per training phase and the machine's peak |
 //!
@@ -31,6 +32,7 @@ pub mod fit;
 pub mod inspect;
 pub mod kernel;
 pub mod limits;
+pub mod link;
 pub mod matrix;
 pub mod output;
 pub mod params;

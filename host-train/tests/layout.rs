@@ -12,12 +12,13 @@ use std::path::{Path, PathBuf};
 
 /// Stages of `convrfm-train`, earliest first; files at the crate root
 /// other than `lib.rs` are stages of their own.
-const STAGES: [&[&str]; 6] = [
+const STAGES: [&[&str]; 7] = [
     &["output", "params", "matrix", "limits"],
     &["data"],
     &["kernel"],
     &["fit"],
     &["export"],
+    &["link"],
     &["inspect", "bench"],
 ];
 

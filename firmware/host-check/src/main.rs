@@ -8,14 +8,17 @@
 //!
 //! - `IMAGES`: `n * c*H*W` bytes, images back to back (no header);
 //! - `OUT`: per image, the class (1 byte) then every class score (i64,
-//!   little-endian), the format of `convrfm_firmware::app`;
+//!   little-endian): `convrfm_core::wire`'s record, which the firmware
+//!   writes;
 //! - `LABELS` (optional): `n` label bytes; prints the blob's accuracy.
 
+use std::convert::Infallible;
 use std::process::ExitCode;
 use std::time::Instant;
 use std::{env, fs};
 
 use convrfm_core::Model;
+use convrfm_core::wire::{MAX_RECORD_CLASSES, record_len, write_record};
 
 fn main() -> ExitCode {
     match run() {
@@ -46,7 +49,7 @@ fn run() -> Result<(), String> {
         ));
     }
     // The firmware's output format stores the class in one byte.
-    if model.classes() > 256 {
+    if model.classes() > MAX_RECORD_CLASSES {
         return Err(format!(
             "{} classes do not fit a class byte",
             model.classes()
@@ -62,7 +65,7 @@ fn run() -> Result<(), String> {
 
     let mut scratch = vec![0u8; model.scratch_len()];
     let mut scores = vec![0i64; model.classes()];
-    let mut out = Vec::with_capacity(n * (1 + 8 * model.classes()));
+    let mut out = Vec::with_capacity(n * record_len(model.classes()));
     let mut correct = 0usize;
     let start = Instant::now();
     for (i, image) in images.chunks_exact(pixels).enumerate() {
@@ -70,10 +73,10 @@ fn run() -> Result<(), String> {
             .predict_scores(image, &mut scratch, &mut scores)
             .map_err(|e| format!("image {i}: {e}"))?;
         let class = u8::try_from(p.class).map_err(|_| format!("class {}", p.class))?;
-        out.push(class);
-        for s in &scores {
-            out.extend_from_slice(&s.to_le_bytes());
-        }
+        let Ok(()) = write_record::<Infallible>(class, &scores, |bytes| {
+            out.extend_from_slice(bytes);
+            Ok(())
+        });
         if labels.as_ref().and_then(|l| l.get(i)) == Some(&class) {
             correct += 1;
         }

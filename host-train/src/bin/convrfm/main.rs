@@ -5,6 +5,7 @@
 //! - `load`: the one way every command loads labelled data.
 //! - `output`: the tables and summaries the commands print.
 //! - `predict`: `convrfm predict` on pictures and image files.
+//! - `serial`: `convrfm serial`, images through a board.
 //! - `show`: `convrfm data show`.
 
 /// `println!` that returns a failed write to stdout (a full disk, a closed
@@ -20,6 +21,7 @@ mod args;
 mod load;
 mod output;
 mod predict;
+mod serial;
 mod show;
 
 use std::path::{Path, PathBuf};
@@ -40,6 +42,7 @@ use convrfm_train::output::{Progress, check_writable, replace_dir, write_atomic}
 use crate::args::{Cli, Command, DataArgs, DataCommand, synth_files};
 use crate::load::{DataSpec, labelled, source};
 use crate::predict::predict;
+use crate::serial::{SerialArgs, serial};
 use crate::show::{Preview, show_data};
 
 /// The IDX files `convrfm data convert` writes.
@@ -196,6 +199,30 @@ fn run(cli: Cli) -> Result<()> {
                 .transpose()?;
             run_export(&model, &out, &opts, sweep, test.as_ref(), progress)
         }
+        Command::Serial {
+            port,
+            baud,
+            images,
+            labels,
+            limit,
+            timeout,
+            out,
+            json,
+            format,
+        } => serial(
+            SerialArgs {
+                port: &port,
+                baud,
+                images,
+                labels,
+                limit,
+                timeout,
+                out,
+                json,
+                read: format.read_options(),
+            },
+            progress,
+        ),
         Command::Predict {
             blob,
             model,

@@ -24,9 +24,11 @@ enum Classifier<'b> {
 }
 
 /// One classified image.
-struct Answer {
-    class: usize,
-    scores: Vec<f64>,
+pub struct Answer {
+    /// The predicted class.
+    pub class: usize,
+    /// Every class's score.
+    pub scores: Vec<f64>,
 }
 
 /// Runs the command.
@@ -117,13 +119,21 @@ pub fn predict(
             } else {
                 format!("{}[{i}]", path.display())
             };
-            print_answer(&label, &a, like.class_names, json)?;
+            print_answer(&label, &a, like.class_names, json, None)?;
         }
     }
     Ok(())
 }
 
-fn print_answer(input: &str, a: &Answer, names: &[String], json: bool) -> Result<()> {
+/// Prints one answer as text or a JSON line; `running` is the correct
+/// answers and labelled images so far, where labels are known.
+pub fn print_answer(
+    input: &str,
+    a: &Answer,
+    names: &[String],
+    json: bool,
+    running: Option<(usize, usize)>,
+) -> Result<()> {
     let score = a.scores.get(a.class).copied().unwrap_or(f64::NAN);
     let runner_up = a
         .scores
@@ -134,8 +144,9 @@ fn print_answer(input: &str, a: &Answer, names: &[String], json: bool) -> Result
         .fold(f64::NEG_INFINITY, f64::max);
     let margin = score - runner_up;
     let name = names.get(a.class).map_or("?", String::as_str);
+    let accuracy = running.map(|(correct, seen)| 100.0 * correct as f64 / seen.max(1) as f64);
     if json {
-        let line = serde_json::json!({
+        let mut line = serde_json::json!({
             "input": input,
             "class": a.class,
             "name": name,
@@ -143,10 +154,19 @@ fn print_answer(input: &str, a: &Answer, names: &[String], json: bool) -> Result
             "margin": margin,
             "scores": a.scores,
         });
+        if let (Some(acc), Some(map)) = (accuracy, line.as_object_mut()) {
+            map.insert("running_accuracy".into(), acc.into());
+        }
         say!("{line}");
     } else {
+        let running = match (running, accuracy) {
+            (Some((correct, seen)), Some(acc)) => {
+                format!("  accuracy {acc:.2} % ({correct}/{seen})")
+            }
+            _ => String::new(),
+        };
         say!(
-            "{input}: {} {}  score {score:.4}  margin {margin:.4}",
+            "{input}: {} {}  score {score:.4}  margin {margin:.4}{running}",
             a.class,
             name.escape_debug()
         );
