@@ -3,8 +3,11 @@
 # Cortex-M4F and the Cortex-M0, runs it in QEMU on Fashion-MNIST test
 # images, asserts that its classes and scores are byte-identical to
 # convrfm-core on the host, checks that oversized blobs fail the build and
-# that a faulting or hung firmware fails within a timeout, and prints the
-# footprint table (flash, RAM, stack, instructions per inference).
+# that a faulting or hung firmware fails within a timeout, runs the C
+# firmware (firmware/c), cross-builds and sizes the board examples
+# (firmware/boards), drives the `serve` command with `convrfm serial` over
+# a QEMU pseudo-terminal, and prints the footprint table (flash, RAM,
+# stack, instructions per inference).
 #
 #   scripts/firmware-test.sh          all checks + table (1,000 images)
 #   scripts/firmware-test.sh report   the table only (100 images by default)
