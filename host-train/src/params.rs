@@ -36,6 +36,14 @@ pub enum ParamError {
         /// Given value.
         got: f64,
     },
+    /// A weight outside the closed interval [0, 1].
+    #[error("{name} must be in [0, 1], got {got}")]
+    NotAWeight {
+        /// Parameter name.
+        name: &'static str,
+        /// Given value.
+        got: f64,
+    },
     /// A list that needs at least one value is empty.
     #[error("{name}: at least one value is needed")]
     Empty {
@@ -89,6 +97,15 @@ pub fn fraction(name: &'static str, got: f64) -> Result<(), ParamError> {
         Ok(())
     } else {
         Err(ParamError::NotAFraction { name, got })
+    }
+}
+
+/// A weight in the closed interval `[0, 1]`.
+pub fn unit_interval(name: &'static str, got: f64) -> Result<(), ParamError> {
+    if (0.0..=1.0).contains(&got) {
+        Ok(())
+    } else {
+        Err(ParamError::NotAWeight { name, got })
     }
 }
 

@@ -427,11 +427,15 @@ fn export_as_c_writes_a_header_and_source_a_c_compiler_accepts() {
     );
     let dir = tempfile::tempdir().unwrap();
     let blob = dir.path().join("m.blob");
+    // 300 fit images: the default for this Fashion-MNIST model would be
+    // Debian's 60,000 where installed.
     let o = convrfm(&[
         "export",
         "--model",
         MODEL,
         "--no-test",
+        "--fit-limit",
+        "300",
         "--out",
         &blob.display().to_string(),
     ]);
@@ -443,6 +447,8 @@ fn export_as_c_writes_a_header_and_source_a_c_compiler_accepts() {
         "--model",
         MODEL,
         "--no-test",
+        "--fit-limit",
+        "300",
         "--format",
         "c",
         "--out",

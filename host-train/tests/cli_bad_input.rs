@@ -382,3 +382,60 @@ fn float_images_are_refused_by_blobs_and_huge_pixels_named() {
     ]);
     assert_clean_error(&o, &["overflows", "largest |pixel| is 3e38"]);
 }
+
+#[test]
+fn a_fit_set_that_does_not_fit_the_model_is_refused_before_any_kernel() {
+    let dir = tempfile::tempdir().unwrap();
+    let blob = dir.path().join("m.blob").display().to_string();
+    let export = |extra: &[&str]| {
+        let mut args = vec!["export", "--model", MODEL, "--no-test", "--out", &blob];
+        args.extend_from_slice(extra);
+        convrfm(&args)
+    };
+    // Another image shape.
+    let images = dir.path().join("small.idx");
+    let labels = dir.path().join("small-labels.idx");
+    write_idx(
+        &images,
+        &IdxArray {
+            dims: vec![12, 16, 16],
+            data: IdxData::U8(vec![9; 12 * 256]),
+        },
+        false,
+    )
+    .unwrap();
+    write_idx(
+        &labels,
+        &IdxArray {
+            dims: vec![12],
+            data: IdxData::U8((0..12).map(|i| i % 10).collect()),
+        },
+        false,
+    )
+    .unwrap();
+    let (i, l) = (images.to_str().unwrap(), labels.to_str().unwrap());
+    assert_clean_error(
+        &export(&["--fit-images", i, "--fit-labels", l]),
+        &["1x16x16", "1x28x28"],
+    );
+    // Labels outside the model's classes.
+    let (i, l) = write_set(dir.path(), &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 3]);
+    assert_clean_error(
+        &export(&["--fit-images", &i, "--fit-labels", &l]),
+        &["label 10", "10 classes"],
+    );
+    // Too few images for a validation split, and none at all.
+    let (i, l) = write_set(dir.path(), &[0, 1, 2]);
+    assert_clean_error(
+        &export(&["--fit-images", &i, "--fit-labels", &l]),
+        &["the fit set holds 3 images; at least 10"],
+    );
+    assert_clean_error(&export(&["--fit-limit", "0"]), &["--fit-limit 0"]);
+    // Label weights outside [0, 1].
+    assert_clean_error(
+        &export(&["--label-weights", "1,1.5"]),
+        &["label-weights must be in [0, 1], got 1.5"],
+    );
+    assert!(!Path::new(&blob).exists());
+    assert!(!dir.path().join("m.blob.teacher").exists());
+}

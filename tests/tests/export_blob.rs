@@ -3,7 +3,7 @@
 
 use convrfm_train::data::{Split, vendored_fashion_mnist};
 use convrfm_train::export::run::blob_predict;
-use convrfm_train::export::{ExportOptions, best_under, build, search};
+use convrfm_train::export::{ExportOptions, FitSet, best_under, build, search};
 use convrfm_train::fit::TrainParams;
 use convrfm_train::fit::readout::argmax_rows;
 use convrfm_train::fit::train::train;
@@ -32,22 +32,19 @@ fn blob_agrees_with_its_float_model() {
         pixel_bits: vec![4, 8],
         ..ExportOptions::default()
     };
-    let candidates = search(&model, &opts.clone().check().unwrap(), QUIET).unwrap();
+    // The model's training images as the fit set, with the model's own
+    // scores on them as the teacher's targets.
+    let teacher = model.scores(&train_set.images, QUIET).unwrap();
+    let fit = FitSet::new(&model, train_set.clone())
+        .unwrap()
+        .with_teacher(teacher)
+        .unwrap();
+    let candidates = search(&model, &fit, &opts.clone().check().unwrap(), QUIET).unwrap();
     assert!(!candidates.is_empty());
     let chosen = best_under(&candidates, opts.max_flash).unwrap().clone();
     assert!(chosen.bytes <= 32 << 10);
 
-    let data = model.training_data();
-    let compact = build(
-        &model,
-        data,
-        chosen.m,
-        chosen.rank,
-        chosen.pixel_bits,
-        chosen.lambda,
-        QUIET,
-    )
-    .unwrap();
+    let compact = build(&model, &fit, &chosen, opts.seed, QUIET).unwrap();
     let blob = compact.encode(None).unwrap();
     assert_eq!(
         blob.len(),

@@ -164,7 +164,7 @@ fn reference_protocol_reports_each_lambda_on_test() {
 fn two_layer_deep_convrfm_trains_saves_and_guards_its_inputs() {
     use convrfm_train::data::PixelType;
     use convrfm_train::data::synth::star;
-    use convrfm_train::export::{ExportOptions, search};
+    use convrfm_train::export::{ExportOptions, FitSet, search};
 
     let train_set = star(60, 25, 1, Split::Train).unwrap();
     let test_set = star(100, 25, 1, Split::Test).unwrap();
@@ -220,7 +220,13 @@ fn two_layer_deep_convrfm_trains_saves_and_guards_its_inputs() {
     assert!(msg.contains("the model expects f32 pixels"), "{msg}");
     let msg = format!(
         "{:#}",
-        search(m, &ExportOptions::default().check().unwrap(), QUIET).unwrap_err()
+        search(
+            m,
+            &FitSet::new(m, m.training_data().clone()).unwrap(),
+            &ExportOptions::default().check().unwrap(),
+            QUIET
+        )
+        .unwrap_err()
     );
     assert!(
         msg.contains("Deep ConvRFM model (1 feature layers)"),

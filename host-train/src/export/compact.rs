@@ -10,7 +10,9 @@
 //!   order is nested, so the first `m` pivots are the `m`-centre choice.
 //! - **alpha**: re-fitted for the centres on all fit images by regularised
 //!   least squares, `(C^T C + n lambda W) alpha = C^T Y` (`C` = kernel
-//!   between fit images and centres, `W` = between centres).
+//!   between fit images and centres, `W` = between centres), where `Y`
+//!   mixes the one-hot labels with the trained model's scores
+//!   (distillation: the full model is the teacher, [`Targets`]).
 //! - **Low-rank metric**: the top-`r` eigenpairs of `S`: `W_r = V_r diag(s_r)`
 //!   (`d x r`), which keeps `<P W_r, P' W_r> = P S_r^2 P'^T` exactly.
 
@@ -98,27 +100,137 @@ pub fn padded_metric(w: &[f64], d: usize, r: usize) -> Result<Metric> {
     Ok(Metric::from_rows(d, rows)?)
 }
 
+/// What a compact model is fitted to: the one-hot labels and, for
+/// distillation, the teacher's scores on the same images. A fit with label
+/// weight `w` regresses onto `w Y + (1 - w) T`; the solution is linear in
+/// the targets, so one factorisation per lambda serves every `w`.
+pub struct Targets {
+    /// `n x classes` one-hot.
+    pub labels: Matrix,
+    /// `n x classes` teacher scores, if distilling.
+    pub teacher: Option<Matrix>,
+}
+
+impl Targets {
+    /// Labels and teacher scores side by side, `n x classes` or
+    /// `n x 2 classes`.
+    fn stacked(&self) -> Matrix {
+        let Some(t) = &self.teacher else {
+            return self.labels.clone();
+        };
+        let (n, k) = (self.labels.rows(), self.labels.cols());
+        let data = (0..n)
+            .flat_map(|i| self.labels.row(i).iter().chain(t.row(i)).copied())
+            .collect();
+        Matrix::from_row_major(n, 2 * k, data).unwrap_or_else(|| self.labels.clone())
+    }
+}
+
+/// A solution for [`Targets::stacked`]; [`Stacked::mix`] gives the alpha of
+/// one label weight.
+struct Stacked {
+    alpha: Matrix,
+    classes: usize,
+}
+
+impl Stacked {
+    /// `w alpha_labels + (1 - w) alpha_teacher` (`m x classes`); the
+    /// labels' alpha alone when there is no teacher.
+    fn mix(&self, w: f64) -> Matrix {
+        let (m, k) = (self.alpha.rows(), self.classes);
+        if self.alpha.cols() == k {
+            return self.alpha.clone();
+        }
+        let data = (0..m)
+            .flat_map(|i| {
+                let row = self.alpha.row(i);
+                (0..k).map(move |j| w * row[j] + (1.0 - w) * row[k + j])
+            })
+            .collect();
+        Matrix::from_row_major(m, k, data).unwrap_or_else(|| self.alpha.left_columns(k))
+    }
+}
+
 /// A Nystroem regularised least-squares problem: `C` (`n x m`, kernel
-/// between fit images and centres), `W` (`m x m`, between centres), `Y`
-/// (`n x classes` one-hot).
+/// between fit images and centres), `W` (`m x m`, between centres), and
+/// the targets (`n` rows).
 pub struct Nystrom<'a> {
     /// `n x m`.
     pub c: &'a Matrix,
     /// `m x m`.
     pub w: &'a Matrix,
-    /// `n x classes`.
-    pub y: &'a Matrix,
+    /// Labels and, when distilling, teacher scores.
+    pub targets: &'a Targets,
+}
+
+/// The best fit of [`Nystrom::best`].
+pub struct Fitted {
+    /// The ridge.
+    pub lambda: f64,
+    /// The label weight (1: labels only).
+    pub label_weight: f64,
+    /// `m x classes`.
+    pub alpha: Matrix,
+    /// Accuracy on the validation images.
+    pub accuracy: f64,
 }
 
 impl Nystrom<'_> {
-    /// `alpha` (`m x classes`) solving `(C^T C + n lambda W) alpha = C^T Y`.
-    /// A small diagonal jitter (relative to the matrix scale) is added if
-    /// Cholesky fails; `None` if even that fails.
-    pub fn solve(&self, lambda: f64) -> Option<Matrix> {
+    /// `alpha` (`m x classes`) solving `(C^T C + n lambda W) alpha = C^T Y_w`
+    /// with `Y_w = w Y + (1 - w) T`. `None` if the solve fails.
+    pub fn solve(&self, lambda: f64, label_weight: f64) -> Option<Matrix> {
+        let (ctc, rhs) = self.normal_equations();
+        self.solve_stacked(&ctc, &rhs, lambda)
+            .map(|s| s.mix(label_weight))
+    }
+
+    /// The lambda and label weight with the best accuracy on validation
+    /// (`c_val`: kernel between validation images and centres; ties keep
+    /// the earlier lambda, then the earlier weight).
+    pub fn best(
+        &self,
+        c_val: &Matrix,
+        val_labels: &[u8],
+        lambdas: &[f64],
+        label_weights: &[f64],
+    ) -> Result<Fitted> {
+        let (ctc, rhs) = self.normal_equations();
+        let weights: &[f64] = if self.targets.teacher.is_some() {
+            label_weights
+        } else {
+            &[1.0]
+        };
+        let mut best: Option<Fitted> = None;
+        for &lambda in lambdas {
+            let Some(stacked) = self.solve_stacked(&ctc, &rhs, lambda) else {
+                continue;
+            };
+            for &label_weight in weights {
+                let alpha = stacked.mix(label_weight);
+                let acc = accuracy(c_val, &alpha, val_labels);
+                if best.as_ref().is_none_or(|b| acc > b.accuracy) {
+                    best = Some(Fitted {
+                        lambda,
+                        label_weight,
+                        alpha,
+                        accuracy: acc,
+                    });
+                }
+            }
+        }
+        best.context("every Nystroem solve failed")
+    }
+
+    /// `C^T C` and `C^T [Y T]`, computed once for every lambda and weight.
+    fn normal_equations(&self) -> (Mat<f64>, Mat<f64>) {
+        let cm = self.c.view();
+        let y = self.targets.stacked();
+        (cm.transpose() * cm, cm.transpose() * y.view())
+    }
+
+    fn solve_stacked(&self, ctc: &Mat<f64>, rhs: &Mat<f64>, lambda: f64) -> Option<Stacked> {
         let (n, m) = (self.c.rows(), self.c.cols());
-        let (cm, wm, ym) = (self.c.view(), self.w.view(), self.y.view());
-        let ctc = cm.transpose() * cm;
-        let rhs = cm.transpose() * ym;
+        let wm = self.w.view();
         let scale = (0..m)
             .map(|i| ctc[(i, i)])
             .fold(0.0f64, f64::max)
@@ -143,28 +255,10 @@ impl Nystrom<'_> {
             .as_slice()
             .iter()
             .all(|v| v.is_finite())
-            .then_some(alpha)
-    }
-
-    /// The lambda with the best accuracy on validation (`c_val`: kernel
-    /// between validation images and centres): `(lambda, alpha, accuracy)`.
-    pub fn best_lambda(
-        &self,
-        c_val: &Matrix,
-        val_labels: &[u8],
-        lambdas: &[f64],
-    ) -> Result<(f64, Matrix, f64)> {
-        let mut best: Option<(f64, Matrix, f64)> = None;
-        for &lambda in lambdas {
-            let Some(alpha) = self.solve(lambda) else {
-                continue;
-            };
-            let acc = accuracy(c_val, &alpha, val_labels);
-            if best.as_ref().is_none_or(|b| acc > b.2) {
-                best = Some((lambda, alpha, acc));
-            }
-        }
-        best.context("every Nystroem solve failed")
+            .then_some(Stacked {
+                alpha,
+                classes: self.targets.labels.cols(),
+            })
     }
 }
 
@@ -198,5 +292,66 @@ mod tests {
         let t: f64 = (0..d).map(|i| s2(i, i)).sum();
         assert!(t1 > t / 3.0 && t1 < t);
         assert!(low_rank(&metric, 0).is_err() && low_rank(&metric, 4).is_err());
+    }
+
+    #[test]
+    fn distillation_mixes_the_two_fits_and_weight_one_is_the_labels_fit() {
+        // A small, well-posed problem: C 30 x 5, W = A^T A / 5 + I / 10.
+        let (n, m, k) = (30, 5, 3);
+        let v = |i: usize| ((i as f64 * 0.754_877_666).fract() - 0.5) * 2.0;
+        let c = Matrix::from_row_major(n, m, (0..n * m).map(v).collect()).unwrap();
+        let a = Matrix::from_row_major(m, m, (0..m * m).map(|i| v(i + 500)).collect()).unwrap();
+        let w = Matrix::from_mat(
+            (a.view().transpose() * a.view() / faer::Scale(5.0)
+                + Mat::<f64>::identity(m, m) / faer::Scale(10.0))
+            .as_ref(),
+        );
+        let labels: Vec<u8> = (0..n).map(|i| (i % k) as u8).collect();
+        let y = crate::fit::readout::one_hot(&labels, k);
+        let t = Matrix::from_row_major(n, k, (0..n * k).map(|i| v(i + 900)).collect()).unwrap();
+        let plain = Targets {
+            labels: y.clone(),
+            teacher: None,
+        };
+        let teacher_only = Targets {
+            labels: t.clone(),
+            teacher: None,
+        };
+        let mixed = Targets {
+            labels: y,
+            teacher: Some(t),
+        };
+        let fit = |targets: &Targets, w_label: f64| {
+            Nystrom {
+                c: &c,
+                w: &w,
+                targets,
+            }
+            .solve(1e-3, w_label)
+            .unwrap()
+        };
+        let close = |a: &Matrix, b: &Matrix| {
+            a.as_slice()
+                .iter()
+                .zip(b.as_slice())
+                .all(|(x, y)| (x - y).abs() < 1e-10)
+        };
+        assert!(close(&fit(&mixed, 1.0), &fit(&plain, 1.0)));
+        assert!(close(&fit(&mixed, 0.0), &fit(&teacher_only, 1.0)));
+        let half = fit(&mixed, 0.5);
+        let (l, t) = (fit(&plain, 1.0), fit(&teacher_only, 1.0));
+        for i in 0..m * k {
+            let expect = 0.5 * l.as_slice()[i] + 0.5 * t.as_slice()[i];
+            assert!((half.as_slice()[i] - expect).abs() < 1e-10);
+        }
+        // Without a teacher only the labels' fit is tried.
+        let best = Nystrom {
+            c: &c,
+            w: &w,
+            targets: &plain,
+        }
+        .best(&c, &labels, &[1e-3], &[0.0, 0.5])
+        .unwrap();
+        assert_eq!(best.label_weight, 1.0);
     }
 }

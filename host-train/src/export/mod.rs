@@ -1,24 +1,32 @@
 //! `convrfm export`: a trained model -> the compact, checksummed blob that
 //! `convrfm-core` runs, sized to a flash budget.
 //!
-//! Search (on a validation split of the model's training images, never on
-//! test data): for each centre pixel depth (4, 8 bits) and metric rank `r`,
-//! centres are chosen by pivoted Cholesky ([`compact`]) from the fit
-//! images, and for each centre count `m` of a ladder alpha is re-fitted
-//! (Nystroem least squares, lambda on validation). Every candidate's blob
-//! size is exact ([`convrfm_core::blob::encoded_len`]). The best candidate
-//! under `--max-flash` is then rebuilt on all training images and encoded.
-//! The float model of a candidate uses exactly the device's quantised
-//! centre pixels and `W`; only the integer arithmetic of the device differs.
+//! The compact model is fitted on a fit set ([`FitSet`]): any labelled
+//! images of the model's shape (all 60,000 Fashion-MNIST training images,
+//! say), not only the images the model was trained on, with the trained
+//! model's own scores as a second target (distillation, [`teacher`]).
+//!
+//! Search (on a stratified sample of at most [`SEARCH_IMAGES`] fit images,
+//! split into fit and validation; never on test data): for each centre
+//! pixel depth (4, 8 bits) and metric rank `r`, centres are chosen by
+//! pivoted Cholesky ([`compact`]), and for each centre count `m` of a
+//! ladder alpha is re-fitted (Nystroem least squares; lambda and the label
+//! weight on validation). Every candidate's blob size is exact
+//! ([`convrfm_core::blob::encoded_len`]). The best candidate under
+//! `--max-flash` is then rebuilt (centres from the whole sample, alpha on
+//! every fit image) and encoded. The float model of a candidate uses
+//! exactly the device's quantised centre pixels and `W`; only the integer
+//! arithmetic of the device differs.
 
 pub mod c_source;
 pub mod compact;
 pub mod device;
 pub mod run;
+pub mod teacher;
 
 use anyhow::{Context, Result, bail, ensure};
 
-use self::compact::{Nystrom, select_centres};
+use self::compact::{Nystrom, Targets, select_centres};
 use self::device::{BlobContent, DeviceMetric, blob_bytes, quantise_pixels};
 use self::run::blob_predict;
 use crate::data::{ImageDims, Images, LabelledImages, PixelType, ResizeFilter, stratified_split};
@@ -27,10 +35,15 @@ use crate::fit::readout::{argmax_rows, one_hot, scores, share_correct};
 use crate::kernel::{Kernel, KernelBlocks};
 use crate::matrix::Matrix;
 use crate::output::{Phase, Progress};
-use crate::params::{ParamError, at_least, fraction, ridge_values};
+use crate::params::{ParamError, at_least, fraction, ridge_values, unit_interval};
 
 /// Budgets of the accuracy-vs-size frontier, bytes.
 pub const FRONTIER_BUDGETS: [usize; 5] = [16 << 10, 32 << 10, 64 << 10, 128 << 10, 256 << 10];
+
+/// Fit images the search uses at most (a stratified sample; the chosen
+/// candidate's alpha is then fitted on every fit image): the search's
+/// kernel blocks grow with it, its benefit levels off.
+pub const SEARCH_IMAGES: usize = 12_500;
 
 /// Centre counts tried.
 pub const CENTRE_LADDER: [usize; 14] =
@@ -47,6 +60,9 @@ pub struct ExportOptions {
     pub pixel_bits: Vec<u8>,
     /// Ridge values tried for the Nystroem fit.
     pub lambdas: Vec<f64>,
+    /// Weights of the labels against the teacher's scores tried (1: labels
+    /// only, no distillation).
+    pub label_weights: Vec<f64>,
     /// Validation share of the training images.
     pub val_fraction: f64,
     /// Seed of the validation split.
@@ -60,6 +76,7 @@ impl Default for ExportOptions {
             ranks: vec![2, 3, 4, 6, 9],
             pixel_bits: vec![4, 8],
             lambdas: vec![1e-8, 1e-6, 1e-4, 1e-3, 1e-2],
+            label_weights: vec![1.0, 0.75, 0.5, 0.25, 0.0],
             val_fraction: 0.2,
             seed: 0,
         }
@@ -88,6 +105,14 @@ impl ExportOptions {
             });
         }
         ridge_values("lambdas", &self.lambdas)?;
+        if self.label_weights.is_empty() {
+            return Err(ParamError::Empty {
+                name: "label-weights",
+            });
+        }
+        for &w in &self.label_weights {
+            unit_interval("label-weights", w)?;
+        }
         fraction("val-fraction", self.val_fraction)?;
         Ok(CheckedExportOptions(self))
     }
@@ -102,6 +127,102 @@ impl CheckedExportOptions {
     pub fn get(&self) -> &ExportOptions {
         &self.0
     }
+
+    /// Whether a label weight below 1 asks for the teacher's scores.
+    pub fn distils(&self) -> bool {
+        self.0.label_weights.iter().any(|&w| w < 1.0)
+    }
+}
+
+/// The labelled images a compact model is fitted and validated on, and
+/// the trained model's scores on them when distilling.
+pub struct FitSet {
+    data: LabelledImages,
+    teacher: Option<Matrix>,
+}
+
+impl FitSet {
+    /// Checks `data` against the model (shape, pixel type, labels within
+    /// its classes, at least 10 images), before any kernel is computed.
+    pub fn new(model: &Model, data: LabelledImages) -> Result<Self> {
+        data.images.ensure_like(
+            model.dims(),
+            model.pixel_type(),
+            "fit images",
+            "the model's",
+        )?;
+        data.ensure_labels_below(model.classes(), "the model")?;
+        ensure!(
+            data.len() >= 10,
+            "the fit set holds {} images; at least 10 are needed (for a validation split)",
+            data.len()
+        );
+        Ok(Self {
+            data,
+            teacher: None,
+        })
+    }
+
+    /// Adds the teacher's scores on these images (`n x classes`), for
+    /// distillation.
+    pub fn with_teacher(self, scores: Matrix) -> Result<Self> {
+        ensure!(
+            scores.rows() == self.data.len() && scores.cols() == self.data.class_names.len(),
+            "teacher scores of {}x{} for {} images of {} classes",
+            scores.rows(),
+            scores.cols(),
+            self.data.len(),
+            self.data.class_names.len()
+        );
+        Ok(Self {
+            teacher: Some(scores),
+            ..self
+        })
+    }
+
+    /// The images and labels.
+    pub fn data(&self) -> &LabelledImages {
+        &self.data
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Whether there are none (never, once checked).
+    pub fn is_empty(&self) -> bool {
+        self.data.len() == 0
+    }
+
+    fn select(&self, idx: &[usize]) -> FitSet {
+        FitSet {
+            data: self.data.select(idx),
+            teacher: self.teacher.as_ref().map(|t| select_rows(t, idx)),
+        }
+    }
+
+    fn targets(&self, classes: usize) -> Targets {
+        Targets {
+            labels: one_hot(&self.data.labels, classes),
+            teacher: self.teacher.clone(),
+        }
+    }
+
+    /// The search's stratified sample (all images up to [`SEARCH_IMAGES`]).
+    fn search_sample(&self, seed: u64) -> FitSet {
+        if self.len() <= SEARCH_IMAGES {
+            return self.select(&(0..self.len()).collect::<Vec<_>>());
+        }
+        let share = SEARCH_IMAGES as f64 / self.len() as f64;
+        let (_, sample) = stratified_split(&self.data.labels, share, seed);
+        self.select(&sample)
+    }
+}
+
+fn select_rows(m: &Matrix, idx: &[usize]) -> Matrix {
+    let data = idx.iter().flat_map(|&i| m.row(i).iter().copied()).collect();
+    Matrix::from_row_major(idx.len(), m.cols(), data).unwrap_or_else(|| Matrix::zeros(0, 0))
 }
 
 /// One point of the search.
@@ -115,6 +236,8 @@ pub struct Candidate {
     pub pixel_bits: u8,
     /// Chosen ridge.
     pub lambda: f64,
+    /// Chosen weight of the labels against the teacher's scores.
+    pub label_weight: f64,
     /// Float accuracy on the validation split.
     pub val_accuracy: f64,
     /// Exact blob size, bytes.
@@ -168,8 +291,9 @@ impl Compact {
 }
 
 /// Checks the blob format can hold `model`: it stores 3x3 patches, 8-bit
-/// pixels in `[0, 1]` and a single-layer kernel.
-fn check_exportable(model: &Model) -> Result<()> {
+/// pixels in `[0, 1]` and a single-layer kernel. (Commands call it before
+/// reading a fit set or computing teacher scores.)
+pub fn check_exportable(model: &Model) -> Result<()> {
     ensure!(
         model.patch == convrfm_core::PATCH,
         "a model with {p}x{p} patches cannot be exported: the blob format holds {q}x{q} \
@@ -192,26 +316,26 @@ fn check_exportable(model: &Model) -> Result<()> {
     Ok(())
 }
 
-/// Builds the compact model of one search point on `data` (centres from
-/// `data`, alpha re-fitted on `data`).
+/// Builds the compact model of search point `c`: centres from the search
+/// sample of `fit` (the same `seed` as the search), alpha fitted on every
+/// fit image with `c`'s lambda and label weight.
 pub fn build(
     model: &Model,
-    data: &LabelledImages,
-    m: usize,
-    rank: usize,
-    bits: u8,
-    lambda: f64,
+    fit: &FitSet,
+    c: &Candidate,
+    seed: u64,
     progress: Progress,
 ) -> Result<Compact> {
     check_exportable(model)?;
     let shape = model.shape()?;
-    let metric = DeviceMetric::new(model, rank, &data.images)?;
+    let pool = fit.search_sample(seed);
+    let metric = DeviceMetric::new(model, c.rank, &pool.data.images)?;
     let ck = centre_kernels(
         &metric.kernel,
-        &data.images,
-        bits,
-        m,
-        &[&data.images],
+        &pool.data.images,
+        c.pixel_bits,
+        c.m,
+        &[&fit.data.images],
         "Centres",
         progress,
     )?;
@@ -221,18 +345,18 @@ pub fn build(
         pixels: ck.centres,
     };
     let (idx, kc, scale) = (ck.idx, ck.kc, ck.scale);
-    let c = &ck.rows[0];
-    let y = one_hot(&data.labels, model.classes());
-    let alpha = Nystrom { c, w: &kc, y: &y }
-        .solve(lambda)
-        .context("Nystroem re-fit failed")?;
+    let targets = fit.targets(model.classes());
+    let alpha = Nystrom {
+        c: &ck.rows[0],
+        w: &kc,
+        targets: &targets,
+    }
+    .solve(c.lambda, c.label_weight)
+    .context("Nystroem re-fit failed")?;
     let candidate = Candidate {
         m: idx.len(),
-        rank,
-        pixel_bits: bits,
-        lambda,
-        val_accuracy: f64::NAN,
-        bytes: blob_bytes(model, idx.len(), rank, bits)?,
+        bytes: blob_bytes(model, idx.len(), c.rank, c.pixel_bits)?,
+        ..c.clone()
     };
     Ok(Compact {
         candidate,
@@ -297,26 +421,12 @@ fn gather(pixels: &[f32], per: usize, idx: &[usize]) -> Vec<f32> {
         .collect()
 }
 
-/// Every candidate of the search, evaluated on a validation split of the
-/// model's training images.
-pub fn search(
-    model: &Model,
-    opts: &CheckedExportOptions,
-    progress: Progress,
-) -> Result<Vec<Candidate>> {
-    let opts = opts.get();
-    check_exportable(model)?;
+/// The ranks of `opts` the blob format can hold for `model`, after
+/// checking that the smallest candidate fits `--max-flash`: both known
+/// from sizes alone, so commands call this before reading a fit set or
+/// computing any kernel.
+pub fn feasible_ranks(model: &Model, opts: &ExportOptions) -> Result<Vec<usize>> {
     let shape = model.shape()?;
-    let data = model.training_data();
-    ensure!(
-        data.len() >= 10,
-        "the model holds only {} training images",
-        data.len()
-    );
-    let (fit_idx, val_idx) = stratified_split(&data.labels, opts.val_fraction, opts.seed);
-    let (fit, val) = (data.select(&fit_idx), data.select(&val_idx));
-    // Only candidates the blob format can hold, and a budget the smallest
-    // of them fits: both known before any kernel is computed.
     let ranks: Vec<usize> = opts
         .ranks
         .iter()
@@ -346,7 +456,24 @@ pub fn search(
         CENTRE_LADDER[0],
         opts.max_flash
     );
-    let y = one_hot(&fit.labels, model.classes());
+    Ok(ranks)
+}
+
+/// Every candidate of the search, evaluated on a validation split of the
+/// search sample of `fit`.
+pub fn search(
+    model: &Model,
+    fit: &FitSet,
+    opts: &CheckedExportOptions,
+    progress: Progress,
+) -> Result<Vec<Candidate>> {
+    let opts = opts.get();
+    check_exportable(model)?;
+    let ranks = feasible_ranks(model, opts)?;
+    let sample = fit.search_sample(opts.seed);
+    let (fit_idx, val_idx) = stratified_split(&sample.data.labels, opts.val_fraction, opts.seed);
+    let (fit, val) = (sample.select(&fit_idx), sample.select(&val_idx));
+    let targets = fit.targets(model.classes());
     let largest_budget = opts.max_flash.max(*FRONTIER_BUDGETS.last().unwrap_or(&0));
     let mut out = Vec::new();
     let mut failure = None;
@@ -355,19 +482,19 @@ pub fn search(
             let ladder: Vec<usize> = CENTRE_LADDER
                 .iter()
                 .copied()
-                .filter(|&m| m <= fit.len())
+                .filter(|&m| m <= sample.len())
                 .filter(|&m| blob_bytes(model, m, rank, bits).is_ok_and(|b| b <= largest_budget))
                 .collect();
             let Some(&m_max) = ladder.last() else {
                 continue;
             };
-            let metric = DeviceMetric::new(model, rank, &fit.images)?;
+            let metric = DeviceMetric::new(model, rank, &sample.data.images)?;
             let ck = centre_kernels(
                 &metric.kernel,
-                &fit.images,
+                &sample.data.images,
                 bits,
                 m_max,
-                &[&fit.images, &val.images],
+                &[&fit.data.images, &val.data.images],
                 &format!("{bits}b r{rank}"),
                 progress,
             )?;
@@ -377,11 +504,11 @@ pub fn search(
                 let fitted = Nystrom {
                     c: &cf,
                     w: &w,
-                    y: &y,
+                    targets: &targets,
                 }
-                .best_lambda(&cv, &val.labels, &opts.lambdas)
+                .best(&cv, &val.data.labels, &opts.lambdas, &opts.label_weights)
                 .with_context(|| format!("{m} centres, rank {rank}, {bits}-bit pixels"));
-                let (lambda, _, acc) = match fitted {
+                let fitted = match fitted {
                     Ok(f) => f,
                     Err(e) => {
                         failure = Some(e);
@@ -392,8 +519,9 @@ pub fn search(
                     m,
                     rank,
                     pixel_bits: bits,
-                    lambda,
-                    val_accuracy: acc,
+                    lambda: fitted.lambda,
+                    label_weight: fitted.label_weight,
+                    val_accuracy: fitted.accuracy,
                     bytes: blob_bytes(model, m, rank, bits)?,
                 });
             }
@@ -443,16 +571,17 @@ pub struct Realised {
     pub test: Option<TestReport>,
 }
 
-/// Rebuilds `c` on all of the model's training images, encodes it, and
-/// evaluates float and integer versions on `test` if given.
+/// Rebuilds `c` on `fit` ([`build`]), encodes it, and evaluates float and
+/// integer versions on `test` if given.
 pub fn realise(
     model: &Model,
+    fit: &FitSet,
     c: &Candidate,
+    opts: &CheckedExportOptions,
     test: Option<&LabelledImages>,
     progress: Progress,
 ) -> Result<Realised> {
-    let train = model.training_data();
-    let compact = build(model, train, c.m, c.rank, c.pixel_bits, c.lambda, progress)?;
+    let compact = build(model, fit, c, opts.get().seed, progress)?;
     let blob = compact.encode(Some(c.val_accuracy))?;
     let test = test
         .map(|t| -> Result<TestReport> {
@@ -538,6 +667,7 @@ mod tests {
             rank: 4,
             pixel_bits: 4,
             lambda: 1e-3,
+            label_weight: 1.0,
             val_accuracy: acc,
             bytes,
         };

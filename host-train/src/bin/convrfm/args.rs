@@ -111,10 +111,32 @@ pub enum Command {
         #[arg(long, default_value = "256KiB", value_parser = parse_size)]
         max_flash: usize,
         /// Print the accuracy-vs-size frontier at 16, 32, 64, 128, 256 KiB
-        /// (each point rebuilt on all training images and, with test data,
+        /// (each point rebuilt on the fit set and, with test data,
         /// evaluated in float and through the integer core).
         #[arg(long)]
         sweep: bool,
+        /// Labelled images the compact model is fitted and validated on, as
+        /// for `eval --images` (default: for a Fashion-MNIST model, all
+        /// 60,000 training images of Debian's dataset-fashion-mnist when
+        /// installed; else the model's own training images).
+        #[arg(long)]
+        fit_images: Option<PathBuf>,
+        /// IDX or .npy labels matching --fit-images.
+        #[arg(long, requires = "fit_images")]
+        fit_labels: Option<PathBuf>,
+        /// Use only the first N fit images.
+        #[arg(long)]
+        fit_limit: Option<usize>,
+        /// Weights of the labels against the model's own scores in the
+        /// compact model's targets (distillation), each in [0, 1]; the best
+        /// on validation is kept. 1 alone: labels only, no teacher scores.
+        #[arg(long, value_delimiter = ',', default_values_t = ExportOptions::default().label_weights)]
+        label_weights: Vec<f64>,
+        /// File caching the model's scores on the fit images, reused by the
+        /// next export of the same model and fit set (default: the output
+        /// path with `.teacher` appended).
+        #[arg(long)]
+        teacher_cache: Option<PathBuf>,
         /// Labelled test images for reporting, as for `eval --images`
         /// (default: Fashion-MNIST test set).
         #[arg(long)]

@@ -39,7 +39,7 @@ use convrfm_train::fit::{Model, Protocol, TrainParams, experiment, model_file};
 use convrfm_train::inspect::{self, InspectOptions};
 use convrfm_train::output::{Progress, check_writable, replace_dir, write_atomic};
 
-use crate::args::{Cli, Command, DataArgs, DataCommand, synth_files};
+use crate::args::{Cli, Command, DataArgs, DataCommand, FormatArgs, synth_files};
 use crate::load::{DataSpec, labelled, source};
 use crate::predict::predict;
 use crate::serial::{SerialArgs, serial};
@@ -170,16 +170,48 @@ fn run(cli: Cli) -> Result<()> {
             test_limit,
             no_test,
             lambdas,
+            fit_images,
+            fit_labels,
+            fit_limit,
+            label_weights,
+            teacher_cache,
             format,
         } => {
             let opts = ExportOptions {
                 max_flash,
                 lambdas,
+                label_weights,
                 ..ExportOptions::default()
             }
             .check()?;
+            if fit_limit == Some(0) {
+                bail!(
+                    "--fit-limit 0: at least 10 fit images are needed (leave the flag out for all)"
+                );
+            }
+            let out_path = out.clone();
             let out = ExportOutput::new(&out, out_format)?;
             let model = Model::load(&model)?;
+            // What the blob cannot hold fails here, before any data are read.
+            export::check_exportable(&model)?;
+            export::feasible_ranks(&model, opts.get())?;
+            let teacher_cache = opts.distils().then(|| {
+                teacher_cache.unwrap_or_else(|| {
+                    let mut p = out_path.into_os_string();
+                    p.push(".teacher");
+                    PathBuf::from(p)
+                })
+            });
+            teacher_cache.as_deref().map(check_writable).transpose()?;
+            let fit_source = source(&fit_images, &fit_labels)?;
+            let fit = fit_set(
+                &model,
+                fit_source,
+                fit_limit,
+                &format,
+                teacher_cache.as_deref(),
+                progress,
+            )?;
             let test_source = source(&test_images, &test_labels)?;
             let test = (!no_test)
                 .then(|| {
@@ -197,7 +229,7 @@ fn run(cli: Cli) -> Result<()> {
                     )
                 })
                 .transpose()?;
-            run_export(&model, &out, &opts, sweep, test.as_ref(), progress)
+            run_export(&model, &fit, &out, &opts, sweep, test.as_ref(), progress)
         }
         Command::Serial {
             port,
@@ -443,8 +475,77 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// The fit set of `export`: the images given, else all Fashion-MNIST
+/// training images for a Fashion-MNIST model when Debian's package is
+/// installed, else the model's own; with the model's scores on them
+/// (cached in `teacher_cache`) when distilling.
+fn fit_set(
+    model: &Model,
+    given: Option<Source>,
+    limit: Option<usize>,
+    format: &FormatArgs,
+    teacher_cache: Option<&Path>,
+    progress: Progress,
+) -> Result<export::FitSet> {
+    let fashion_like = model
+        .class_names()
+        .iter()
+        .map(String::as_str)
+        .eq(data::FASHION_MNIST_CLASSES)
+        && model.dims()
+            == ImageDims {
+                channels: 1,
+                height: 28,
+                width: 28,
+            }
+        && model.pixel_type() == data::PixelType::U8;
+    let set = match given {
+        Some(src) => labelled(
+            DataSpec {
+                source: Some(src),
+                split: Split::Train,
+                limit,
+                limit_flag: "--fit-limit",
+                what: "fit data",
+                read: &format.read_options(),
+                like: Some(like_model(model)),
+            },
+            progress,
+        )?,
+        None => match fashion_like
+            .then(|| data::fashion_mnist(Split::Train, limit))
+            .transpose()?
+        {
+            Some((set, source @ data::DataSource::Debian { .. })) => {
+                say!("fit data: {source}: {} images", set.len());
+                set
+            }
+            _ => {
+                let own = model.training_data();
+                let n = limit.map_or(own.len(), |l| l.min(own.len()));
+                say!("fit data: the model's {n} training images");
+                own.take(n)
+            }
+        },
+    };
+    let fit = export::FitSet::new(model, set)?;
+    let Some(cache) = teacher_cache else {
+        return Ok(fit);
+    };
+    let t = Instant::now();
+    let (scores, source) =
+        export::teacher::teacher_scores(model, fit.data(), Some(cache), progress)?;
+    say!(
+        "teacher scores on the {} fit images: {source} ({:.1} s)",
+        fit.len(),
+        t.elapsed().as_secs_f64()
+    );
+    fit.with_teacher(scores)
+}
+
 fn run_export(
     model: &Model,
+    fit: &export::FitSet,
     out: &ExportOutput,
     opts: &CheckedExportOptions,
     sweep: bool,
@@ -453,11 +554,12 @@ fn run_export(
 ) -> Result<()> {
     let max_flash = opts.get().max_flash;
     let t = Instant::now();
-    let candidates = export::search(model, opts, progress)?;
+    let candidates = export::search(model, fit, opts, progress)?;
     say!(
-        "searched {} candidates (centres x rank x pixel bits) on a validation split of the model's {} training images in {:.1} s",
+        "searched {} candidates (centres x rank x pixel bits) on a validation split of {} of the {} fit images in {:.1} s",
         candidates.len(),
-        model.training_data().len(),
+        fit.len().min(export::SEARCH_IMAGES),
+        fit.len(),
         t.elapsed().as_secs_f64()
     );
     let chosen = export::best_under(&candidates, max_flash).with_context(|| {
@@ -469,15 +571,16 @@ fn run_export(
     // The frontier point that is also the chosen one is built only once.
     let mut chosen_realised = None;
     if sweep {
-        say!("all candidates (bytes, m, r, bits, lambda, validation %):");
+        say!("all candidates (bytes, m, r, bits, lambda, label weight, validation %):");
         for c in &candidates {
             say!(
-                "  {:>8}  {:>4}  {:>2}  {:>4}  {:>7.0e}  {:>6.2}",
+                "  {:>8}  {:>4}  {:>2}  {:>4}  {:>7.0e}  {:>4.2}  {:>6.2}",
                 c.bytes,
                 c.m,
                 c.rank,
                 c.pixel_bits,
                 c.lambda,
+                c.label_weight,
                 100.0 * c.val_accuracy
             );
         }
@@ -486,7 +589,7 @@ fn run_export(
         for budget in export::FRONTIER_BUDGETS {
             match export::best_under(&candidates, budget) {
                 Some(c) => {
-                    let r = export::realise(model, c, test, progress)?;
+                    let r = export::realise(model, fit, c, opts, test, progress)?;
                     say!("{:>5}KiB  {}", budget >> 10, describe_realised(&r));
                     if std::ptr::eq(c, chosen) {
                         chosen_realised = Some(r);
@@ -498,7 +601,7 @@ fn run_export(
     }
     let r = match chosen_realised {
         Some(r) => r,
-        None => export::realise(model, chosen, test, progress)?,
+        None => export::realise(model, fit, chosen, opts, test, progress)?,
     };
     say!("chosen for --max-flash {max_flash}:");
     say!("          {REALISED_HEADER}");

@@ -28,7 +28,7 @@ pub fn say(args: fmt::Arguments<'_>) -> Result<()> {
 
 /// Column headings of [`describe_realised`].
 pub const REALISED_HEADER: &str =
-    "   bytes     m   r  bits   lambda   val_%  float_test_%  int_test_%  same_class_%";
+    "   bytes     m   r  bits   lambda  label_w   val_%  float_test_%  int_test_%  same_class_%";
 
 /// One row of the export tables under [`REALISED_HEADER`].
 pub fn describe_realised(r: &Realised) -> String {
@@ -45,12 +45,13 @@ pub fn describe_realised(r: &Realised) -> String {
             )
         });
     format!(
-        "{:>8}  {:>4}  {:>2}  {:>4}  {:>7.0e}  {:>6.2}  {test_cols}",
+        "{:>8}  {:>4}  {:>2}  {:>4}  {:>7.0e}  {:>7.2}  {:>6.2}  {test_cols}",
         r.blob.len(),
         c.m,
         c.rank,
         c.pixel_bits,
         c.lambda,
+        c.label_weight,
         100.0 * c.val_accuracy
     )
 }
