@@ -91,22 +91,14 @@ fn run(cmdline: &str, buffers: &mut Buffers) -> Result<(), Failed> {
             Ok(())
         }
         (Some("classify"), Some(images), Some(out), None) => {
-            let Buffers {
-                scratch,
-                image,
-                scores,
-            } = buffers;
-            let mut classifier = Classifier::new(model, scratch, image, scores)
+            let mut classifier = buffers
+                .classifier(model)
                 .map_err(|e| fail!("buffers: {e:?}"))?;
             classify(&mut classifier, images, out, peripherals.SYST)
         }
         (Some("serve"), None, ..) => {
-            let Buffers {
-                scratch,
-                image,
-                scores,
-            } = buffers;
-            let mut classifier = Classifier::new(model, scratch, image, scores)
+            let mut classifier = buffers
+                .classifier(model)
                 .map_err(|e| fail!("buffers: {e:?}"))?;
             serve(&mut classifier, peripherals.SYST)
         }

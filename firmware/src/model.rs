@@ -7,6 +7,10 @@
 //! layout, and writes its class count and image size to `model_dims.rs`.
 //! So a bad or oversized blob fails the build, not the device.
 
+use convrfm_core::Model;
+
+use crate::app::{Classifier, SetupError};
+
 /// 4-byte alignment for the blob. `convrfm-core` reads words with
 /// `from_le_bytes`, so it would work unaligned, but the format lays its
 /// sections out on 4-byte boundaries (`docs/blob-format.md` §1) so that
@@ -62,6 +66,29 @@ impl Buffers {
             scores: [0; CLASSES],
         }
     }
+
+    /// A classifier for `model` over these buffers (checked against the
+    /// model once, see `Classifier::new`).
+    pub fn classifier<'a>(&'a mut self, model: Model<'a>) -> Result<Classifier<'a>, SetupError> {
+        Classifier::new(model, &mut self.scratch, &mut self.image, &mut self.scores)
+    }
+}
+
+/// Logs what a board runs, once at start-up: image shape, classes,
+/// centres, blob and scratch bytes.
+#[cfg(feature = "defmt")]
+pub fn log_model(model: &Model<'_>) {
+    let shape = model.shape();
+    defmt::info!(
+        "convrfm: {}x{}x{} images, {} classes, {} centres, blob {} bytes, scratch {} bytes",
+        shape.channels(),
+        shape.height(),
+        shape.width(),
+        model.classes(),
+        model.centres(),
+        BLOB_LEN,
+        model.scratch_len()
+    );
 }
 
 impl Default for Buffers {

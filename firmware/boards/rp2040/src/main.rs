@@ -15,7 +15,7 @@
 #![no_main]
 
 use convrfm_core::Model;
-use convrfm_firmware::app::{Classifier, Clock};
+use convrfm_firmware::app::Clock;
 use convrfm_firmware::led::blink_class;
 use convrfm_firmware::model::{self, Buffers};
 use defmt_rtt as _;
@@ -56,6 +56,7 @@ fn main() -> ! {
     ) else {
         defmt::panic!("the clocks did not start (crystal, PLLs)");
     };
+    defmt::info!("system clock {} MHz", clocks.system_clock.freq().to_MHz());
     let sio = hal::Sio::new(pac.SIO);
     let pins = hal::gpio::Pins::new(
         pac.IO_BANK0,
@@ -86,24 +87,8 @@ fn main() -> ! {
         Ok(model) => model,
         Err(e) => defmt::panic!("the embedded blob is invalid: {}", e),
     };
-    let shape = model.shape();
-    defmt::info!(
-        "convrfm: {}x{}x{} images, {} classes, {} centres, blob {} bytes, scratch {} bytes, {} MHz",
-        shape.channels(),
-        shape.height(),
-        shape.width(),
-        model.classes(),
-        model.centres(),
-        model::BLOB_LEN,
-        model.scratch_len(),
-        clocks.system_clock.freq().to_MHz()
-    );
-    let Buffers {
-        scratch,
-        image,
-        scores,
-    } = BUFFERS;
-    let mut classifier = match Classifier::new(model, scratch, image, scores) {
+    model::log_model(&model);
+    let mut classifier = match BUFFERS.classifier(model) {
         Ok(c) => c,
         Err(e) => defmt::panic!("buffers: {}", e),
     };

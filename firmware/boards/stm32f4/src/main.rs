@@ -14,7 +14,7 @@
 #![no_main]
 
 use convrfm_core::Model;
-use convrfm_firmware::app::{Classifier, Clock};
+use convrfm_firmware::app::Clock;
 use convrfm_firmware::led::blink_class;
 use convrfm_firmware::model::{self, Buffers};
 use convrfm_firmware::nb_serial::NbReader;
@@ -65,23 +65,8 @@ fn main() -> ! {
         Ok(model) => model,
         Err(e) => defmt::panic!("the embedded blob is invalid: {}", e),
     };
-    let shape = model.shape();
-    defmt::info!(
-        "convrfm: {}x{}x{} images, {} classes, {} centres, blob {} bytes, scratch {} bytes",
-        shape.channels(),
-        shape.height(),
-        shape.width(),
-        model.classes(),
-        model.centres(),
-        model::BLOB_LEN,
-        model.scratch_len()
-    );
-    let Buffers {
-        scratch,
-        image,
-        scores,
-    } = BUFFERS;
-    let mut classifier = match Classifier::new(model, scratch, image, scores) {
+    model::log_model(&model);
+    let mut classifier = match BUFFERS.classifier(model) {
         Ok(c) => c,
         Err(e) => defmt::panic!("buffers: {}", e),
     };

@@ -181,38 +181,7 @@ pub enum Command {
     /// over a serial port: the board says which model it runs, then each
     /// image goes out and its class and scores come back; prints class,
     /// score and running accuracy per image (docs/boards.md).
-    Serial {
-        /// The board's serial port (/dev/ttyACM0, /dev/ttyUSB0, COM3, or the
-        /// pseudo-terminal of QEMU's `-serial pty`).
-        #[arg(long)]
-        port: String,
-        /// Baud rate (the board examples use 115200).
-        #[arg(long, default_value_t = 115_200)]
-        baud: u32,
-        /// Labelled images as for `eval --images` (IDX / .npy with
-        /// --labels), or unlabelled: one picture file, or an IDX / .npy
-        /// image file without --labels; default: Fashion-MNIST test images.
-        #[arg(long)]
-        images: Option<PathBuf>,
-        /// IDX or .npy labels matching --images.
-        #[arg(long, requires = "images")]
-        labels: Option<PathBuf>,
-        /// Send only the first N images.
-        #[arg(long)]
-        limit: Option<usize>,
-        /// Seconds to wait for the board's info and for each result.
-        #[arg(long, default_value_t = 60.0)]
-        timeout: f64,
-        /// Also write the board's records (class byte and i64 scores per
-        /// image, the firmware's format) to this file, once all arrived.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// One JSON object per image instead of text.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        format: FormatArgs,
-    },
+    Serial(SerialArgs),
     /// Train on the Fashion-MNIST subset shipped with convrfm (2,000 train,
     /// 1,000 test; no download) and print each iteration.
     Demo {
@@ -287,6 +256,41 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Precision::F32)]
         precision: Precision,
     },
+}
+
+/// `convrfm serial`'s arguments.
+#[derive(Args)]
+pub struct SerialArgs {
+    /// The board's serial port (/dev/ttyACM0, /dev/ttyUSB0, COM3, or the
+    /// pseudo-terminal of QEMU's `-serial pty`).
+    #[arg(long)]
+    pub port: String,
+    /// Baud rate (the board examples use 115200).
+    #[arg(long, default_value_t = 115_200)]
+    pub baud: u32,
+    /// Labelled images as for `eval --images` (IDX / .npy with
+    /// --labels), or unlabelled: one picture file, or an IDX / .npy
+    /// image file without --labels; default: Fashion-MNIST test images.
+    #[arg(long)]
+    pub images: Option<PathBuf>,
+    /// IDX or .npy labels matching --images.
+    #[arg(long, requires = "images")]
+    pub labels: Option<PathBuf>,
+    /// Send only the first N images.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Seconds to wait for the board's info and for each result.
+    #[arg(long, default_value_t = 60.0)]
+    pub timeout: f64,
+    /// Also write the board's records (class byte and i64 scores per
+    /// image, the firmware's format) to this file, once all arrived.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// One JSON object per image instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub format: FormatArgs,
 }
 
 #[derive(Subcommand)]

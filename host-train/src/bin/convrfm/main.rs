@@ -42,7 +42,7 @@ use convrfm_train::output::{Progress, check_writable, replace_dir, write_atomic}
 use crate::args::{Cli, Command, DataArgs, DataCommand, FormatArgs, synth_files};
 use crate::load::{DataSpec, labelled, source};
 use crate::predict::predict;
-use crate::serial::{SerialArgs, serial};
+use crate::serial::serial;
 use crate::show::{Preview, show_data};
 
 /// The IDX files `convrfm data convert` writes.
@@ -231,30 +231,7 @@ fn run(cli: Cli) -> Result<()> {
                 .transpose()?;
             run_export(&model, &fit, &out, &opts, sweep, test.as_ref(), progress)
         }
-        Command::Serial {
-            port,
-            baud,
-            images,
-            labels,
-            limit,
-            timeout,
-            out,
-            json,
-            format,
-        } => serial(
-            SerialArgs {
-                port: &port,
-                baud,
-                images,
-                labels,
-                limit,
-                timeout,
-                out,
-                json,
-                read: format.read_options(),
-            },
-            progress,
-        ),
+        Command::Serial(args) => serial(&args, progress),
         Command::Predict {
             blob,
             model,

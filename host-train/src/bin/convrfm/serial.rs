@@ -8,38 +8,17 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use convrfm_train::data::{
-    ImageDims, Images, Like, PixelType, ReadOptions, ResizeFilter, Split, holds_labels, load_inputs,
+    ImageDims, Images, Like, PixelType, ResizeFilter, Split, holds_labels, load_inputs,
 };
 use convrfm_train::link::Board;
 use convrfm_train::output::{Progress, check_writable, write_atomic};
 
+use crate::args::SerialArgs;
 use crate::load::{DataSpec, labelled, source};
 use crate::predict::{Answer, print_answer};
 
-/// What `convrfm serial` was asked to do.
-pub struct SerialArgs<'a> {
-    /// The serial port's path or name.
-    pub port: &'a str,
-    /// Its baud rate.
-    pub baud: u32,
-    /// Images (default: Fashion-MNIST test images).
-    pub images: Option<PathBuf>,
-    /// Labels for IDX / .npy images.
-    pub labels: Option<PathBuf>,
-    /// Send only the first N images.
-    pub limit: Option<usize>,
-    /// Seconds to wait for each reply.
-    pub timeout: f64,
-    /// Where to write the board's records.
-    pub out: Option<PathBuf>,
-    /// JSON lines instead of text.
-    pub json: bool,
-    /// How image files are read.
-    pub read: ReadOptions,
-}
-
 /// Runs the command.
-pub fn serial(args: SerialArgs<'_>, progress: Progress) -> Result<()> {
+pub fn serial(args: &SerialArgs, progress: Progress) -> Result<()> {
     ensure!(
         args.timeout.is_finite() && args.timeout > 0.0 && args.timeout <= 86_400.0,
         "--timeout must be a number of seconds above 0 and at most a day, got {}",
@@ -48,7 +27,7 @@ pub fn serial(args: SerialArgs<'_>, progress: Progress) -> Result<()> {
     ensure!(args.baud > 0, "--baud must be above 0");
     args.out.as_deref().map(check_writable).transpose()?;
     let timeout = Duration::from_secs_f64(args.timeout);
-    let port = serialport::new(args.port, args.baud)
+    let port = serialport::new(&args.port, args.baud)
         .timeout(timeout)
         .open()
         .with_context(|| format!("opening serial port {}", args.port))?;
@@ -74,7 +53,7 @@ pub fn serial(args: SerialArgs<'_>, progress: Progress) -> Result<()> {
         filter: ResizeFilter::from_core(info.resize),
         what: "the board's model",
     };
-    let (images, labels, inputs) = load(&args, &like, progress)?;
+    let (images, labels, inputs) = load(args, &like, progress)?;
 
     let n = images.len();
     let phase = progress.bar("Board", n as u64);
@@ -142,10 +121,11 @@ impl Inputs {
 /// default), or, without labels, a picture file or an IDX / `.npy` image
 /// file as `predict` reads it.
 fn load(
-    args: &SerialArgs<'_>,
+    args: &SerialArgs,
     like: &Like<'_>,
     progress: Progress,
 ) -> Result<(Images, Option<Vec<u8>>, Inputs)> {
+    let read = args.format.read_options();
     let unlabelled = match &args.images {
         Some(p) if args.labels.is_none() && !holds_labels(p) => Some(p),
         _ => None,
@@ -158,7 +138,7 @@ fn load(
                 limit: args.limit,
                 limit_flag: "--limit",
                 what: "images",
-                read: &args.read,
+                read: &read,
                 like: Some(*like),
             },
             progress,
@@ -175,7 +155,7 @@ fn load(
         width: like.dims.width,
         filter: like.filter,
     };
-    let mut images = load_inputs(path, &format, &args.read.numpy)?;
+    let mut images = load_inputs(path, &format, &read.numpy)?;
     images.ensure_like(like.dims, PixelType::U8, &path_images(path), like.what)?;
     if let Some(limit) = args.limit {
         ensure!(
