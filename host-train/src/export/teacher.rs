@@ -174,8 +174,42 @@ fn read_cache(path: &Path, key: Key, rows: usize, cols: usize) -> Result<Matrix,
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
     use crate::data::{Split, vendored_fashion_mnist};
+
+    proptest! {
+        /// Any bytes, or a valid cache with one byte changed: used only if
+        /// the whole file checks out, never a panic.
+        #[test]
+        fn any_cache_file_is_used_whole_or_not_at_all(
+            junk in proptest::collection::vec(any::<u8>(), 0..200),
+            at in 0usize..(HEADER_LEN + 6 * 8),
+            flip in 1u8..=255,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("c");
+            let key = Key { model: 7, images: 9 };
+            std::fs::write(&path, &junk).unwrap();
+            if let Ok(m) = read_cache(&path, key, 3, 2) {
+                prop_assert_eq!((m.rows(), m.cols()), (3, 2));
+            }
+            let mut good = header(key, 3, 2);
+            for v in [0.5f64, -1.0, 2.0, 0.0, 3.5, 1e-3] {
+                good.extend_from_slice(&v.to_le_bytes());
+            }
+            std::fs::write(&path, &good).unwrap();
+            prop_assert!(read_cache(&path, key, 3, 2).is_ok());
+            good[at] ^= flip;
+            std::fs::write(&path, &good).unwrap();
+            match read_cache(&path, key, 3, 2) {
+                // A changed score may still be a finite number.
+                Ok(m) => prop_assert!(at >= HEADER_LEN && m.as_slice().iter().all(|v| v.is_finite())),
+                Err(why) => prop_assert!(why.is_some()),
+            }
+        }
+    }
 
     #[test]
     fn the_cache_is_used_only_for_its_own_model_and_images() {
