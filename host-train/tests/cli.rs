@@ -429,31 +429,23 @@ fn export_as_c_writes_a_header_and_source_a_c_compiler_accepts() {
     let blob = dir.path().join("m.blob");
     // 300 fit images: the default for this Fashion-MNIST model would be
     // Debian's 60,000 where installed.
-    let o = convrfm(&[
-        "export",
-        "--model",
-        MODEL,
-        "--no-test",
-        "--fit-limit",
-        "300",
-        "--out",
-        &blob.display().to_string(),
-    ]);
+    let export = |more: &[&str]| {
+        let mut args = vec![
+            "export",
+            "--model",
+            MODEL,
+            "--no-test",
+            "--fit-limit",
+            "300",
+        ];
+        args.extend_from_slice(more);
+        convrfm(&args)
+    };
+    let o = export(&["--out", &blob.display().to_string()]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "stdout: {out}\nstderr: {err}");
     let name = dir.path().join("fm-tiny");
-    let o = convrfm(&[
-        "export",
-        "--model",
-        MODEL,
-        "--no-test",
-        "--fit-limit",
-        "300",
-        "--format",
-        "c",
-        "--out",
-        &name.display().to_string(),
-    ]);
+    let o = export(&["--format", "c", "--out", &name.display().to_string()]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "stdout: {out}\nstderr: {err}");
     assert!(out.contains("identifiers fm_tiny_*"), "{out}");

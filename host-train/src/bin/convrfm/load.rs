@@ -1,12 +1,17 @@
 //! The one way every command loads labelled data: a source named on the
 //! command line (picture folder, CSV, NumPy or IDX; an optional limit), or
 //! else Fashion-MNIST (Debian's package when installed, the built-in subset
-//! otherwise), with where it came from printed.
+//! otherwise), with where it came from printed; and unlabelled images
+//! (`predict`, `serial`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use convrfm_train::data::{LabelledImages, Like, ReadOptions, Source, Split, fashion_mnist};
+use convrfm_train::data::numpy::NumpyOptions;
+use convrfm_train::data::pictures::PictureFormat;
+use convrfm_train::data::{
+    Images, LabelledImages, Like, PixelType, ReadOptions, Source, Split, fashion_mnist, load_inputs,
+};
 use convrfm_train::output::Progress;
 
 /// Pixels per picture above which a folder gets a hint to resize.
@@ -97,5 +102,26 @@ pub fn labelled(spec: DataSpec<'_>, progress: Progress) -> Result<LabelledImages
             d.width
         );
     }
+    Ok(set)
+}
+
+/// Unlabelled images at `path` (a picture file, converted to `like`'s
+/// channels, size and filter, or an IDX / `.npy` image file), checked to
+/// have `like`'s shape and `pixel_type`.
+pub fn unlabelled(
+    path: &Path,
+    like: &Like<'_>,
+    pixel_type: PixelType,
+    numpy: &NumpyOptions,
+) -> Result<Images> {
+    let format = PictureFormat {
+        channels: like.dims.channels,
+        height: like.dims.height,
+        width: like.dims.width,
+        filter: like.filter,
+    };
+    let set = load_inputs(path, &format, numpy)?;
+    let what = format!("{}: images", path.display());
+    set.ensure_like(like.dims, pixel_type, &what, like.what)?;
     Ok(set)
 }

@@ -7,14 +7,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use convrfm_train::data::numpy::NumpyOptions;
-use convrfm_train::data::pictures::{PictureFormat, is_picture};
-use convrfm_train::data::{Images, PixelType, load_inputs};
+use convrfm_train::data::pictures::is_picture;
+use convrfm_train::data::{Images, PixelType};
 use convrfm_train::export::run::blob_predict;
 use convrfm_train::fit::Model;
 use convrfm_train::fit::readout::argmax_rows;
 use convrfm_train::output::Progress;
 use rayon::prelude::*;
 
+use crate::load::unlabelled;
 use crate::{blob_class_names, like_blob, like_model, parse_blob, read_blob};
 
 /// What classifies: a model file or a parsed blob.
@@ -63,24 +64,13 @@ pub fn predict(
         Classifier::Blob(c) => (like_blob(c, &blob_names), PixelType::U8),
     };
     let dims = like.dims;
-    let format = PictureFormat {
-        channels: dims.channels,
-        height: dims.height,
-        width: dims.width,
-        filter: like.filter,
-    };
     let numpy = NumpyOptions {
         channels_last,
         ..NumpyOptions::default()
     };
     let sets: Vec<Images> = inputs
         .par_iter()
-        .map(|p| {
-            let set = load_inputs(p, &format, &numpy)?;
-            let what = format!("{}: images", p.display());
-            set.ensure_like(dims, pixel_type, &what, like.what)?;
-            Ok(set)
-        })
+        .map(|p| unlabelled(p, &like, pixel_type, &numpy))
         .collect::<Result<_>>()?;
     let all = Images {
         dims,

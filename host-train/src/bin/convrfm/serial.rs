@@ -3,18 +3,16 @@
 //! which model it runs before any image is read, so images of the wrong
 //! shape fail before the first one is sent.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use convrfm_train::data::{
-    ImageDims, Images, Like, PixelType, ResizeFilter, Split, holds_labels, load_inputs,
-};
+use convrfm_train::data::{ImageDims, Images, Like, PixelType, ResizeFilter, Split, holds_labels};
 use convrfm_train::link::Board;
 use convrfm_train::output::{Progress, check_writable, write_atomic};
 
 use crate::args::SerialArgs;
-use crate::load::{DataSpec, labelled, source};
+use crate::load::{DataSpec, labelled, source, unlabelled};
 use crate::predict::{Answer, print_answer};
 
 /// Runs the command.
@@ -126,11 +124,11 @@ fn load(
     progress: Progress,
 ) -> Result<(Images, Option<Vec<u8>>, Inputs)> {
     let read = args.format.read_options();
-    let unlabelled = match &args.images {
+    let unlabelled_file = match &args.images {
         Some(p) if args.labels.is_none() && !holds_labels(p) => Some(p),
         _ => None,
     };
-    let Some(path) = unlabelled else {
+    let Some(path) = unlabelled_file else {
         let set = labelled(
             DataSpec {
                 source: source(&args.images, &args.labels)?,
@@ -149,14 +147,7 @@ fn load(
         let inputs = args.images.clone().map_or(Inputs::Default, Inputs::File);
         return Ok((set.images, Some(set.labels), inputs));
     };
-    let format = convrfm_train::data::pictures::PictureFormat {
-        channels: like.dims.channels,
-        height: like.dims.height,
-        width: like.dims.width,
-        filter: like.filter,
-    };
-    let mut images = load_inputs(path, &format, &read.numpy)?;
-    images.ensure_like(like.dims, PixelType::U8, &path_images(path), like.what)?;
+    let mut images = unlabelled(path, like, PixelType::U8, &read.numpy)?;
     if let Some(limit) = args.limit {
         ensure!(
             (1..=images.len()).contains(&limit),
@@ -172,8 +163,4 @@ fn load(
         Inputs::File(path.to_path_buf())
     };
     Ok((images, None, inputs))
-}
-
-fn path_images(p: &Path) -> String {
-    format!("{}: images", p.display())
 }
