@@ -68,6 +68,20 @@ pub enum ParamError {
         /// Given value.
         got: usize,
     },
+    /// A value that must be finite and positive is not.
+    #[error("{name} must be finite and positive, got {got}")]
+    NotPositive {
+        /// Parameter name.
+        name: &'static str,
+        /// Given value.
+        got: f64,
+    },
+    /// A duration of zero where some time is needed.
+    #[error("{name} must be longer than 0 s (leave learning out with --no-learn)")]
+    ZeroDuration {
+        /// Parameter name.
+        name: &'static str,
+    },
     /// Two parameters that cannot be given together.
     #[error("{0}")]
     Conflict(&'static str),
@@ -109,6 +123,15 @@ pub fn unit_interval(name: &'static str, got: f64) -> Result<(), ParamError> {
     }
 }
 
+/// A finite, positive value (a step size).
+pub fn positive(name: &'static str, got: f64) -> Result<(), ParamError> {
+    if got.is_finite() && got > 0.0 {
+        Ok(())
+    } else {
+        Err(ParamError::NotPositive { name, got })
+    }
+}
+
 /// A nonempty list of finite, non-negative values (ridge values).
 pub fn ridge_values(name: &'static str, values: &[f64]) -> Result<(), ParamError> {
     if values.is_empty() {
@@ -141,6 +164,10 @@ mod tests {
             ridge_values("lambdas", &[]),
             Err(ParamError::Empty { name: "lambdas" })
         );
+        assert!(positive("learning-rate", 0.01).is_ok());
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert!(positive("learning-rate", bad).is_err(), "{bad}");
+        }
         for bad in [-1.0, f64::NAN, f64::INFINITY] {
             assert!(ridge_values("lambdas", &[1e-3, bad]).is_err(), "{bad}");
         }

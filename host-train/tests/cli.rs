@@ -111,6 +111,8 @@ fn train_then_eval_on_idx_files() {
         "--max-flash",
         "16KiB",
         "--sweep",
+        "--learn-steps",
+        "10",
         "--test-images",
         &vi,
         "--test-labels",
@@ -122,6 +124,14 @@ fn train_then_eval_on_idx_files() {
     assert!(o.status.success(), "stdout: {out}\nstderr: {err}");
     assert!(
         out.contains("frontier") && out.contains("chosen for --max-flash 16384"),
+        "{out}"
+    );
+    // Each frontier point and the chosen blob had their centres learned.
+    assert!(
+        out.lines()
+            .filter(|l| l.contains("learned centres: 10 steps"))
+            .count()
+            >= 2,
         "{out}"
     );
     let size = std::fs::metadata(&blob).unwrap().len();
@@ -437,6 +447,7 @@ fn export_as_c_writes_a_header_and_source_a_c_compiler_accepts() {
             "--no-test",
             "--fit-limit",
             "300",
+            "--no-learn",
         ];
         args.extend_from_slice(more);
         convrfm(&args)

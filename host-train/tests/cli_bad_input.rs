@@ -290,6 +290,36 @@ fn export_tries_only_what_the_blob_can_hold_and_fails_before_searching() {
     );
     let o = convrfm(&["export", "--model", MODEL, "--lambdas=nan", "--out", &blob]);
     assert_clean_error(&o, &["lambdas must be finite and non-negative, got NaN"]);
+    let o = convrfm(&[
+        "export",
+        "--model",
+        MODEL,
+        "--time-budget",
+        "0s",
+        "--out",
+        &blob,
+    ]);
+    assert_clean_error(&o, &["time-budget must be longer than 0 s"]);
+    let o = convrfm(&[
+        "export",
+        "--model",
+        MODEL,
+        "--learning-rate",
+        "0",
+        "--out",
+        &blob,
+    ]);
+    assert_clean_error(&o, &["learning-rate must be finite and positive, got 0"]);
+    let o = convrfm(&[
+        "export",
+        "--model",
+        MODEL,
+        "--time-budget",
+        "soon",
+        "--out",
+        &blob,
+    ]);
+    assert_clean_error(&o, &["--time-budget"]);
     assert!(!Path::new(&blob).exists());
 }
 

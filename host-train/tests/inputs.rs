@@ -164,6 +164,7 @@ fn png_folder_trains_the_model_idx_trains_and_predicts_alike() {
         "--max-flash",
         "16KiB",
         "--no-test",
+        "--no-learn",
     ]));
     let picks = [0usize, 50, 119];
     let pngs: Vec<String> = picks

@@ -2,6 +2,7 @@
 //! compact model the blob was exported from.
 
 use convrfm_train::data::{Split, vendored_fashion_mnist};
+use convrfm_train::export::learn::LearnOptions;
 use convrfm_train::export::run::blob_predict;
 use convrfm_train::export::{ExportOptions, FitSet, best_under, build, search};
 use convrfm_train::fit::TrainParams;
@@ -30,6 +31,13 @@ fn blob_agrees_with_its_float_model() {
         max_flash: 32 << 10,
         ranks: vec![3, 9],
         pixel_bits: vec![4, 8],
+        // Learned centres are no longer training images: the integer core
+        // must agree with the float model on them too.
+        learn: Some(LearnOptions {
+            max_steps: 40,
+            batch: 64,
+            ..LearnOptions::default()
+        }),
         ..ExportOptions::default()
     };
     // The model's training images as the fit set, with the model's own
@@ -39,12 +47,15 @@ fn blob_agrees_with_its_float_model() {
         .unwrap()
         .with_teacher(teacher)
         .unwrap();
-    let candidates = search(&model, &fit, &opts.clone().check().unwrap(), QUIET).unwrap();
+    let checked = opts.clone().check().unwrap();
+    let candidates = search(&model, &fit, &checked, QUIET).unwrap();
     assert!(!candidates.is_empty());
     let chosen = best_under(&candidates, opts.max_flash).unwrap().clone();
     assert!(chosen.bytes <= 32 << 10);
 
-    let compact = build(&model, &fit, &chosen, opts.seed, QUIET).unwrap();
+    let compact = build(&model, &fit, &chosen, &checked, QUIET).unwrap();
+    let learned = compact.learned.expect("centres were learned");
+    assert_eq!(learned.steps, 40);
     let blob = compact.encode(None).unwrap();
     assert_eq!(
         blob.len(),

@@ -112,6 +112,23 @@ pub struct Targets {
 }
 
 impl Targets {
+    /// `w Y + (1 - w) T`, `n x classes` (the labels alone without a
+    /// teacher): what a fit with label weight `w` regresses onto.
+    pub fn mixed(&self, w: f64) -> Matrix {
+        let Some(t) = &self.teacher else {
+            return self.labels.clone();
+        };
+        let data = self
+            .labels
+            .as_slice()
+            .iter()
+            .zip(t.as_slice())
+            .map(|(y, t)| w * y + (1.0 - w) * t)
+            .collect();
+        Matrix::from_row_major(self.labels.rows(), self.labels.cols(), data)
+            .unwrap_or_else(|| self.labels.clone())
+    }
+
     /// Labels and teacher scores side by side, `n x classes` or
     /// `n x 2 classes`.
     fn stacked(&self) -> Matrix {

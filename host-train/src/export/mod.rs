@@ -21,6 +21,7 @@
 pub mod c_source;
 pub mod compact;
 pub mod device;
+pub mod learn;
 pub mod run;
 pub mod teacher;
 
@@ -28,6 +29,7 @@ use anyhow::{Context, Result, bail, ensure};
 
 use self::compact::{Nystrom, Targets, select_centres};
 use self::device::{BlobContent, DeviceMetric, blob_bytes, quantise_pixels};
+use self::learn::{LearnOptions, LearnProblem, Round, learn_centres};
 use self::run::blob_predict;
 use crate::data::{ImageDims, Images, LabelledImages, PixelType, ResizeFilter, stratified_split};
 use crate::fit::Model;
@@ -67,6 +69,9 @@ pub struct ExportOptions {
     pub val_fraction: f64,
     /// Seed of the validation split.
     pub seed: u64,
+    /// Learned centres for the chosen candidate (`None`: the centres
+    /// pivoted Cholesky picked, as they are).
+    pub learn: Option<LearnOptions>,
 }
 
 impl Default for ExportOptions {
@@ -79,6 +84,7 @@ impl Default for ExportOptions {
             label_weights: vec![1.0, 0.75, 0.5, 0.25, 0.0],
             val_fraction: 0.2,
             seed: 0,
+            learn: Some(LearnOptions::default()),
         }
     }
 }
@@ -114,6 +120,9 @@ impl ExportOptions {
             unit_interval("label-weights", w)?;
         }
         fraction("val-fraction", self.val_fraction)?;
+        if let Some(learn) = &self.learn {
+            learn.check()?;
+        }
         Ok(CheckedExportOptions(self))
     }
 }
@@ -209,14 +218,24 @@ impl FitSet {
         }
     }
 
-    /// The search's stratified sample (all images up to [`SEARCH_IMAGES`]).
-    fn search_sample(&self, seed: u64) -> FitSet {
+    /// The search's stratified sample (all images up to [`SEARCH_IMAGES`]),
+    /// as indices.
+    fn search_indices(&self, seed: u64) -> Vec<usize> {
         if self.len() <= SEARCH_IMAGES {
-            return self.select(&(0..self.len()).collect::<Vec<_>>());
+            return (0..self.len()).collect();
         }
         let share = SEARCH_IMAGES as f64 / self.len() as f64;
-        let (_, sample) = stratified_split(&self.data.labels, share, seed);
-        self.select(&sample)
+        stratified_split(&self.data.labels, share, seed).1
+    }
+
+    /// The search's sample split into fit and validation images, as
+    /// indices into this set.
+    fn search_split(&self, seed: u64, val_fraction: f64) -> (Vec<usize>, Vec<usize>) {
+        let sample = self.search_indices(seed);
+        let labels: Vec<u8> = sample.iter().map(|&i| self.data.labels[i]).collect();
+        let (fit, val) = stratified_split(&labels, val_fraction, seed);
+        let global = |idx: Vec<usize>| idx.into_iter().map(|i| sample[i]).collect();
+        (global(fit), global(val))
     }
 }
 
@@ -260,6 +279,8 @@ pub struct Compact {
     pub class_names: Vec<String>,
     /// The model's resize filter, recorded in the blob.
     pub resize: ResizeFilter,
+    /// How the centres were learned, if they were.
+    pub learned: Option<LearnReport>,
 }
 
 impl Compact {
@@ -317,102 +338,158 @@ pub fn check_exportable(model: &Model) -> Result<()> {
 }
 
 /// Builds the compact model of search point `c`: centres from the search
-/// sample of `fit` (the same `seed` as the search), alpha fitted on every
-/// fit image with `c`'s lambda and label weight.
+/// sample of `fit` (the same seed as the search), learned when `opts` asks
+/// for it, alpha fitted on every fit image with `c`'s lambda and label
+/// weight.
 pub fn build(
     model: &Model,
     fit: &FitSet,
     c: &Candidate,
-    seed: u64,
+    opts: &CheckedExportOptions,
     progress: Progress,
 ) -> Result<Compact> {
     check_exportable(model)?;
+    let opts = opts.get();
     let shape = model.shape()?;
-    let pool = fit.search_sample(seed);
+    let pool = fit.select(&fit.search_indices(opts.seed));
     let metric = DeviceMetric::new(model, c.rank, &pool.data.images)?;
-    let ck = centre_kernels(
+    let mut centres = pick_centres(
         &metric.kernel,
         &pool.data.images,
         c.pixel_bits,
         c.m,
-        &[&fit.data.images],
         "Centres",
         progress,
-    )?;
-    let centres = Images {
-        dims: ImageDims::of(&shape),
-        pixel_type: PixelType::U8,
-        pixels: ck.centres,
-    };
-    let (idx, kc, scale) = (ck.idx, ck.kc, ck.scale);
+    );
     let targets = fit.targets(model.classes());
+    let learned = match &opts.learn {
+        Some(learn) => {
+            let val_idx = fit.search_split(opts.seed, opts.val_fraction).1;
+            let val = fit.select(&val_idx);
+            let learned = learn_centres(
+                &LearnProblem {
+                    kernel: &metric.kernel,
+                    images: &fit.data.images.pixels,
+                    targets: &targets.mixed(c.label_weight),
+                    val_images: &val.data.images.pixels,
+                    val_labels: &val.data.labels,
+                    lambda: c.lambda,
+                    bits: c.pixel_bits,
+                    scale: self_kernel_max(&metric.kernel, &centres)?,
+                    seed: opts.seed,
+                },
+                &centres,
+                &complement(fit.len(), &val_idx),
+                learn,
+                progress,
+            )?;
+            centres = learned.centres.clone();
+            Some(LearnReport {
+                steps: learned.steps,
+                first: learned.first(),
+                kept: learned.kept(),
+            })
+        }
+        None => None,
+    };
+    let ck = CentreKernels::new(&metric.kernel, &centres, &[&fit.data.images])?;
     let alpha = Nystrom {
         c: &ck.rows[0],
-        w: &kc,
+        w: &ck.kc,
         targets: &targets,
     }
     .solve(c.lambda, c.label_weight)
     .context("Nystroem re-fit failed")?;
+    let m = ck.kc.rows();
     let candidate = Candidate {
-        m: idx.len(),
-        bytes: blob_bytes(model, idx.len(), c.rank, c.pixel_bits)?,
+        m,
+        bytes: blob_bytes(model, m, c.rank, c.pixel_bits)?,
         ..c.clone()
     };
     Ok(Compact {
         candidate,
         metric,
-        centres,
+        centres: Images {
+            dims: ImageDims::of(&shape),
+            pixel_type: PixelType::U8,
+            pixels: centres,
+        },
         alpha,
-        scale,
+        scale: ck.scale,
         class_names: model.class_names().to_vec(),
         resize: model.resize,
+        learned,
     })
 }
 
-/// Centres chosen by pivoted Cholesky from `images` quantised to `bits`,
-/// with the kernel between the centres (`kc`, `m x m`) and between each of
+/// `0..n` without `taken` (sorted).
+fn complement(n: usize, taken: &[usize]) -> Vec<usize> {
+    let mut keep = vec![true; n];
+    for &i in taken {
+        keep[i] = false;
+    }
+    (0..n).filter(|&i| keep[i]).collect()
+}
+
+/// Largest `K(c, c)` over `centres` (the kernel normaliser).
+fn self_kernel_max(kernel: &Kernel, centres: &[f32]) -> Result<f64> {
+    let diag = KernelBlocks::<f32>::new(kernel, centres).diagonal(centres);
+    let scale = diag.into_iter().fold(0.0f64, f64::max);
+    ensure!(scale > 0.0, "all centres are blank images");
+    Ok(scale)
+}
+
+/// How learning went for a built model.
+#[derive(Clone, Copy, Debug)]
+pub struct LearnReport {
+    /// Adam steps taken.
+    pub steps: usize,
+    /// The starting centres' scores.
+    pub first: Round,
+    /// The kept centres' scores.
+    pub kept: Round,
+}
+
+/// `m` centres chosen by pivoted Cholesky from `images` quantised to
+/// `bits` (fewer if the kernel's numerical rank runs out), flat pixels.
+fn pick_centres(
+    kernel: &Kernel,
+    images: &Images,
+    bits: u8,
+    m: usize,
+    label: &str,
+    progress: Progress,
+) -> Vec<f32> {
+    let quantised = quantise_pixels(&images.pixels, bits);
+    let idx = select_centres::<f32>(kernel, &quantised, m, &progress.bar(label, m as u64));
+    gather(&quantised, kernel.shape().pixels(), &idx)
+}
+
+/// The kernel between the centres (`kc`, `m x m`) and between each of
 /// `queries` and the centres (`rows`, `n_q x m` each), all divided by
 /// `scale`, the largest centre self-kernel.
 struct CentreKernels {
-    idx: Vec<usize>,
-    centres: Vec<f32>,
     kc: Matrix,
     rows: Vec<Matrix>,
     scale: f64,
 }
 
-fn centre_kernels(
-    kernel: &Kernel,
-    images: &Images,
-    bits: u8,
-    m: usize,
-    queries: &[&Images],
-    label: &str,
-    progress: Progress,
-) -> Result<CentreKernels> {
-    let quantised = quantise_pixels(&images.pixels, bits);
-    let idx = select_centres::<f32>(kernel, &quantised, m, &progress.bar(label, m as u64));
-    let centres = gather(&quantised, kernel.shape().pixels(), &idx);
-    let set = KernelBlocks::<f32>::new(kernel, &centres);
-    let hidden = Phase::hidden();
-    let mut kc = set.gram(&centres, &hidden);
-    let mm = idx.len();
-    let scale = (0..mm).map(|i| kc.get(i, i)).fold(0.0f64, f64::max);
-    ensure!(scale > 0.0, "all centres are blank images");
-    let mut rows: Vec<Matrix> = queries
-        .iter()
-        .map(|q| set.cross(&q.pixels, &hidden))
-        .collect();
-    for k in std::iter::once(&mut kc).chain(rows.iter_mut()) {
-        k.divide(scale);
+impl CentreKernels {
+    fn new(kernel: &Kernel, centres: &[f32], queries: &[&Images]) -> Result<Self> {
+        let set = KernelBlocks::<f32>::new(kernel, centres);
+        let hidden = Phase::hidden();
+        let mut kc = set.gram(centres, &hidden);
+        let scale = (0..kc.rows()).map(|i| kc.get(i, i)).fold(0.0f64, f64::max);
+        ensure!(scale > 0.0, "all centres are blank images");
+        let mut rows: Vec<Matrix> = queries
+            .iter()
+            .map(|q| set.cross(&q.pixels, &hidden))
+            .collect();
+        for k in std::iter::once(&mut kc).chain(rows.iter_mut()) {
+            k.divide(scale);
+        }
+        Ok(Self { kc, rows, scale })
     }
-    Ok(CentreKernels {
-        idx,
-        centres,
-        kc,
-        rows,
-        scale,
-    })
 }
 
 fn gather(pixels: &[f32], per: usize, idx: &[usize]) -> Vec<f32> {
@@ -470,9 +547,9 @@ pub fn search(
     let opts = opts.get();
     check_exportable(model)?;
     let ranks = feasible_ranks(model, opts)?;
-    let sample = fit.search_sample(opts.seed);
-    let (fit_idx, val_idx) = stratified_split(&sample.data.labels, opts.val_fraction, opts.seed);
-    let (fit, val) = (sample.select(&fit_idx), sample.select(&val_idx));
+    let sample = fit.select(&fit.search_indices(opts.seed));
+    let (fit_idx, val_idx) = fit.search_split(opts.seed, opts.val_fraction);
+    let (fit, val) = (fit.select(&fit_idx), fit.select(&val_idx));
     let targets = fit.targets(model.classes());
     let largest_budget = opts.max_flash.max(*FRONTIER_BUDGETS.last().unwrap_or(&0));
     let mut out = Vec::new();
@@ -489,16 +566,20 @@ pub fn search(
                 continue;
             };
             let metric = DeviceMetric::new(model, rank, &sample.data.images)?;
-            let ck = centre_kernels(
+            let centres = pick_centres(
                 &metric.kernel,
                 &sample.data.images,
                 bits,
                 m_max,
-                &[&fit.data.images, &val.data.images],
                 &format!("{bits}b r{rank}"),
                 progress,
+            );
+            let ck = CentreKernels::new(
+                &metric.kernel,
+                &centres,
+                &[&fit.data.images, &val.data.images],
             )?;
-            let (mm, kc, c_fit, c_val) = (ck.idx.len(), &ck.kc, &ck.rows[0], &ck.rows[1]);
+            let (mm, kc, c_fit, c_val) = (ck.kc.rows(), &ck.kc, &ck.rows[0], &ck.rows[1]);
             for &m in ladder.iter().filter(|&&m| m <= mm) {
                 let (cf, cv, w) = (c_fit.left_columns(m), c_val.left_columns(m), kc.top_left(m));
                 let fitted = Nystrom {
@@ -569,6 +650,8 @@ pub struct Realised {
     pub blob: Vec<u8>,
     /// Test figures, when a test set was given.
     pub test: Option<TestReport>,
+    /// How the centres were learned, if they were.
+    pub learned: Option<LearnReport>,
 }
 
 /// Rebuilds `c` on `fit` ([`build`]), encodes it, and evaluates float and
@@ -581,7 +664,7 @@ pub fn realise(
     test: Option<&LabelledImages>,
     progress: Progress,
 ) -> Result<Realised> {
-    let compact = build(model, fit, c, opts.get().seed, progress)?;
+    let compact = build(model, fit, c, opts, progress)?;
     let blob = compact.encode(Some(c.val_accuracy))?;
     let test = test
         .map(|t| -> Result<TestReport> {
@@ -604,6 +687,7 @@ pub fn realise(
         candidate: c.clone(),
         blob,
         test,
+        learned: compact.learned,
     })
 }
 

@@ -24,7 +24,6 @@ use crate::fit::features::featurise;
 use crate::fit::linalg::symmetric_eigen;
 use crate::fit::model::IterationRecord;
 use crate::kernel::KernelBlocks;
-use crate::kernel::add_patch;
 use crate::kernel::agop::ImageIndex;
 use crate::output::{Progress, replace_dir};
 
@@ -321,25 +320,13 @@ fn input_gradients(
     let classes = model.classes();
     let per = shape.pixels();
     let index = ImageIndex::new(&train.pixels, per);
-    let (rows, cols) = shape.grid(1);
-    let d = shape.patch_dim();
     let dims = model.feature_dims()?;
     let mut out = Vec::new();
     let phase = progress.bar("Gradients", samples.len() as u64);
     for query in queries.pixels.chunks_exact(per) {
-        let g = set.patch_gradients(&model.alpha, query, &index.find(query));
+        let g = set.pixel_gradients(&model.alpha, query, &index.find(query));
         let mut per_class = Vec::with_capacity(classes);
-        for class_grad in g.chunks_exact(rows * cols * d) {
-            let mut pixels = vec![0.0; per];
-            for (p, gp) in class_grad.chunks_exact(d).enumerate() {
-                add_patch(
-                    dims[dims.len() - 1],
-                    shape.patch(),
-                    gp,
-                    (p / cols, p % cols),
-                    &mut pixels,
-                );
-            }
+        for mut pixels in g {
             pixels.iter_mut().for_each(|v| *v /= model.scale);
             // Back through the feature layers, last first.
             for (layer, d) in model.features.iter().zip(&dims).rev() {

@@ -12,9 +12,10 @@ use crate::output::Phase;
 use faer::MatRef;
 use rayon::prelude::*;
 
+use crate::data::ImageDims;
 use crate::kernel::KernelBlocks;
 use crate::kernel::Real;
-use crate::kernel::{Gradient, LANES, Lanes, Pixel, Tape, Workspace};
+use crate::kernel::{Gradient, LANES, Lanes, Pixel, Tape, Workspace, add_patch};
 
 impl<R: Real> KernelBlocks<'_, R> {
     /// Patch gradients of one query image: `classes x positions x d`, where
@@ -47,6 +48,36 @@ impl<R: Real> KernelBlocks<'_, R> {
             kernel.backward(block, &weights, &tape, &mut work, &mut grad);
         }
         grad.finish(kernel, &a)
+    }
+
+    /// Pixel gradients of one query image: `classes x pixels`, each class's
+    /// patch gradients ([`Self::patch_gradients`]) summed back onto the
+    /// pixels each patch covers (the kernel's own scale, not divided).
+    pub fn pixel_gradients<P: Pixel>(
+        &self,
+        alpha: &Matrix,
+        query: &[P],
+        same: &[usize],
+    ) -> Vec<Vec<f64>> {
+        let shape = self.kernel().shape();
+        let (d, cols, per) = (shape.patch_dim(), shape.grid(1).1, shape.pixels());
+        let grads = self.patch_gradients(alpha, query, same);
+        grads
+            .chunks_exact((shape.positions(1) * d).max(1))
+            .map(|class_grad| {
+                let mut pixels = vec![0.0; per];
+                for (p, gp) in class_grad.chunks_exact(d).enumerate() {
+                    add_patch(
+                        ImageDims::of(&shape),
+                        shape.patch(),
+                        gp,
+                        (p / cols, p % cols),
+                        &mut pixels,
+                    );
+                }
+                pixels
+            })
+            .collect()
     }
 
     /// The patch-AGOP (`d x d`, row-major) over the query images (flat),

@@ -25,7 +25,7 @@ impl Progress {
         }
         let bar = ProgressBar::new(len);
         if let Ok(style) = ProgressStyle::with_template(
-            "{prefix:>8} [{bar:30}] {percent:>3}% {elapsed_precise} eta {eta}",
+            "{prefix:>8} [{bar:30}] {percent:>3}% {elapsed_precise} eta {eta} {msg}",
         ) {
             bar.set_style(style.progress_chars("=> "));
         }
@@ -43,6 +43,11 @@ impl Phase {
     /// A phase that never draws (inner work of a phase that has its own bar).
     pub fn hidden() -> Self {
         Phase(ProgressBar::hidden())
+    }
+
+    /// Shows `text` after the bar (a running figure: loss, accuracy).
+    pub fn message(&self, text: &str) {
+        self.0.set_message(text.to_string());
     }
 
     /// Advances by `n` work units.

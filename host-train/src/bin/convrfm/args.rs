@@ -2,6 +2,7 @@
 //! conversion of flags into the library's parameter types.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -12,6 +13,7 @@ use convrfm_train::data::{
 };
 use convrfm_train::export::ExportOptions;
 use convrfm_train::export::c_source::ExportFormat;
+use convrfm_train::export::learn::LearnOptions;
 use convrfm_train::fit::{Protocol, Selection, TrainParams};
 use convrfm_train::inspect::InspectOptions;
 use convrfm_train::kernel::{KernelKind, Precision};
@@ -153,6 +155,14 @@ pub enum Command {
         /// Ridge values tried for the Nystroem re-fit (comma-separated).
         #[arg(long, value_delimiter = ',', default_values_t = ExportOptions::default().lambdas)]
         lambdas: Vec<f64>,
+        /// Ranks of the low-rank patch metric tried (comma-separated).
+        #[arg(long, value_delimiter = ',', default_values_t = ExportOptions::default().ranks)]
+        ranks: Vec<usize>,
+        /// Centre pixel depths tried, 4 and/or 8 bits (comma-separated).
+        #[arg(long, value_delimiter = ',', default_values_t = ExportOptions::default().pixel_bits)]
+        pixel_bits: Vec<u8>,
+        #[command(flatten)]
+        learn: Box<LearnArgs>,
         #[command(flatten)]
         format: FormatArgs,
     },
@@ -495,6 +505,41 @@ pub struct DataArgs {
     pub test_limit: Option<usize>,
     #[command(flatten)]
     pub format: FormatArgs,
+}
+
+/// How `export` learns the chosen blob's centres (docs/export.md).
+#[derive(Args, Debug)]
+pub struct LearnArgs {
+    /// Wall-clock bound of learning the centres (e.g. 90s, 5m, 1h); with
+    /// --sweep, each frontier point gets its own.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub time_budget: Duration,
+    /// Most Adam steps (whichever of this and --time-budget ends first; a
+    /// run ended by steps is deterministic for a seed and thread count).
+    #[arg(long, default_value_t = LearnOptions::default().max_steps)]
+    pub learn_steps: usize,
+    /// Fit images per step.
+    #[arg(long, default_value_t = LearnOptions::default().batch)]
+    pub learn_batch: usize,
+    /// Adam's step size, in pixel units (pixels are in [0, 1]).
+    #[arg(long, default_value_t = LearnOptions::default().learning_rate)]
+    pub learning_rate: f64,
+    /// Keep the centres pivoted Cholesky picks from the fit images.
+    #[arg(long, conflicts_with_all = ["time_budget", "learn_steps", "learn_batch", "learning_rate"])]
+    pub no_learn: bool,
+}
+
+impl LearnArgs {
+    /// The options, `None` with --no-learn (checked with the rest of the
+    /// export options).
+    pub fn options(&self) -> Option<LearnOptions> {
+        (!self.no_learn).then_some(LearnOptions {
+            time_budget: self.time_budget,
+            max_steps: self.learn_steps,
+            batch: self.learn_batch,
+            learning_rate: self.learning_rate,
+        })
+    }
 }
 
 /// How data files are read, besides what their paths say.

@@ -49,7 +49,8 @@ use crate::show::{Preview, show_data};
 const CONVERTED_IMAGES: &str = "images.idx.gz";
 const CONVERTED_LABELS: &str = "labels.idx.gz";
 use crate::output::{
-    IterationPrinter, REALISED_HEADER, describe_realised, selection_note, train_and_report,
+    IterationPrinter, REALISED_HEADER, describe_learning, describe_realised, selection_note,
+    train_and_report,
 };
 
 fn main() -> ExitCode {
@@ -175,12 +176,18 @@ fn run(cli: Cli) -> Result<()> {
             fit_limit,
             label_weights,
             teacher_cache,
+            ranks,
+            pixel_bits,
+            learn,
             format,
         } => {
             let opts = ExportOptions {
                 max_flash,
                 lambdas,
                 label_weights,
+                ranks,
+                pixel_bits,
+                learn: learn.options(),
                 ..ExportOptions::default()
             }
             .check()?;
@@ -568,6 +575,9 @@ fn run_export(
                 Some(c) => {
                     let r = export::realise(model, fit, c, opts, test, progress)?;
                     say!("{:>5}KiB  {}", budget >> 10, describe_realised(&r));
+                    if let Some(l) = describe_learning(&r) {
+                        say!("          {l}");
+                    }
                     if std::ptr::eq(c, chosen) {
                         chosen_realised = Some(r);
                     }
@@ -583,6 +593,9 @@ fn run_export(
     say!("chosen for --max-flash {max_flash}:");
     say!("          {REALISED_HEADER}");
     say!("          {}", describe_realised(&r));
+    if let Some(l) = describe_learning(&r) {
+        say!("          {l}");
+    }
     out.write(&r.blob)
 }
 

@@ -56,6 +56,22 @@ pub fn describe_realised(r: &Realised) -> String {
     )
 }
 
+/// How the centres of `r` were learned, for the line under its row.
+pub fn describe_learning(r: &Realised) -> Option<String> {
+    r.learned.map(|l| {
+        format!(
+            "learned centres: {} steps; pool loss {:.4} -> {:.4}, validation {:.2} % -> {:.2} % \
+             (kept: step {})",
+            l.steps,
+            l.first.pool_loss,
+            l.kept.pool_loss,
+            100.0 * l.first.val_accuracy,
+            100.0 * l.kept.val_accuracy,
+            l.kept.step
+        )
+    })
+}
+
 /// Trains, prints each iteration and the summary, and saves the model to
 /// `out` if given.
 pub fn train_and_report(
