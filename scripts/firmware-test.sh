@@ -223,6 +223,10 @@ fi
 step "compare: firmware output vs host reference"
 # key=value from the firmware's output lines.
 field() { sed -n "s/.*[ :]$2=\([0-9]*\).*/\1/p" "$1" | head -n 1; }
+# `convrfm cost` (export's --max-instructions model) is checked against
+# every configuration's measured mean below.
+(cd "$root" && cargo build -q --release -p convrfm-train --bin convrfm)
+convrfm=$root/target/release/convrfm
 rows=()
 for c in "${configs[@]}"; do
   read -r name target blob tdir n _ <<<"$c"
@@ -254,6 +258,18 @@ for c in "${configs[@]}"; do
   stack=$(field "$d/firmware.log" used)
   scratch=$(field "$d/firmware.log" scratch)
   accuracy=$(sed -n 's/^host accuracy: \([0-9.]*\) %.*/\1/p' "$d/host.log")
+  mean=$(awk -v ci="$(field "$d/calibrate.log" insns)" -v ct="$(field "$d/calibrate.log" ticks)" \
+    -v tt="$(field "$d/firmware.log" ticks_total)" -v n="$n" 'BEGIN { printf "%.0f", tt / n * ci / ct }')
+  cpu=cortex-m4f
+  [ "$target" = thumbv6m-none-eabi ] && cpu=cortex-m0
+  predicted=$("$convrfm" --quiet cost --cpu "$cpu" "$fw/$blob")
+  cost_check=$(awk -v p="$predicted" -v m="$mean" 'BEGIN {
+    e = (p - m) / m * 100; printf "%s %.1f M predicted, %.1f M measured (%+.1f %%)", (e < 10 && e > -10) ? "ok" : "bad", p / 1e6, m / 1e6, e }')
+  if [ "${cost_check%% *}" = ok ]; then
+    ok "$name: cost model within 10 %: ${cost_check#* }"
+  else
+    fail "$name: cost model off by more than 10 %: ${cost_check#* }"
+  fi
   rows+=("$(awk -v name="$name" -v blob="$blob_bytes" -v flash="$flash" -v ram="$ram" \
     -v stack="$stack" -v scratch="$scratch" -v fb="$(budget FLASH)" -v rb="$(budget RAM)" \
     -v ci="$(field "$d/calibrate.log" insns)" -v ct="$(field "$d/calibrate.log" ticks)" \
@@ -337,7 +353,6 @@ if [ "$mode" = test ]; then
   mkdir -p "$d"
   read -r _ target _ tdir _ <<<"${configs[1]}"
   elf=$fw/$tdir/$target/release/convrfm-firmware
-  (cd "$root" && cargo build -q --release -p convrfm-train --bin convrfm)
   # qemu-run.sh execs timeout, so $! is timeout's pid, and a TERM to it
   # reaches QEMU.
   (cd "$fw" && exec env QEMU_SERIAL=pty QEMU_TIMEOUT=$((120 + 2 * serial_images)) \
@@ -351,7 +366,7 @@ if [ "$mode" = test ]; then
   done
   if [ -z "$pty" ]; then
     fail "serial: QEMU printed no pseudo-terminal: $(tr '\n' ' ' <"$d/qemu.log")"
-  elif "$root/target/release/convrfm" --quiet serial --port "$pty" \
+  elif "$convrfm" --quiet serial --port "$pty" \
     --images "$root/data/fashion-mnist/t10k-images-idx3-ubyte.gz" \
     --labels "$root/data/fashion-mnist/t10k-labels-idx1-ubyte.gz" \
     --limit "$serial_images" --timeout 30 --out "$d/records.bin" >"$d/serial.log" 2>&1; then

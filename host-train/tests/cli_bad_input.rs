@@ -174,6 +174,26 @@ fn output_paths_are_checked_before_any_work_and_special_files_kept() {
 }
 
 #[test]
+fn cost_predicts_the_shipped_blobs_and_refuses_a_model() {
+    let o = convrfm(&["cost", BLOB]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("cortex-m4f: ") && out.contains("cortex-m0: "),
+        "{out}"
+    );
+    // Blobs of its dimensions (32 centres, rank 6, 4-bit) measured 13.5 M
+    // (M4F) and 30.6 M (M0) instructions in QEMU (docs/firmware.md,
+    // docs/export.md): the model within 10 %.
+    for (cpu, measured) in [("cortex-m4f", 13.5e6), ("cortex-m0", 30.6e6)] {
+        let o = convrfm(&["cost", "--cpu", cpu, BLOB]);
+        let n: f64 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap();
+        assert!((n / measured - 1.0).abs() < 0.10, "{cpu}: {n}");
+    }
+    assert_clean_error(&convrfm(&["cost", MODEL]), &["is a model file"]);
+}
+
+#[test]
 fn a_model_given_as_a_blob_and_the_reverse_get_a_hint() {
     assert_clean_error(
         &convrfm(&["eval", "--blob", MODEL]),
@@ -314,12 +334,29 @@ fn export_tries_only_what_the_blob_can_hold_and_fails_before_searching() {
         "export",
         "--model",
         MODEL,
-        "--time-budget",
-        "soon",
+        "--max-instructions",
+        "1k",
         "--out",
         &blob,
     ]);
-    assert_clean_error(&o, &["--time-budget"]);
+    assert_clean_error(
+        &o,
+        &[
+            "cheapest blob",
+            "on a cortex-m4f",
+            "--max-instructions 1000",
+        ],
+    );
+    // Unparsable values are clap usage errors (status 2) naming the flag.
+    let usage = |more: &[&str], needle: &str| {
+        let o = convrfm(&[&["export", "--model", MODEL, "--out", &blob][..], more].concat());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(needle) && !err.contains("panicked"), "{err}");
+    };
+    usage(&["--time-budget", "soon"], "--time-budget");
+    usage(&["--max-instructions=-5"], "--max-instructions");
+    usage(&["--no-learn", "--learn-steps", "3"], "cannot be used with");
     assert!(!Path::new(&blob).exists());
 }
 

@@ -50,7 +50,9 @@ fn blob_agrees_with_its_float_model() {
     let checked = opts.clone().check().unwrap();
     let candidates = search(&model, &fit, &checked, QUIET).unwrap();
     assert!(!candidates.is_empty());
-    let chosen = best_under(&candidates, opts.max_flash).unwrap().clone();
+    let chosen = best_under(&candidates, opts.max_flash, None)
+        .unwrap()
+        .clone();
     assert!(chosen.bytes <= 32 << 10);
 
     let compact = build(&model, &fit, &chosen, &checked, QUIET).unwrap();

@@ -20,6 +20,7 @@
 
 pub mod c_source;
 pub mod compact;
+pub mod cost;
 pub mod device;
 pub mod learn;
 pub mod run;
@@ -28,6 +29,7 @@ pub mod teacher;
 use anyhow::{Context, Result, bail, ensure};
 
 use self::compact::{Nystrom, Targets, select_centres};
+use self::cost::{BlobDims, Cpu};
 use self::device::{BlobContent, DeviceMetric, blob_bytes, quantise_pixels};
 use self::learn::{LearnOptions, LearnProblem, Round, learn_centres};
 use self::run::blob_predict;
@@ -56,6 +58,11 @@ pub const CENTRE_LADDER: [usize; 14] =
 pub struct ExportOptions {
     /// Largest blob allowed, bytes.
     pub max_flash: usize,
+    /// Most instructions per inference allowed on `cpu` (cost model,
+    /// [`cost`]); `None`: no latency bound.
+    pub max_instructions: Option<u64>,
+    /// The core the instruction counts are for.
+    pub cpu: Cpu,
     /// Ranks of the low-rank metric tried (clipped to the patch dimension).
     pub ranks: Vec<usize>,
     /// Centre pixel depths tried (4 and/or 8).
@@ -78,6 +85,8 @@ impl Default for ExportOptions {
     fn default() -> Self {
         Self {
             max_flash: 256 << 10,
+            max_instructions: None,
+            cpu: Cpu::CortexM4f,
             ranks: vec![2, 3, 4, 6, 9],
             pixel_bits: vec![4, 8],
             lambdas: vec![1e-8, 1e-6, 1e-4, 1e-3, 1e-2],
@@ -261,6 +270,8 @@ pub struct Candidate {
     pub val_accuracy: f64,
     /// Exact blob size, bytes.
     pub bytes: usize,
+    /// Predicted instructions per inference on the options' CPU.
+    pub instructions: u64,
 }
 
 /// A compact model in float, with everything the blob holds.
@@ -404,6 +415,7 @@ pub fn build(
     let candidate = Candidate {
         m,
         bytes: blob_bytes(model, m, c.rank, c.pixel_bits)?,
+        instructions: instructions(model, m, c.rank, c.pixel_bits, opts.cpu)?,
         ..c.clone()
     };
     Ok(Compact {
@@ -420,6 +432,18 @@ pub fn build(
         resize: model.resize,
         learned,
     })
+}
+
+/// Predicted instructions per inference of `m` centres at `rank` and
+/// `bits` for `model` on `cpu` ([`cost`]).
+pub fn instructions(model: &Model, m: usize, rank: usize, bits: u8, cpu: Cpu) -> Result<u64> {
+    let dims = BlobDims {
+        shape: model.shape()?,
+        rank,
+        pixel_bits: bits,
+        centres: m,
+    };
+    Ok(dims.instructions(cpu).round() as u64)
 }
 
 /// `0..n` without `taken` (sorted).
@@ -533,6 +557,21 @@ pub fn feasible_ranks(model: &Model, opts: &ExportOptions) -> Result<Vec<usize>>
         CENTRE_LADDER[0],
         opts.max_flash
     );
+    if let Some(limit) = opts.max_instructions {
+        let cheapest = ranks
+            .iter()
+            .flat_map(|&r| opts.pixel_bits.iter().map(move |&b| (r, b)))
+            .filter_map(|(r, b)| instructions(model, CENTRE_LADDER[0], r, b, opts.cpu).ok())
+            .min()
+            .context("no candidate cost can be computed")?;
+        ensure!(
+            cheapest <= limit,
+            "the cheapest blob for this model needs {cheapest} instructions per inference on \
+             a {} ({} centres), more than --max-instructions {limit}",
+            opts.cpu.name(),
+            CENTRE_LADDER[0]
+        );
+    }
     Ok(ranks)
 }
 
@@ -604,6 +643,7 @@ pub fn search(
                     label_weight: fitted.label_weight,
                     val_accuracy: fitted.accuracy,
                     bytes: blob_bytes(model, m, rank, bits)?,
+                    instructions: instructions(model, m, rank, bits, opts.cpu)?,
                 });
             }
         }
@@ -615,11 +655,16 @@ pub fn search(
     }
 }
 
-/// The most accurate candidate of at most `budget` bytes (ties: smaller).
-pub fn best_under(candidates: &[Candidate], budget: usize) -> Option<&Candidate> {
+/// The most accurate candidate of at most `bytes` and, if given, at most
+/// `instructions` per inference (ties: smaller).
+pub fn best_under(
+    candidates: &[Candidate],
+    bytes: usize,
+    instructions: Option<u64>,
+) -> Option<&Candidate> {
     candidates
         .iter()
-        .filter(|c| c.bytes <= budget)
+        .filter(|c| c.bytes <= bytes && instructions.is_none_or(|i| c.instructions <= i))
         .fold(None, |best: Option<&Candidate>, c| match best {
             Some(b)
                 if b.val_accuracy > c.val_accuracy
@@ -754,6 +799,7 @@ mod tests {
             label_weight: 1.0,
             val_accuracy: acc,
             bytes,
+            instructions: 300_000 * m as u64,
         };
         let cands = [
             c(8, 0.70, 5000),
@@ -761,8 +807,14 @@ mod tests {
             c(32, 0.80, 17000),
             c(64, 0.85, 33000),
         ];
-        assert_eq!(best_under(&cands, 16 << 10).unwrap().m, 16);
-        assert_eq!(best_under(&cands, 64 << 10).unwrap().m, 64);
-        assert!(best_under(&cands, 1000).is_none());
+        assert_eq!(best_under(&cands, 16 << 10, None).unwrap().m, 16);
+        assert_eq!(best_under(&cands, 64 << 10, None).unwrap().m, 64);
+        assert!(best_under(&cands, 1000, None).is_none());
+        // An instruction budget binds before the byte budget.
+        assert_eq!(
+            best_under(&cands, 64 << 10, Some(10_000_000)).unwrap().m,
+            16
+        );
+        assert!(best_under(&cands, 64 << 10, Some(1_000_000)).is_none());
     }
 }

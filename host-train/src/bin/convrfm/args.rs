@@ -13,6 +13,7 @@ use convrfm_train::data::{
 };
 use convrfm_train::export::ExportOptions;
 use convrfm_train::export::c_source::ExportFormat;
+use convrfm_train::export::cost::Cpu;
 use convrfm_train::export::learn::LearnOptions;
 use convrfm_train::fit::{Protocol, Selection, TrainParams};
 use convrfm_train::inspect::InspectOptions;
@@ -112,6 +113,15 @@ pub enum Command {
         /// Largest blob allowed (e.g. 65536, 64KiB, 1MiB).
         #[arg(long, default_value = "256KiB", value_parser = parse_size)]
         max_flash: usize,
+        /// Most instructions per inference on --cpu (e.g. 12M, 1.5G,
+        /// 12000000), by the cost model of `convrfm cost`: a latency budget
+        /// beside the flash budget (at one cycle per instruction, 12M is
+        /// 150 ms at 80 MHz).
+        #[arg(long, value_parser = parse_count)]
+        max_instructions: Option<u64>,
+        /// The core --max-instructions and the instruction columns are for.
+        #[arg(long, value_enum, default_value_t = Cpu::CortexM4f)]
+        cpu: Cpu,
         /// Print the accuracy-vs-size frontier at 16, 32, 64, 128, 256 KiB
         /// (each point rebuilt on the fit set and, with test data,
         /// evaluated in float and through the integer core).
@@ -192,6 +202,16 @@ pub enum Command {
     /// image goes out and its class and scores come back; prints class,
     /// score and running accuracy per image (docs/boards.md).
     Serial(SerialArgs),
+    /// Predicted instructions per inference of a blob on a Cortex-M4F and
+    /// a Cortex-M0 (the cost model behind `export --max-instructions`;
+    /// means for images like Fashion-MNIST's, docs/export.md).
+    Cost {
+        /// Blob written by `convrfm export`.
+        blob: PathBuf,
+        /// Only this core, as a bare number (for scripts).
+        #[arg(long, value_enum)]
+        cpu: Option<Cpu>,
+    },
     /// Train on the Fashion-MNIST subset shipped with convrfm (2,000 train,
     /// 1,000 test; no download) and print each iteration.
     Demo {
@@ -666,6 +686,27 @@ impl ParamArgs {
 }
 
 /// Parses a byte size: `65536`, `64K`, `64KiB`, `1M`, `1MiB` (K = 1024).
+/// A count with an optional decimal suffix: 12000000, 12M, 1.5G, 800k.
+pub(crate) fn parse_count(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 1e3),
+        Some((i, 'M')) => (&t[..i], 1e6),
+        Some((i, 'G')) => (&t[..i], 1e9),
+        _ => (t, 1.0),
+    };
+    let v: f64 = num
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite() && *v > 0.0)
+        .with_context(|| {
+            format!("count {s:?}: expected a positive number like 12000000, 12M or 1.5G")
+        })?;
+    let n = v * mult;
+    anyhow::ensure!((1.0..1.8e19).contains(&n), "count {s:?} is out of range");
+    Ok(n.round() as u64)
+}
+
 pub(crate) fn parse_size(s: &str) -> Result<usize> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
@@ -695,5 +736,12 @@ mod tests {
         assert_eq!(parse_size("1MiB").unwrap(), 1 << 20);
         assert!(parse_size("12 parsecs").is_err());
         assert!(parse_size("KiB").is_err());
+        assert_eq!(parse_count("12000000").unwrap(), 12_000_000);
+        assert_eq!(parse_count("12M").unwrap(), 12_000_000);
+        assert_eq!(parse_count("1.5G").unwrap(), 1_500_000_000);
+        assert_eq!(parse_count("800k").unwrap(), 800_000);
+        for bad in ["0", "-3M", "12 parsecs", "M", "nan", "1e30"] {
+            assert!(parse_count(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -33,6 +33,7 @@ use clap::Parser;
 use convrfm_train::bench::BenchParams;
 use convrfm_train::data::{self, ImageDims, LabelledImages, Like, ResizeFilter, Source, Split};
 use convrfm_train::export::c_source::{ExportFormat, c_identifier, c_paths, c_source};
+use convrfm_train::export::cost::{BlobDims, Cpu};
 use convrfm_train::export::{self, CheckedExportOptions, ExportOptions, run::blob_predict};
 use convrfm_train::fit::readout::share_correct;
 use convrfm_train::fit::{Model, Protocol, TrainParams, experiment, model_file};
@@ -165,6 +166,8 @@ fn run(cli: Cli) -> Result<()> {
             out,
             out_format,
             max_flash,
+            max_instructions,
+            cpu,
             sweep,
             test_images,
             test_labels,
@@ -183,6 +186,8 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let opts = ExportOptions {
                 max_flash,
+                max_instructions,
+                cpu,
                 lambdas,
                 label_weights,
                 ranks,
@@ -239,6 +244,26 @@ fn run(cli: Cli) -> Result<()> {
             run_export(&model, &fit, &out, &opts, sweep, test.as_ref(), progress)
         }
         Command::Serial(args) => serial(&args, progress),
+        Command::Cost { blob, cpu } => {
+            let bytes = read_blob(&blob)?;
+            let core = parse_blob(&blob, &bytes)?;
+            let dims = BlobDims::of(&core);
+            match cpu {
+                Some(cpu) => say!("{:.0}", dims.instructions(cpu)),
+                None => {
+                    for cpu in Cpu::ALL {
+                        let n = dims.instructions(cpu);
+                        say!(
+                            "{}: {:.1} M instructions per inference (predicted; {:.0} ms at 80 MHz, one cycle per instruction)",
+                            cpu.name(),
+                            n / 1e6,
+                            n / 80e3
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
         Command::Predict {
             blob,
             model,
@@ -546,32 +571,43 @@ fn run_export(
         fit.len(),
         t.elapsed().as_secs_f64()
     );
-    let chosen = export::best_under(&candidates, max_flash).with_context(|| {
+    let limit = opts.get().max_instructions;
+    let chosen = export::best_under(&candidates, max_flash, limit).with_context(|| {
         format!(
-            "no candidate fits in {max_flash} bytes; the smallest needs {} bytes",
+            "no candidate fits in {max_flash} bytes{}; the smallest needs {} bytes",
+            limit.map_or(String::new(), |i| format!(" and {i} instructions")),
             candidates.iter().map(|c| c.bytes).min().unwrap_or(0)
         )
     })?;
     // The frontier point that is also the chosen one is built only once.
     let mut chosen_realised = None;
     if sweep {
-        say!("all candidates (bytes, m, r, bits, lambda, label weight, validation %):");
+        say!(
+            "all candidates (bytes, m, r, bits, lambda, label weight, validation %, M instructions \
+             per inference on a {}):",
+            opts.get().cpu.name()
+        );
         for c in &candidates {
             say!(
-                "  {:>8}  {:>4}  {:>2}  {:>4}  {:>7.0e}  {:>4.2}  {:>6.2}",
+                "  {:>8}  {:>4}  {:>2}  {:>4}  {:>7.0e}  {:>4.2}  {:>6.2}  {:>7.1}",
                 c.bytes,
                 c.m,
                 c.rank,
                 c.pixel_bits,
                 c.lambda,
                 c.label_weight,
-                100.0 * c.val_accuracy
+                100.0 * c.val_accuracy,
+                c.instructions as f64 / 1e6
             );
         }
-        say!("frontier (best validation accuracy within each budget):");
+        say!(
+            "frontier (best validation accuracy within each budget{}; insns_M: predicted on a {}):",
+            limit.map_or(String::new(), |i| format!(" and {i} instructions")),
+            opts.get().cpu.name()
+        );
         say!("  budget  {REALISED_HEADER}");
         for budget in export::FRONTIER_BUDGETS {
-            match export::best_under(&candidates, budget) {
+            match export::best_under(&candidates, budget, limit) {
                 Some(c) => {
                     let r = export::realise(model, fit, c, opts, test, progress)?;
                     say!("{:>5}KiB  {}", budget >> 10, describe_realised(&r));

@@ -27,8 +27,7 @@ pub fn say(args: fmt::Arguments<'_>) -> Result<()> {
 }
 
 /// Column headings of [`describe_realised`].
-pub const REALISED_HEADER: &str =
-    "   bytes     m   r  bits   lambda  label_w   val_%  float_test_%  int_test_%  same_class_%";
+pub const REALISED_HEADER: &str = "   bytes     m   r  bits   lambda  label_w   val_%  float_test_%  int_test_%  same_class_%  insns_M";
 
 /// One row of the export tables under [`REALISED_HEADER`].
 pub fn describe_realised(r: &Realised) -> String {
@@ -45,14 +44,15 @@ pub fn describe_realised(r: &Realised) -> String {
             )
         });
     format!(
-        "{:>8}  {:>4}  {:>2}  {:>4}  {:>7.0e}  {:>7.2}  {:>6.2}  {test_cols}",
+        "{:>8}  {:>4}  {:>2}  {:>4}  {:>7.0e}  {:>7.2}  {:>6.2}  {test_cols}  {:>7.1}",
         r.blob.len(),
         c.m,
         c.rank,
         c.pixel_bits,
         c.lambda,
         c.label_weight,
-        100.0 * c.val_accuracy
+        100.0 * c.val_accuracy,
+        c.instructions as f64 / 1e6
     )
 }
 
