@@ -12,8 +12,8 @@
 //! the AGOP averages ([`KernelBlocks::pixel_gradients`]), no new calculus.
 //!
 //! - **Rounds**: alpha is re-fitted (Nystroem, the candidate's lambda) on a
-//!   fixed pool of fit images, then [`ROUND_STEPS`] Adam steps move the
-//!   centres with that alpha. Each round is scored on the validation
+//!   fixed pool of fit images, then Adam steps over [`ROUND_IMAGES`] batch
+//!   images move the centres with that alpha. Each round is scored on the validation
 //!   images; the centres of the best round are kept, the starting ones
 //!   included, so learning never returns worse centres on validation.
 //! - **Quantisation-aware end**: for the last [`QUANTISED_SHARE`] of the
@@ -37,15 +37,16 @@ use rayon::prelude::*;
 
 use super::compact::{Nystrom, Targets};
 use super::device::quantise_pixels;
-use crate::fit::readout::{accuracy, scores};
+use crate::fit::readout::{accuracy, mean_squared, scores};
 use crate::kernel::agop::ImageIndex;
 use crate::kernel::{Kernel, KernelBlocks};
 use crate::matrix::Matrix;
 use crate::output::{Phase, Progress};
 use crate::params::{ParamError, at_least, positive};
 
-/// Adam steps between two re-fits of alpha.
-pub const ROUND_STEPS: usize = 20;
+/// Batch images between two re-fits of alpha (whole steps, at least
+/// one): rounds cost the same share of the time whatever the batch size.
+pub const ROUND_IMAGES: usize = 8192;
 
 /// Share of the steps (or of the time budget) at the end that uses centres
 /// rounded to the blob's grid.
@@ -70,9 +71,9 @@ pub struct LearnOptions {
 impl Default for LearnOptions {
     fn default() -> Self {
         Self {
-            time_budget: Duration::from_secs(300),
-            max_steps: 2000,
-            batch: 256,
+            time_budget: Duration::from_secs(420),
+            max_steps: 5000,
+            batch: 64,
             learning_rate: 0.01,
         }
     }
@@ -326,9 +327,10 @@ pub fn learn_centres(
     let stop_at = budget.saturating_sub(score_time);
     let quantise_from_time = stop_at.mul_f64(1.0 - QUANTISED_SHARE);
     let quantise_from_step = (opts.max_steps as f64 * (1.0 - QUANTISED_SHARE)) as usize;
+    let round_steps = ROUND_IMAGES.div_ceil(opts.batch).max(1);
     let (mut step, mut cursor) = (0, 0);
     while step < opts.max_steps && t0.elapsed() < stop_at {
-        for _ in 0..ROUND_STEPS {
+        for _ in 0..round_steps {
             if step >= opts.max_steps || t0.elapsed() >= stop_at {
                 break;
             }
@@ -374,17 +376,6 @@ fn describe(first: Round, now: Round) -> String {
         100.0 * now.val_accuracy,
         100.0 * first.val_accuracy
     )
-}
-
-/// Mean over rows of the squared distance between `a` and `b`.
-fn mean_squared(a: &Matrix, b: &Matrix) -> f64 {
-    let sum: f64 = a
-        .as_slice()
-        .iter()
-        .zip(b.as_slice())
-        .map(|(x, y)| (x - y) * (x - y))
-        .sum();
-    sum / a.rows().max(1) as f64
 }
 
 #[cfg(test)]
@@ -492,14 +483,17 @@ mod tests {
         let p = problem(&t);
         let opts = LearnOptions {
             time_budget: Duration::from_secs(3600),
-            max_steps: 60,
+            max_steps: 300,
             batch: 64,
             learning_rate: 0.02,
         };
         let train: Vec<usize> = (0..240).collect();
         let learned = learn_centres(&p, &t.start, &train, &opts, QUIET).unwrap();
-        assert_eq!(learned.steps, 60, "the step bound ends the run");
-        assert_eq!(learned.rounds.len(), 1 + 60 / ROUND_STEPS);
+        assert_eq!(learned.steps, 300, "the step bound ends the run");
+        assert_eq!(
+            learned.rounds.len(),
+            1 + 300usize.div_ceil(ROUND_IMAGES / 64)
+        );
         let (first, last) = (learned.first(), learned.rounds[learned.rounds.len() - 1]);
         assert!(
             last.pool_loss < 0.9 * first.pool_loss,

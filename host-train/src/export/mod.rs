@@ -8,15 +8,17 @@
 //!
 //! Search (on a stratified sample of at most [`SEARCH_IMAGES`] fit images,
 //! split into fit and validation; never on test data): for each centre
-//! pixel depth (4, 8 bits) and metric rank `r`, centres are chosen by
-//! pivoted Cholesky ([`compact`]), and for each centre count `m` of a
-//! ladder alpha is re-fitted (Nystroem least squares; lambda and the label
-//! weight on validation). Every candidate's blob size is exact
-//! ([`convrfm_core::blob::encoded_len`]). The best candidate under
-//! `--max-flash` is then rebuilt (centres from the whole sample, alpha on
-//! every fit image) and encoded. The float model of a candidate uses
-//! exactly the device's quantised centre pixels and `W`; only the integer
-//! arithmetic of the device differs.
+//! pixel depth (4 by default, 8 on request) and metric rank `r`, centres
+//! are chosen by pivoted Cholesky ([`compact`]), and for each centre count
+//! `m` of a ladder alpha is re-fitted (Nystroem least squares; lambda and
+//! the label weight on validation). Every candidate's blob size is exact
+//! ([`convrfm_core::blob::encoded_len`]) and its instructions per
+//! inference predicted ([`cost`]). The best candidate under `--max-flash`
+//! (and `--max-instructions`) is then rebuilt (centres from the whole
+//! sample, learned by [`learn`], alpha on every fit image) and encoded.
+//! The float model of a candidate uses exactly the device's quantised
+//! centre pixels and `W`; only the integer arithmetic of the device
+//! differs.
 
 pub mod c_source;
 pub mod compact;
@@ -88,7 +90,9 @@ impl Default for ExportOptions {
             max_instructions: None,
             cpu: Cpu::CortexM4f,
             ranks: vec![2, 3, 4, 6, 9],
-            pixel_bits: vec![4, 8],
+            // 8-bit centres were chosen at no frontier point of two sweeps
+            // (docs/export.md): at equal size 4-bit buys twice the centres.
+            pixel_bits: vec![4],
             lambdas: vec![1e-8, 1e-6, 1e-4, 1e-3, 1e-2],
             label_weights: vec![1.0, 0.75, 0.5, 0.25, 0.0],
             val_fraction: 0.2,

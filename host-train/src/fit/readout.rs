@@ -53,3 +53,14 @@ pub fn share_correct(pred: impl IntoIterator<Item = usize>, labels: &[u8]) -> f6
         .count();
     right as f64 / labels.len().max(1) as f64
 }
+
+/// Mean over rows of the squared distance between `a` and `b` (same shape).
+pub fn mean_squared(a: &Matrix, b: &Matrix) -> f64 {
+    let sum: f64 = a
+        .as_slice()
+        .iter()
+        .zip(b.as_slice())
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum();
+    sum / a.rows().max(1) as f64
+}

@@ -14,7 +14,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::linalg::{LinalgError, solve_ridge};
-use super::readout::{argmax_rows, one_hot, share_correct};
+use super::readout::{argmax_rows, mean_squared, one_hot, share_correct};
 use crate::matrix::Matrix;
 
 /// Training sets up to this size are scored by leave-one-out when the
@@ -115,16 +115,9 @@ pub struct Score {
 impl Score {
     /// Scores of held-out predictions `pred` (`m x classes`) of `labels`.
     pub fn of(pred: &Matrix, labels: &[u8]) -> Self {
-        let target = one_hot(labels, pred.cols());
-        let sq: f64 = pred
-            .as_slice()
-            .iter()
-            .zip(target.as_slice())
-            .map(|(v, t)| (v - t) * (v - t))
-            .sum();
         Self {
             accuracy: share_correct(argmax_rows(pred), labels),
-            sq_error: sq / labels.len().max(1) as f64,
+            sq_error: mean_squared(pred, &one_hot(labels, pred.cols())),
         }
     }
 

@@ -532,7 +532,7 @@ pub struct DataArgs {
 pub struct LearnArgs {
     /// Wall-clock bound of learning the centres (e.g. 90s, 5m, 1h); with
     /// --sweep, each frontier point gets its own.
-    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "7m", value_parser = humantime::parse_duration)]
     pub time_budget: Duration,
     /// Most Adam steps (whichever of this and --time-budget ends first; a
     /// run ended by steps is deterministic for a seed and thread count).
