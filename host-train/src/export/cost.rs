@@ -16,9 +16,10 @@
 //! (`-icount`, the firmware's `classify`, means over Fashion-MNIST test
 //! images) of twelve runs of 28x28 depth-3 blobs (4- and 8-bit, ranks 2-9, 32-512
 //! centres; [`tests`] holds them); every one is predicted within 6 %.
-//! Positions under a blank query field skip the ReLU step, so the figures
-//! are means for images like Fashion-MNIST's (the firmware's min-max
-//! spread is about -25/+10 %). Multi-channel blobs are an extrapolation
+//! Positions under a blank query field skip the ReLU step and blank centre
+//! patches take its fast path, so the figures are means for images like
+//! Fashion-MNIST's (the firmware's min-max spread is about -25/+10 %;
+//! learned centres, with few blank patches, measure up to 9 % above). Multi-channel blobs are an extrapolation
 //! (the byte path's per-pass cost times `c`); not measured.
 
 use convrfm_core::Shape;
