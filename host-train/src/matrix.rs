@@ -105,6 +105,22 @@ impl Matrix {
         }
     }
 
+    /// The rows `idx`, in that order.
+    ///
+    /// # Panics
+    /// If an index is not a row.
+    pub fn select_rows(&self, idx: &[usize]) -> Self {
+        let data = idx
+            .iter()
+            .flat_map(|&i| self.row(i).iter().copied())
+            .collect();
+        Self {
+            rows: idx.len(),
+            cols: self.cols,
+            data,
+        }
+    }
+
     /// The top-left `n x n` block.
     ///
     /// # Panics
@@ -131,6 +147,10 @@ mod tests {
         assert_eq!(Matrix::from_mat(m.view()), m);
         assert_eq!(m.left_columns(2).as_slice(), [1.0, 2.0, 4.0, 5.0]);
         assert_eq!(m.top_left(2).as_slice(), [1.0, 2.0, 4.0, 5.0]);
+        let picked = m.select_rows(&[1, 0, 1]);
+        assert_eq!((picked.rows(), picked.cols()), (3, 3));
+        assert_eq!(picked.row(0), [4.0, 5.0, 6.0]);
+        assert_eq!(picked.row(2), [4.0, 5.0, 6.0]);
         assert!(Matrix::from_row_major(2, 2, vec![0.0; 3]).is_none());
     }
 }

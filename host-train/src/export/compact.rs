@@ -115,18 +115,11 @@ impl Targets {
     /// `w Y + (1 - w) T`, `n x classes` (the labels alone without a
     /// teacher): what a fit with label weight `w` regresses onto.
     pub fn mixed(&self, w: f64) -> Matrix {
-        let Some(t) = &self.teacher else {
-            return self.labels.clone();
-        };
-        let data = self
-            .labels
-            .as_slice()
-            .iter()
-            .zip(t.as_slice())
-            .map(|(y, t)| w * y + (1.0 - w) * t)
-            .collect();
-        Matrix::from_row_major(self.labels.rows(), self.labels.cols(), data)
-            .unwrap_or_else(|| self.labels.clone())
+        Stacked {
+            pair: self.stacked(),
+            classes: self.labels.cols(),
+        }
+        .mix(w)
     }
 
     /// Labels and teacher scores side by side, `n x classes` or
@@ -143,28 +136,29 @@ impl Targets {
     }
 }
 
-/// A solution for [`Targets::stacked`]; [`Stacked::mix`] gives the alpha of
-/// one label weight.
+/// A labels' block and a teacher's block side by side, each `classes`
+/// wide ([`Targets::stacked`], or the alpha solving for it), or the labels'
+/// block alone; [`Stacked::mix`] blends them for one label weight.
 struct Stacked {
-    alpha: Matrix,
+    pair: Matrix,
     classes: usize,
 }
 
 impl Stacked {
-    /// `w alpha_labels + (1 - w) alpha_teacher` (`m x classes`); the
-    /// labels' alpha alone when there is no teacher.
+    /// `w labels + (1 - w) teacher` (`rows x classes`); the labels' block
+    /// alone when there is no teacher's.
     fn mix(&self, w: f64) -> Matrix {
-        let (m, k) = (self.alpha.rows(), self.classes);
-        if self.alpha.cols() == k {
-            return self.alpha.clone();
+        let (m, k) = (self.pair.rows(), self.classes);
+        if self.pair.cols() == k {
+            return self.pair.clone();
         }
         let data = (0..m)
             .flat_map(|i| {
-                let row = self.alpha.row(i);
+                let row = self.pair.row(i);
                 (0..k).map(move |j| w * row[j] + (1.0 - w) * row[k + j])
             })
             .collect();
-        Matrix::from_row_major(m, k, data).unwrap_or_else(|| self.alpha.left_columns(k))
+        Matrix::from_row_major(m, k, data).unwrap_or_else(|| self.pair.left_columns(k))
     }
 }
 
@@ -273,7 +267,7 @@ impl Nystrom<'_> {
             .iter()
             .all(|v| v.is_finite())
             .then_some(Stacked {
-                alpha,
+                pair: alpha,
                 classes: self.targets.labels.cols(),
             })
     }

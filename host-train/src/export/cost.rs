@@ -122,9 +122,10 @@ mod tests {
     use super::*;
 
     /// QEMU means (M instructions per inference): `scripts/firmware-test.sh`
-    /// for the shipped blobs (1,000 images on the M4F, 100 / 1,000 on the
-    /// M0), and the firmware's `classify` on the first 20 test images for
-    /// blobs exported with `--pixel-bits B --ranks R --max-flash F --no-learn`.
+    /// for the blobs shipped before the learned ones (picked centres; 1,000
+    /// images on the M4F, 100 / 1,000 on the M0), and the firmware's
+    /// `classify` on the first 20 test images for blobs exported with
+    /// `--pixel-bits B --ranks R --max-flash F --no-learn`.
     const MEASURED: [(Cpu, u8, usize, usize, f64); 12] = [
         (Cpu::CortexM4f, 4, 2, 512, 129.1),
         (Cpu::CortexM4f, 4, 9, 128, 69.5),

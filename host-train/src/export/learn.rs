@@ -37,6 +37,7 @@ use rayon::prelude::*;
 
 use super::compact::{Nystrom, Targets};
 use super::device::quantise_pixels;
+use super::gather;
 use crate::fit::readout::{accuracy, mean_squared, scores};
 use crate::kernel::agop::ImageIndex;
 use crate::kernel::{Kernel, KernelBlocks};
@@ -149,6 +150,26 @@ impl Learned {
     pub fn kept(&self) -> Round {
         self.rounds[self.best]
     }
+
+    /// What a report of the built blob says about learning.
+    pub fn report(&self) -> LearnReport {
+        LearnReport {
+            steps: self.steps,
+            first: self.first(),
+            kept: self.kept(),
+        }
+    }
+}
+
+/// How learning went for a built blob, without the centres.
+#[derive(Clone, Copy, Debug)]
+pub struct LearnReport {
+    /// Adam steps taken.
+    pub steps: usize,
+    /// The starting centres' scores.
+    pub first: Round,
+    /// The kept centres' scores.
+    pub kept: Round,
 }
 
 /// Adam's moments of every pixel.
@@ -192,19 +213,7 @@ impl LearnProblem<'_> {
     }
 
     fn images_at(&self, idx: &[usize]) -> Vec<f32> {
-        let per = self.per();
-        idx.iter()
-            .flat_map(|&i| self.images[i * per..][..per].iter().copied())
-            .collect()
-    }
-
-    fn targets_at(&self, idx: &[usize]) -> Matrix {
-        let k = self.targets.cols();
-        let data = idx
-            .iter()
-            .flat_map(|&i| self.targets.row(i).iter().copied())
-            .collect();
-        Matrix::from_row_major(idx.len(), k, data).unwrap_or_else(|| Matrix::zeros(0, k))
+        gather(self.images, self.per(), idx)
     }
 
     /// `K(images, centres) / scale`.
@@ -220,21 +229,17 @@ impl LearnProblem<'_> {
         let mut kc = set.gram(centres, &Phase::hidden());
         kc.divide(self.scale);
         let kp = self.kernel_rows(&set, &pool.images);
-        let targets = Targets {
-            labels: pool.targets.clone(),
-            teacher: None,
-        };
         let alpha = Nystrom {
             c: &kp,
             w: &kc,
-            targets: &targets,
+            targets: &pool.targets,
         }
         .solve(self.lambda, 1.0)
         .context("re-fitting alpha for the learned centres")?;
         let kv = self.kernel_rows(&set, self.val_images);
         let round = Round {
             step,
-            pool_loss: mean_squared(&scores(&kp, &alpha), &pool.targets),
+            pool_loss: mean_squared(&scores(&kp, &alpha), &pool.targets.labels),
             val_accuracy: accuracy(&kv, &alpha, self.val_labels),
         };
         Ok((round, alpha))
@@ -245,7 +250,7 @@ impl LearnProblem<'_> {
     fn gradient(&self, centres: &[f32], alpha: &Matrix, batch: &[usize]) -> (Vec<f64>, f64) {
         let per = self.per();
         let x = self.images_at(batch);
-        let y = self.targets_at(batch);
+        let y = self.targets.select_rows(batch);
         let set = Blocks::new(self.kernel, centres);
         let pred = scores(&self.kernel_rows(&set, &x), alpha);
         let b = batch.len();
@@ -288,10 +293,10 @@ impl LearnProblem<'_> {
 
 type Blocks<'k> = KernelBlocks<'k, f32>;
 
-/// The images alpha is re-fitted on each round, and their targets.
+/// The images alpha is re-fitted on each round, and their (mixed) targets.
 struct Pool {
     images: Vec<f32>,
-    targets: Matrix,
+    targets: Targets,
 }
 
 /// Learns the centres (`m * pixels`, in `[0, 1]`) against `problem`,
@@ -311,7 +316,10 @@ pub fn learn_centres(
     let pool_idx = &order[..order.len().min(POOL_IMAGES)];
     let pool = Pool {
         images: problem.images_at(pool_idx),
-        targets: problem.targets_at(pool_idx),
+        targets: Targets {
+            labels: problem.targets.select_rows(pool_idx),
+            teacher: None,
+        },
     };
     let mut float = start.to_vec();
     let rounded = |c: &[f32]| quantise_pixels(c, problem.bits);
@@ -327,18 +335,20 @@ pub fn learn_centres(
     let stop_at = budget.saturating_sub(score_time);
     let quantise_from_time = stop_at.mul_f64(1.0 - QUANTISED_SHARE);
     let quantise_from_step = (opts.max_steps as f64 * (1.0 - QUANTISED_SHARE)) as usize;
-    let round_steps = ROUND_IMAGES.div_ceil(opts.batch).max(1);
+    // A batch larger than the training images is all of them.
+    let batch_len = opts.batch.min(order.len());
+    let round_steps = ROUND_IMAGES.div_ceil(batch_len.max(1));
     let (mut step, mut cursor) = (0, 0);
     while step < opts.max_steps && t0.elapsed() < stop_at {
         for _ in 0..round_steps {
             if step >= opts.max_steps || t0.elapsed() >= stop_at {
                 break;
             }
-            if cursor + opts.batch > order.len() {
+            if cursor + batch_len > order.len() {
                 order.shuffle(&mut rng);
                 cursor = 0;
             }
-            let batch = &order[cursor..(cursor + opts.batch).min(order.len())];
+            let batch = &order[cursor..cursor + batch_len];
             cursor += batch.len();
             let quantised = step >= quantise_from_step || t0.elapsed() >= quantise_from_time;
             let at = if quantised {
@@ -351,10 +361,11 @@ pub fn learn_centres(
             step += 1;
             bar.inc(1);
         }
-        let (round, refit) = problem.score(&rounded(&float), &pool, step)?;
+        let now = rounded(&float);
+        let (round, refit) = problem.score(&now, &pool, step)?;
         alpha = refit;
         if round.val_accuracy > rounds[best.0].val_accuracy {
-            best = (rounds.len(), rounded(&float));
+            best = (rounds.len(), now);
         }
         rounds.push(round);
         bar.message(&describe(first, round));
@@ -509,6 +520,19 @@ mod tests {
         let again = learn_centres(&p, &t.start, &train, &opts, QUIET).unwrap();
         assert_eq!(again.centres, learned.centres);
         assert_eq!(again.rounds, learned.rounds);
+    }
+
+    #[test]
+    fn a_batch_larger_than_the_fit_images_takes_them_all() {
+        let t = tiny();
+        let opts = LearnOptions {
+            max_steps: 2,
+            batch: usize::MAX,
+            ..LearnOptions::default()
+        };
+        let train: Vec<usize> = (0..240).collect();
+        let learned = learn_centres(&problem(&t), &t.start, &train, &opts, QUIET).unwrap();
+        assert_eq!((learned.steps, learned.rounds.len()), (2, 2));
     }
 
     #[test]

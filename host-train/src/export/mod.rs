@@ -33,7 +33,7 @@ use anyhow::{Context, Result, bail, ensure};
 use self::compact::{Nystrom, Targets, select_centres};
 use self::cost::{BlobDims, Cpu};
 use self::device::{BlobContent, DeviceMetric, blob_bytes, quantise_pixels};
-use self::learn::{LearnOptions, LearnProblem, Round, learn_centres};
+use self::learn::{LearnOptions, LearnProblem, LearnReport, learn_centres};
 use self::run::blob_predict;
 use crate::data::{ImageDims, Images, LabelledImages, PixelType, ResizeFilter, stratified_split};
 use crate::fit::Model;
@@ -220,7 +220,7 @@ impl FitSet {
     fn select(&self, idx: &[usize]) -> FitSet {
         FitSet {
             data: self.data.select(idx),
-            teacher: self.teacher.as_ref().map(|t| select_rows(t, idx)),
+            teacher: self.teacher.as_ref().map(|t| t.select_rows(idx)),
         }
     }
 
@@ -250,11 +250,6 @@ impl FitSet {
         let global = |idx: Vec<usize>| idx.into_iter().map(|i| sample[i]).collect();
         (global(fit), global(val))
     }
-}
-
-fn select_rows(m: &Matrix, idx: &[usize]) -> Matrix {
-    let data = idx.iter().flat_map(|&i| m.row(i).iter().copied()).collect();
-    Matrix::from_row_major(idx.len(), m.cols(), data).unwrap_or_else(|| Matrix::zeros(0, 0))
 }
 
 /// One point of the search.
@@ -366,11 +361,11 @@ pub fn build(
     check_exportable(model)?;
     let opts = opts.get();
     let shape = model.shape()?;
-    let pool = fit.select(&fit.search_indices(opts.seed));
-    let metric = DeviceMetric::new(model, c.rank, &pool.data.images)?;
+    let pool = fit.data.images.select(&fit.search_indices(opts.seed));
+    let metric = DeviceMetric::new(model, c.rank, &pool)?;
     let mut centres = pick_centres(
         &metric.kernel,
-        &pool.data.images,
+        &pool,
         c.pixel_bits,
         c.m,
         "Centres",
@@ -398,12 +393,9 @@ pub fn build(
                 learn,
                 progress,
             )?;
-            centres = learned.centres.clone();
-            Some(LearnReport {
-                steps: learned.steps,
-                first: learned.first(),
-                kept: learned.kept(),
-            })
+            let report = learned.report();
+            centres = learned.centres;
+            Some(report)
         }
         None => None,
     };
@@ -461,21 +453,15 @@ fn complement(n: usize, taken: &[usize]) -> Vec<usize> {
 
 /// Largest `K(c, c)` over `centres` (the kernel normaliser).
 fn self_kernel_max(kernel: &Kernel, centres: &[f32]) -> Result<f64> {
-    let diag = KernelBlocks::<f32>::new(kernel, centres).diagonal(centres);
-    let scale = diag.into_iter().fold(0.0f64, f64::max);
-    ensure!(scale > 0.0, "all centres are blank images");
-    Ok(scale)
+    largest_self_kernel(KernelBlocks::<f32>::new(kernel, centres).diagonal(centres))
 }
 
-/// How learning went for a built model.
-#[derive(Clone, Copy, Debug)]
-pub struct LearnReport {
-    /// Adam steps taken.
-    pub steps: usize,
-    /// The starting centres' scores.
-    pub first: Round,
-    /// The kept centres' scores.
-    pub kept: Round,
+/// The largest of the centres' self-kernels `diagonal`: the scale every
+/// kernel value of a compact model is divided by.
+fn largest_self_kernel(diagonal: impl IntoIterator<Item = f64>) -> Result<f64> {
+    let scale = diagonal.into_iter().fold(0.0f64, f64::max);
+    ensure!(scale > 0.0, "all centres are blank images");
+    Ok(scale)
 }
 
 /// `m` centres chosen by pivoted Cholesky from `images` quantised to
@@ -507,8 +493,7 @@ impl CentreKernels {
         let set = KernelBlocks::<f32>::new(kernel, centres);
         let hidden = Phase::hidden();
         let mut kc = set.gram(centres, &hidden);
-        let scale = (0..kc.rows()).map(|i| kc.get(i, i)).fold(0.0f64, f64::max);
-        ensure!(scale > 0.0, "all centres are blank images");
+        let scale = largest_self_kernel((0..kc.rows()).map(|i| kc.get(i, i)))?;
         let mut rows: Vec<Matrix> = queries
             .iter()
             .map(|q| set.cross(&q.pixels, &hidden))
@@ -590,7 +575,7 @@ pub fn search(
     let opts = opts.get();
     check_exportable(model)?;
     let ranks = feasible_ranks(model, opts)?;
-    let sample = fit.select(&fit.search_indices(opts.seed));
+    let sample = fit.data.images.select(&fit.search_indices(opts.seed));
     let (fit_idx, val_idx) = fit.search_split(opts.seed, opts.val_fraction);
     let (fit, val) = (fit.select(&fit_idx), fit.select(&val_idx));
     let targets = fit.targets(model.classes());
@@ -608,10 +593,10 @@ pub fn search(
             let Some(&m_max) = ladder.last() else {
                 continue;
             };
-            let metric = DeviceMetric::new(model, rank, &sample.data.images)?;
+            let metric = DeviceMetric::new(model, rank, &sample)?;
             let centres = pick_centres(
                 &metric.kernel,
-                &sample.data.images,
+                &sample,
                 bits,
                 m_max,
                 &format!("{bits}b r{rank}"),
