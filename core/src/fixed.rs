@@ -349,32 +349,6 @@ fn mul_halves(a: u32, b: u32) -> u64 {
     (u64::from(ah * bh) << 32) + (mid << 16) + u64::from(al * bl)
 }
 
-/// `a b` as an i64, through [`mul_wide`] (same product on every target).
-#[inline(always)]
-#[allow(clippy::arithmetic_side_effects)] // |a b| <= 2^62
-pub(crate) fn mul_wide_signed(a: i32, b: i32) -> i64 {
-    #[cfg(all(target_arch = "arm", not(target_has_atomic = "32")))]
-    {
-        mul_halves_signed(a, b)
-    }
-    #[cfg(not(all(target_arch = "arm", not(target_has_atomic = "32"))))]
-    {
-        i64::from(a) * i64::from(b)
-    }
-}
-
-/// [`mul_halves`] for signed factors (ARMv6-M's [`mul_wide_signed`]).
-#[inline(always)]
-#[allow(clippy::arithmetic_side_effects)] // |a b| <= 2^62: the cast and the negation are exact
-#[cfg_attr(
-    not(any(test, all(target_arch = "arm", not(target_has_atomic = "32")))),
-    allow(dead_code)
-)]
-fn mul_halves_signed(a: i32, b: i32) -> i64 {
-    let p = mul_halves(a.unsigned_abs(), b.unsigned_abs()) as i64;
-    if (a < 0) != (b < 0) { -p } else { p }
-}
-
 /// `(Kdot, J)` in Q15 and Q16 for `0 <= rho < 3/4` given in Q30:
 /// `i = rho >> 23`, `f = (rho >> 7) & 0xFFFF`, both interpolated upwards
 /// from node `i` (both increase with `rho`); `Kdot = 2^14 + (c + 2) >> 2`
@@ -500,10 +474,41 @@ pub(crate) fn relu_step_unclamped(k: i32, theta: i32, q_z: u32, q_x: u32) -> (u3
             (kd, khat)
         }
     };
-    // |Theta| <= 2^31, kd <= 2^15: |product| <= 2^46, and the result is
-    // between 0 and Theta (rounded): it fits an i32.
-    let thetahat = (mul_wide_signed(theta, kdot as i32) + (1 << 14)) >> 15;
-    (khat, thetahat as i32)
+    (khat, scale_q15(theta, kdot))
+}
+
+/// `(theta kd + 2^14) >> 15` (arithmetic shift) for `kd <= 2^15`: between
+/// 0 and `theta`, rounded, so it fits an i32. ARMv6-M splits `theta` into
+/// 16-bit halves (`theta = t_h 2^16 + t_l`, `0 <= t_l < 2^16`): `t_h kd
+/// 2^16` is a multiple of `2^15`, so the result is `2 t_h kd + ((t_l kd +
+/// 2^14) >> 15)`, two 32-bit products instead of a 64-bit one; the same
+/// integer on every target (tested).
+#[inline(always)]
+#[allow(clippy::arithmetic_side_effects)] // |t_h kd| <= 2^30, t_l kd + 2^14 < 2^31
+fn scale_q15(theta: i32, kd: u32) -> i32 {
+    #[cfg(all(target_arch = "arm", not(target_has_atomic = "32")))]
+    {
+        scale_q15_halves(theta, kd)
+    }
+    #[cfg(not(all(target_arch = "arm", not(target_has_atomic = "32"))))]
+    {
+        // |Theta| <= 2^31, kd <= 2^15: |product| <= 2^46 (kd as an i32:
+        // one signed 32 x 32 -> 64 multiply).
+        ((i64::from(theta) * i64::from(kd as i32) + (1 << 14)) >> 15) as i32
+    }
+}
+
+/// [`scale_q15`] from 32-bit products (ARMv6-M's).
+#[inline(always)]
+#[allow(clippy::arithmetic_side_effects)] // see scale_q15
+#[cfg_attr(
+    not(any(test, all(target_arch = "arm", not(target_has_atomic = "32")))),
+    allow(dead_code)
+)]
+fn scale_q15_halves(theta: i32, kd: u32) -> i32 {
+    let kd = kd.min(ONE_Q15 as u32) as i32;
+    let (high, low) = (theta >> 16, theta & 0xFFFF);
+    2 * high * kd + ((low * kd + (1 << 14)) >> 15)
 }
 
 /// Requantises a layer-1 patch projection `u = P . W` to the i8 range:
@@ -922,15 +927,39 @@ mod tests {
         for &a in &edges {
             for &b in &edges {
                 assert_eq!(mul_halves(a, b), u64::from(a) * u64::from(b));
-                let (x, y) = (a as i32, b as i32);
-                assert_eq!(mul_halves_signed(x, y), i64::from(x) * i64::from(y));
             }
         }
         for _ in 0..200_000 {
             let (a, b) = (xorshift(&mut st) as u32, xorshift(&mut st) as u32);
             assert_eq!(mul_halves(a, b), u64::from(a) * u64::from(b));
-            let (x, y) = (a as i32, b as i32);
-            assert_eq!(mul_halves_signed(x, y), i64::from(x) * i64::from(y));
+        }
+    }
+
+    /// ARMv6-M's 16-bit-halves `scale_q15` is the 64-bit formula's integer
+    /// for every `Theta` edge and `kd` in `0..=2^15`.
+    #[test]
+    fn scale_q15_halves_is_the_wide_formula() {
+        let wide = |t: i32, kd: u32| ((i64::from(t) * i64::from(kd) + (1 << 14)) >> 15) as i32;
+        let mut st = 0x0BAD_5EED_0000_0001u64;
+        let edges = [
+            i32::MIN,
+            i32::MIN + 1,
+            -65_537,
+            -65_536,
+            -1,
+            0,
+            1,
+            65_535,
+            65_536,
+            i32::MAX,
+        ];
+        for kd in 0..=ONE_Q15 as u32 {
+            for &t in &edges {
+                assert_eq!(scale_q15_halves(t, kd), wide(t, kd), "{t} {kd}");
+            }
+            let t = xorshift(&mut st) as u32 as i32;
+            assert_eq!(scale_q15_halves(t, kd), wide(t, kd), "{t} {kd}");
+            assert_eq!(scale_q15(t, kd), wide(t, kd));
         }
     }
 

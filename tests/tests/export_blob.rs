@@ -4,7 +4,7 @@
 use convrfm_train::data::{Split, vendored_fashion_mnist};
 use convrfm_train::export::learn::LearnOptions;
 use convrfm_train::export::run::blob_predict;
-use convrfm_train::export::{ExportOptions, FitSet, best_under, build, search};
+use convrfm_train::export::{Candidate, ExportOptions, FitSet, best_under, build, search};
 use convrfm_train::fit::TrainParams;
 use convrfm_train::fit::readout::argmax_rows;
 use convrfm_train::fit::train::train;
@@ -54,6 +54,33 @@ fn blob_agrees_with_its_float_model() {
         .unwrap()
         .clone();
     assert!(chosen.bytes <= 32 << 10);
+
+    // A latency budget leaves out exactly the candidates over it, before
+    // evaluating them; the others are the same candidates.
+    let limit = candidates
+        .iter()
+        .find(|c| c.rank == 3 && c.pixel_bits == 4 && c.m == 64)
+        .expect("a 64-centre candidate")
+        .instructions;
+    let latency_bound = ExportOptions {
+        ranks: vec![3],
+        pixel_bits: vec![4],
+        max_instructions: Some(limit),
+        ..opts.clone()
+    };
+    let bound = search(&model, &fit, &latency_bound.check().unwrap(), QUIET).unwrap();
+    let key = |c: &Candidate| (c.m, c.bytes, c.instructions, c.val_accuracy.to_bits());
+    let expected: Vec<_> = candidates
+        .iter()
+        .filter(|c| c.rank == 3 && c.pixel_bits == 4 && c.instructions <= limit)
+        .map(key)
+        .collect();
+    assert_eq!(bound.iter().map(key).collect::<Vec<_>>(), expected);
+    assert!(
+        candidates
+            .iter()
+            .any(|c| c.rank == 3 && c.instructions > limit)
+    );
 
     let compact = build(&model, &fit, &chosen, &checked, QUIET).unwrap();
     let learned = compact.learned.expect("centres were learned");

@@ -564,8 +564,9 @@ pub fn feasible_ranks(model: &Model, opts: &ExportOptions) -> Result<Vec<usize>>
     Ok(ranks)
 }
 
-/// Every candidate of the search, evaluated on a validation split of the
-/// search sample of `fit`.
+/// Every candidate of the search within the flash of the largest budget
+/// and the latency budget (`max_instructions`), evaluated on a validation
+/// split of the search sample of `fit`.
 pub fn search(
     model: &Model,
     fit: &FitSet,
@@ -589,6 +590,13 @@ pub fn search(
                 .copied()
                 .filter(|&m| m <= sample.len())
                 .filter(|&m| blob_bytes(model, m, rank, bits).is_ok_and(|b| b <= largest_budget))
+                // Over the latency budget a candidate can never be chosen,
+                // at any frontier point either: not worth evaluating.
+                .filter(|&m| {
+                    opts.max_instructions.is_none_or(|limit| {
+                        instructions(model, m, rank, bits, opts.cpu).is_ok_and(|i| i <= limit)
+                    })
+                })
                 .collect();
             let Some(&m_max) = ladder.last() else {
                 continue;
