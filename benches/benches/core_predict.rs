@@ -1,6 +1,6 @@
 //! Criterion benchmark of `convrfm-core` prediction on the host: the
 //! default firmware blob (`firmware/blobs/fashion-mnist.blob`: 1x28x28,
-//! depth 3, 512 centres at 4 bits, rank 2) on the first vendored
+//! depth 3, 192 centres at 4 bits, rank 2) on the first vendored
 //! Fashion-MNIST test images, through the same integer code the firmware
 //! runs.
 //!
