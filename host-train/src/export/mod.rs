@@ -400,6 +400,10 @@ pub fn build(
         None => None,
     };
     let ck = CentreKernels::new(&metric.kernel, &centres, &[&fit.data.images])?;
+    let c = match learned {
+        Some(_) => rechoose(fit, &ck, c, model.classes(), opts)?,
+        None => c.clone(),
+    };
     let alpha = Nystrom {
         c: &ck.rows[0],
         w: &ck.kc,
@@ -412,7 +416,7 @@ pub fn build(
         m,
         bytes: blob_bytes(model, m, c.rank, c.pixel_bits)?,
         instructions: instructions(model, m, c.rank, c.pixel_bits, opts.cpu)?,
-        ..c.clone()
+        ..c
     };
     Ok(Compact {
         candidate,
@@ -427,6 +431,41 @@ pub fn build(
         class_names: model.class_names().to_vec(),
         resize: model.resize,
         learned,
+    })
+}
+
+/// `c` with the ridge and label weight chosen again, for learned centres,
+/// on the search's validation split (alpha fitted on every other fit
+/// image): the search chose them for the images the centres started as.
+/// The validation accuracy becomes the learned centres' own.
+fn rechoose(
+    fit: &FitSet,
+    ck: &CentreKernels,
+    c: &Candidate,
+    classes: usize,
+    opts: &ExportOptions,
+) -> Result<Candidate> {
+    let val_idx = fit.search_split(opts.seed, opts.val_fraction).1;
+    let train_idx = complement(fit.len(), &val_idx);
+    let rows = &ck.rows[0];
+    let val = fit.select(&val_idx);
+    let fitted = Nystrom {
+        c: &rows.select_rows(&train_idx),
+        w: &ck.kc,
+        targets: &fit.select(&train_idx).targets(classes),
+    }
+    .best(
+        &rows.select_rows(&val_idx),
+        &val.data.labels,
+        &opts.lambdas,
+        &opts.label_weights,
+    )
+    .context("choosing the ridge for the learned centres")?;
+    Ok(Candidate {
+        lambda: fitted.lambda,
+        label_weight: fitted.label_weight,
+        val_accuracy: fitted.accuracy,
+        ..c.clone()
     })
 }
 
@@ -707,7 +746,7 @@ pub fn realise(
     progress: Progress,
 ) -> Result<Realised> {
     let compact = build(model, fit, c, opts, progress)?;
-    let blob = compact.encode(Some(c.val_accuracy))?;
+    let blob = compact.encode(Some(compact.candidate.val_accuracy))?;
     let test = test
         .map(|t| -> Result<TestReport> {
             let float_pred = argmax_rows(&compact.scores(&t.images, progress));
@@ -726,7 +765,7 @@ pub fn realise(
         })
         .transpose()?;
     Ok(Realised {
-        candidate: c.clone(),
+        candidate: compact.candidate.clone(),
         blob,
         test,
         learned: compact.learned,
