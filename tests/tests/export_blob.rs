@@ -85,6 +85,14 @@ fn blob_agrees_with_its_float_model() {
     let compact = build(&model, &fit, &chosen, &checked, QUIET).unwrap();
     let learned = compact.learned.expect("centres were learned");
     assert_eq!(learned.steps, 40);
+    // The learned centres keep the search's ridge and label weight; only
+    // their validation accuracy is their own.
+    let built = &compact.candidate;
+    assert_eq!(
+        (built.m, built.bytes, built.lambda, built.label_weight),
+        (chosen.m, chosen.bytes, chosen.lambda, chosen.label_weight)
+    );
+    assert!((0.0..=1.0).contains(&built.val_accuracy));
     let blob = compact.encode(None).unwrap();
     assert_eq!(
         blob.len(),

@@ -56,18 +56,6 @@ pub const QUANTISED_SHARE: f64 = 0.25;
 /// Fit images alpha is re-fitted on each round (at most).
 pub const POOL_IMAGES: usize = 4096;
 
-/// Adam's step size at the end of the run, as a share of the starting one.
-pub const FINAL_RATE_SHARE: f64 = 0.02;
-
-/// Adam's step size after `done` (in `[0, 1]`) of the run: a cosine from
-/// `rate` down to [`FINAL_RATE_SHARE`] of it. Large steps early move the
-/// centres far from the images they started as; small steps late settle
-/// them instead of leaving them where the last noisy batch pushed them.
-pub fn scheduled_rate(rate: f64, done: f64) -> f64 {
-    let cosine = 0.5 * (1.0 + (std::f64::consts::PI * done.clamp(0.0, 1.0)).cos());
-    rate * (FINAL_RATE_SHARE + (1.0 - FINAL_RATE_SHARE) * cosine)
-}
-
 /// How long and how the centres are learned.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LearnOptions {
@@ -77,8 +65,7 @@ pub struct LearnOptions {
     pub max_steps: usize,
     /// Fit images per step.
     pub batch: usize,
-    /// Adam's starting step size, in pixel units (pixels are in `[0, 1]`);
-    /// it decays over the run ([`scheduled_rate`]).
+    /// Adam's step size, in pixel units (pixels are in `[0, 1]`).
     pub learning_rate: f64,
 }
 
@@ -190,6 +177,7 @@ struct Adam {
     m: Vec<f64>,
     v: Vec<f64>,
     t: i32,
+    rate: f64,
 }
 
 impl Adam {
@@ -197,22 +185,23 @@ impl Adam {
     const B2: f64 = 0.999;
     const EPS: f64 = 1e-8;
 
-    fn new(len: usize) -> Self {
+    fn new(len: usize, rate: f64) -> Self {
         Self {
             m: vec![0.0; len],
             v: vec![0.0; len],
             t: 0,
+            rate,
         }
     }
 
-    /// One step of size `rate` on `x`, clamped to `[0, 1]`.
-    fn step(&mut self, x: &mut [f32], g: &[f64], rate: f64) {
+    /// One step on `x`, clamped to `[0, 1]`.
+    fn step(&mut self, x: &mut [f32], g: &[f64]) {
         self.t += 1;
         let (c1, c2) = (1.0 - Self::B1.powi(self.t), 1.0 - Self::B2.powi(self.t));
         for (((x, &g), m), v) in x.iter_mut().zip(g).zip(&mut self.m).zip(&mut self.v) {
             *m = Self::B1 * *m + (1.0 - Self::B1) * g;
             *v = Self::B2 * *v + (1.0 - Self::B2) * g * g;
-            let delta = rate * (*m / c1) / ((*v / c2).sqrt() + Self::EPS);
+            let delta = self.rate * (*m / c1) / ((*v / c2).sqrt() + Self::EPS);
             *x = (f64::from(*x) - delta).clamp(0.0, 1.0) as f32;
         }
     }
@@ -338,7 +327,7 @@ pub fn learn_centres(
     let score_time = t0.elapsed();
     let mut rounds = vec![first];
     let mut best = (0, rounded(&float));
-    let mut adam = Adam::new(float.len());
+    let mut adam = Adam::new(float.len(), opts.learning_rate);
     let bar = progress.bar("Learn", opts.max_steps as u64);
     bar.message(&describe(first, first));
     let budget = opts.time_budget;
@@ -349,10 +338,6 @@ pub fn learn_centres(
     // A batch larger than the training images is all of them.
     let batch_len = opts.batch.min(order.len());
     let round_steps = ROUND_IMAGES.div_ceil(batch_len.max(1));
-    // Steps the step size decays over: the step bound, or fewer when the
-    // first round's pace says the time budget ends the run first (decided
-    // once, so a run the step bound ends is deterministic).
-    let mut horizon = opts.max_steps;
     let (mut step, mut cursor) = (0, 0);
     while step < opts.max_steps && t0.elapsed() < stop_at {
         for _ in 0..round_steps {
@@ -366,14 +351,13 @@ pub fn learn_centres(
             let batch = &order[cursor..cursor + batch_len];
             cursor += batch.len();
             let quantised = step >= quantise_from_step || t0.elapsed() >= quantise_from_time;
-            let done = step as f64 / horizon as f64;
             let at = if quantised {
                 rounded(&float)
             } else {
                 float.clone()
             };
             let (g, _) = problem.gradient(&at, &alpha, batch);
-            adam.step(&mut float, &g, scheduled_rate(opts.learning_rate, done));
+            adam.step(&mut float, &g);
             step += 1;
             bar.inc(1);
         }
@@ -385,9 +369,6 @@ pub fn learn_centres(
         }
         rounds.push(round);
         bar.message(&describe(first, round));
-        if rounds.len() == 2 {
-            horizon = horizon.min(projected_steps(step, t0.elapsed(), score_time, stop_at));
-        }
     }
     Ok(Learned {
         centres: best.1,
@@ -395,14 +376,6 @@ pub fn learn_centres(
         best: best.0,
         steps: step,
     })
-}
-
-/// Steps that fit in `stop_at` at the pace of the first `steps` (taken by
-/// `elapsed`, of which `start` went to scoring the starting centres).
-fn projected_steps(steps: usize, elapsed: Duration, start: Duration, stop_at: Duration) -> usize {
-    let per_step = elapsed.saturating_sub(start).as_secs_f64() / steps.max(1) as f64;
-    let projected = stop_at.saturating_sub(start).as_secs_f64() / per_step.max(f64::MIN_POSITIVE);
-    (projected as usize).max(steps.max(1))
 }
 
 fn describe(first: Round, now: Round) -> String {
@@ -547,30 +520,6 @@ mod tests {
         let again = learn_centres(&p, &t.start, &train, &opts, QUIET).unwrap();
         assert_eq!(again.centres, learned.centres);
         assert_eq!(again.rounds, learned.rounds);
-    }
-
-    #[test]
-    fn the_step_size_decays_from_the_given_rate_to_its_final_share() {
-        assert_eq!(scheduled_rate(0.01, 0.0), 0.01);
-        assert!((scheduled_rate(0.01, 1.0) - 0.01 * FINAL_RATE_SHARE).abs() < 1e-15);
-        assert!((scheduled_rate(0.01, 0.5) - 0.01 * (1.0 + FINAL_RATE_SHARE) / 2.0).abs() < 1e-15);
-        let rates: Vec<f64> = (0..=10)
-            .map(|i| scheduled_rate(1.0, f64::from(i) / 10.0))
-            .collect();
-        assert!(rates.windows(2).all(|w| w[1] < w[0]), "{rates:?}");
-        // Out-of-range progress (a late clock reading) stays at the ends.
-        assert_eq!(scheduled_rate(0.01, 2.0), scheduled_rate(0.01, 1.0));
-    }
-
-    #[test]
-    fn the_projected_steps_follow_the_first_round_pace() {
-        let s = Duration::from_secs;
-        // 100 steps in 10 s after 2 s of scoring: 10 steps a second.
-        assert_eq!(projected_steps(100, s(12), s(2), s(62)), 600);
-        // Never fewer than the steps already taken.
-        assert_eq!(projected_steps(100, s(12), s(2), s(5)), 100);
-        // An instant round projects as many steps as a usize holds.
-        assert!(projected_steps(100, s(2), s(2), s(62)) > 1 << 40);
     }
 
     #[test]

@@ -401,7 +401,7 @@ pub fn build(
     };
     let ck = CentreKernels::new(&metric.kernel, &centres, &[&fit.data.images])?;
     let c = match learned {
-        Some(_) => rechoose(fit, &ck, c, model.classes(), opts)?,
+        Some(_) => validated(fit, &ck, c, model.classes(), opts)?,
         None => c.clone(),
     };
     let alpha = Nystrom {
@@ -434,11 +434,10 @@ pub fn build(
     })
 }
 
-/// `c` with the ridge and label weight chosen again, for learned centres,
-/// on the search's validation split (alpha fitted on every other fit
-/// image): the search chose them for the images the centres started as.
-/// The validation accuracy becomes the learned centres' own.
-fn rechoose(
+/// `c` with the validation accuracy of the learned centres instead of the
+/// images they started as: alpha fitted with `c`'s ridge and label weight
+/// on every fit image outside the search's validation split, scored on it.
+fn validated(
     fit: &FitSet,
     ck: &CentreKernels,
     c: &Candidate,
@@ -448,7 +447,6 @@ fn rechoose(
     let val_idx = fit.search_split(opts.seed, opts.val_fraction).1;
     let train_idx = complement(fit.len(), &val_idx);
     let rows = &ck.rows[0];
-    let val = fit.select(&val_idx);
     let fitted = Nystrom {
         c: &rows.select_rows(&train_idx),
         w: &ck.kc,
@@ -456,14 +454,12 @@ fn rechoose(
     }
     .best(
         &rows.select_rows(&val_idx),
-        &val.data.labels,
-        &opts.lambdas,
-        &opts.label_weights,
+        &fit.select(&val_idx).data.labels,
+        &[c.lambda],
+        &[c.label_weight],
     )
-    .context("choosing the ridge for the learned centres")?;
+    .context("scoring the learned centres on validation")?;
     Ok(Candidate {
-        lambda: fitted.lambda,
-        label_weight: fitted.label_weight,
         val_accuracy: fitted.accuracy,
         ..c.clone()
     })

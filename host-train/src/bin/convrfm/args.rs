@@ -541,8 +541,7 @@ pub struct LearnArgs {
     /// Fit images per step.
     #[arg(long, default_value_t = LearnOptions::default().batch)]
     pub learn_batch: usize,
-    /// Adam's starting step size, in pixel units (pixels are in [0, 1]); a
-    /// cosine takes it down to 2 % of this by the end of the run.
+    /// Adam's step size, in pixel units (pixels are in [0, 1]).
     #[arg(long, default_value_t = LearnOptions::default().learning_rate)]
     pub learning_rate: f64,
     /// Keep the centres pivoted Cholesky picks from the fit images.
