@@ -37,7 +37,7 @@ use self::learn::{LearnOptions, LearnProblem, LearnReport, learn_centres};
 use self::run::blob_predict;
 use crate::data::{ImageDims, Images, LabelledImages, PixelType, ResizeFilter, stratified_split};
 use crate::fit::Model;
-use crate::fit::readout::{argmax_rows, one_hot, scores, share_correct};
+use crate::fit::readout::{accuracy, argmax_rows, one_hot, scores, share_correct};
 use crate::kernel::{Kernel, KernelBlocks};
 use crate::matrix::Matrix;
 use crate::output::{Phase, Progress};
@@ -401,7 +401,7 @@ pub fn build(
     };
     let ck = CentreKernels::new(&metric.kernel, &centres, &[&fit.data.images])?;
     let c = match learned {
-        Some(_) => validated(fit, &ck, c, model.classes(), opts)?,
+        Some(_) => validated(fit, &ck, &targets, c, opts)?,
         None => c.clone(),
     };
     let alpha = Nystrom {
@@ -440,27 +440,26 @@ pub fn build(
 fn validated(
     fit: &FitSet,
     ck: &CentreKernels,
+    targets: &Targets,
     c: &Candidate,
-    classes: usize,
     opts: &ExportOptions,
 ) -> Result<Candidate> {
     let val_idx = fit.search_split(opts.seed, opts.val_fraction).1;
     let train_idx = complement(fit.len(), &val_idx);
     let rows = &ck.rows[0];
-    let fitted = Nystrom {
+    let alpha = Nystrom {
         c: &rows.select_rows(&train_idx),
         w: &ck.kc,
-        targets: &fit.select(&train_idx).targets(classes),
+        targets: &Targets {
+            labels: targets.mixed(c.label_weight).select_rows(&train_idx),
+            teacher: None,
+        },
     }
-    .best(
-        &rows.select_rows(&val_idx),
-        &fit.select(&val_idx).data.labels,
-        &[c.lambda],
-        &[c.label_weight],
-    )
-    .context("scoring the learned centres on validation")?;
+    .solve(c.lambda, 1.0)
+    .context("fitting alpha to score the learned centres on validation")?;
+    let val_labels: Vec<u8> = val_idx.iter().map(|&i| fit.data.labels[i]).collect();
     Ok(Candidate {
-        val_accuracy: fitted.accuracy,
+        val_accuracy: accuracy(&rows.select_rows(&val_idx), &alpha, &val_labels),
         ..c.clone()
     })
 }
