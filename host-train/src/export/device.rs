@@ -5,7 +5,7 @@
 //! number formats (`docs/blob-format.md`); the integer kernel itself runs
 //! only in `convrfm-core` (see [`super::run`]).
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result};
 use convrfm_core::blob::{self, BlobParts, KernelKind as BlobKind};
 
 use super::compact::{low_rank, padded_metric};
@@ -53,19 +53,8 @@ impl DeviceMetric {
     /// The projection of `model`'s metric at `rank`, with `u_mult` chosen
     /// so that the largest `|P . W|` over `images` maps to 127.
     pub fn new(model: &Model, rank: usize, images: &Images) -> Result<Self> {
-        Self::from_projection(model, &low_rank(&model.metric, rank)?, rank, images)
-    }
-
-    /// The device form of the float projection `w` (`d x rank`, row-major),
-    /// as [`Self::new`] makes it of the model's own.
-    pub fn from_projection(model: &Model, w: &[f64], rank: usize, images: &Images) -> Result<Self> {
         let shape = model.shape()?;
-        ensure!(
-            w.len() == shape.patch_dim() * rank,
-            "a projection of {} values is not {} x {rank}",
-            w.len(),
-            shape.patch_dim()
-        );
+        let w = low_rank(&model.metric, rank)?;
         let wmax = w.iter().fold(0.0f64, |a, v| a.max(v.abs())).max(1e-300);
         let w_scale = wmax / 127.0;
         let wq: Vec<i8> = w.iter().map(|v| (v / w_scale).round() as i8).collect();

@@ -30,10 +30,10 @@ pub mod teacher;
 
 use anyhow::{Context, Result, bail, ensure};
 
-use self::compact::{Nystrom, Targets, low_rank, select_centres};
+use self::compact::{Nystrom, Targets, select_centres};
 use self::cost::{BlobDims, Cpu};
 use self::device::{BlobContent, DeviceMetric, blob_bytes, quantise_pixels};
-use self::learn::{LearnOptions, LearnProblem, LearnReport, Projection, learn_centres};
+use self::learn::{LearnOptions, LearnProblem, LearnReport, learn_centres};
 use self::run::blob_predict;
 use crate::data::{ImageDims, Images, LabelledImages, PixelType, ResizeFilter, stratified_split};
 use crate::fit::Model;
@@ -362,7 +362,7 @@ pub fn build(
     let opts = opts.get();
     let shape = model.shape()?;
     let pool = fit.data.images.select(&fit.search_indices(opts.seed));
-    let mut metric = DeviceMetric::new(model, c.rank, &pool)?;
+    let metric = DeviceMetric::new(model, c.rank, &pool)?;
     let mut centres = pick_centres(
         &metric.kernel,
         &pool,
@@ -376,20 +376,9 @@ pub fn build(
         Some(learn) => {
             let val_idx = fit.search_split(opts.seed, opts.val_fraction).1;
             let val = fit.select(&val_idx);
-            let device = |w: &[f64]| -> Result<Kernel> {
-                Ok(DeviceMetric::from_projection(model, w, c.rank, &pool)?.kernel)
-            };
             let learned = learn_centres(
                 &LearnProblem {
                     kernel: &metric.kernel,
-                    projection: match learn.projection {
-                        true => Some(Projection {
-                            start: low_rank(&model.metric, c.rank)?,
-                            rank: c.rank,
-                            device: &device,
-                        }),
-                        false => None,
-                    },
                     images: &fit.data.images.pixels,
                     targets: &targets.mixed(c.label_weight),
                     val_images: &val.data.images.pixels,
@@ -406,9 +395,6 @@ pub fn build(
             )?;
             let report = learned.report();
             centres = learned.centres;
-            if let Some(w) = &learned.projection {
-                metric = DeviceMetric::from_projection(model, w, c.rank, &pool)?;
-            }
             Some(report)
         }
         None => None,

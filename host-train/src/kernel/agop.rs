@@ -15,8 +15,7 @@ use rayon::prelude::*;
 use crate::data::ImageDims;
 use crate::kernel::KernelBlocks;
 use crate::kernel::Real;
-use crate::kernel::{Gradient, ImageMaps, LANES, Lanes, Pixel, Tape, Workspace, add_patch};
-use convrfm_core::Shape;
+use crate::kernel::{Gradient, LANES, Lanes, Pixel, Tape, Workspace, add_patch};
 
 impl<R: Real> KernelBlocks<'_, R> {
     /// Patch gradients of one query image: `classes x positions x d`, where
@@ -28,26 +27,6 @@ impl<R: Real> KernelBlocks<'_, R> {
         query: &[P],
         same: &[usize],
     ) -> Vec<f64> {
-        let (grad, a) = self.backward_all(alpha, query, same);
-        grad.finish(self.kernel(), &a)
-    }
-
-    /// Gradients of one query image with respect to its transformed
-    /// patches `u = P S`: `classes x positions x d` (as
-    /// [`Self::patch_gradients`], one step short of the metric).
-    pub fn u_gradients<P: Pixel>(&self, alpha: &Matrix, query: &[P], same: &[usize]) -> Vec<f64> {
-        let (grad, a) = self.backward_all(alpha, query, same);
-        grad.u_gradients(self.kernel(), &a)
-    }
-
-    /// Forward and backward of `query` against every block, each class
-    /// weighted by its column of `alpha`.
-    fn backward_all<P: Pixel>(
-        &self,
-        alpha: &Matrix,
-        query: &[P],
-        same: &[usize],
-    ) -> (Gradient<R>, ImageMaps<R>) {
         let kernel = self.kernel();
         let shape = kernel.shape();
         assert_eq!(alpha.rows(), self.len(), "alpha is not n x classes");
@@ -68,7 +47,7 @@ impl<R: Real> KernelBlocks<'_, R> {
             kernel.forward(&a, block, &same_lanes, &mut work, Some(&mut tape));
             kernel.backward(block, &weights, &tape, &mut work, &mut grad);
         }
-        (grad, a)
+        grad.finish(kernel, &a)
     }
 
     /// Pixel gradients of one query image: `classes x pixels`, each class's
@@ -81,10 +60,23 @@ impl<R: Real> KernelBlocks<'_, R> {
         same: &[usize],
     ) -> Vec<Vec<f64>> {
         let shape = self.kernel().shape();
+        let (d, cols, per) = (shape.patch_dim(), shape.grid(1).1, shape.pixels());
         let grads = self.patch_gradients(alpha, query, same);
         grads
-            .chunks_exact((shape.positions(1) * shape.patch_dim()).max(1))
-            .map(|class_grad| onto_pixels(&shape, class_grad))
+            .chunks_exact((shape.positions(1) * d).max(1))
+            .map(|class_grad| {
+                let mut pixels = vec![0.0; per];
+                for (p, gp) in class_grad.chunks_exact(d).enumerate() {
+                    add_patch(
+                        ImageDims::of(&shape),
+                        shape.patch(),
+                        gp,
+                        (p / cols, p % cols),
+                        &mut pixels,
+                    );
+                }
+                pixels
+            })
             .collect()
     }
 
@@ -132,23 +124,6 @@ impl<R: Real> KernelBlocks<'_, R> {
         }
         g
     }
-}
-
-/// One class's patch gradients (positions x d) summed onto the pixels
-/// each patch covers: the adjoint of patch extraction.
-pub fn onto_pixels(shape: &Shape, patch_grads: &[f64]) -> Vec<f64> {
-    let (d, cols) = (shape.patch_dim(), shape.grid(1).1);
-    let mut pixels = vec![0.0; shape.pixels()];
-    for (p, gp) in patch_grads.chunks_exact(d.max(1)).enumerate() {
-        add_patch(
-            ImageDims::of(shape),
-            shape.patch(),
-            gp,
-            (p / cols, p % cols),
-            &mut pixels,
-        );
-    }
-    pixels
 }
 
 /// The weights of class `o` for the lanes of the block starting at image `start`.

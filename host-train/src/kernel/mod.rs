@@ -201,11 +201,13 @@ impl Kernel {
         &self.metric
     }
 
-    /// The image's patches, one row of `d` values per first-layer position.
-    fn patch_matrix<P: Pixel>(&self, image: &[P]) -> Vec<f64> {
+    /// Per-image maps of one image (`c*H*W` values, channel-major).
+    pub fn image_maps<R: Real, P: Pixel>(&self, image: &[P]) -> ImageMaps<R> {
         let s = &self.shape;
         let d = s.patch_dim();
         let (rows, cols) = s.grid(1);
+        // U = P S, P the positions x d patch matrix: one product (the
+        // dominant cost of a query when d is large, as in Deep ConvRFM).
         let mut patches = vec![0.0f64; rows * cols * d];
         for i in 0..rows {
             for j in 0..cols {
@@ -219,17 +221,6 @@ impl Kernel {
                 );
             }
         }
-        patches
-    }
-
-    /// Per-image maps of one image (`c*H*W` values, channel-major).
-    pub fn image_maps<R: Real, P: Pixel>(&self, image: &[P]) -> ImageMaps<R> {
-        let s = &self.shape;
-        let d = s.patch_dim();
-        let (rows, cols) = s.grid(1);
-        // U = P S, P the positions x d patch matrix: one product (the
-        // dominant cost of a query when d is large, as in Deep ConvRFM).
-        let patches = self.patch_matrix(image);
         let product = MatRef::from_row_major_slice(&patches, rows * cols, d)
             * MatRef::from_row_major_slice(&self.metric.rows, d, d);
         let mut u: Vec<R> = (0..rows * cols * d)
@@ -276,35 +267,6 @@ impl Kernel {
             sqrt_q,
             inv_sqrt_q,
         }
-    }
-
-    /// Patch gradients from gradients with respect to `u = P S` (rows of
-    /// `d` values, any count): `g = du S^T`.
-    pub fn through_metric(&self, du: &[f64]) -> Vec<f64> {
-        let d = self.shape.patch_dim();
-        let rows = du.len() / d.max(1);
-        let g = MatRef::from_row_major_slice(&du[..rows * d], rows, d)
-            * MatRef::from_row_major_slice(self.metric.rows(), d, d).transpose();
-        let mut out = Vec::with_capacity(rows * d);
-        for i in 0..rows {
-            out.extend((0..d).map(|j| g[(i, j)]));
-        }
-        out
-    }
-
-    /// The gradient with respect to the metric `S` (`d x d`, row-major) of a
-    /// function of `image`'s transformed patches, from its gradients `du`
-    /// with respect to them (positions x d): `sum_p P_p^T du_p`, since
-    /// `u_p = P_p S`.
-    pub fn metric_gradient<P: Pixel>(&self, image: &[P], du: &[f64]) -> Vec<f64> {
-        let s = &self.shape;
-        let d = s.patch_dim();
-        let (rows, cols) = s.grid(1);
-        let patches = self.patch_matrix(image);
-        let n = rows * cols;
-        let g = MatRef::from_row_major_slice(&patches, n, d).transpose()
-            * MatRef::from_row_major_slice(&du[..n * d], n, d);
-        (0..d * d).map(|ij| g[(ij / d, ij % d)]).collect()
     }
 
     /// Lane-interleaved maps of up to [`LANES`] images; missing lanes are
@@ -925,14 +887,16 @@ impl<R: Real> Gradient<R> {
         }
     }
 
-    /// Gradients `d f_o / d u_p(a)` with respect to the transformed patches
-    /// `u = P S` (classes x positions x d, in f64), the `q` maps chained
-    /// down to layer 1: what a change of the metric `S` acts through.
-    pub fn u_gradients(&self, kernel: &Kernel, a: &ImageMaps<R>) -> Vec<f64> {
+    /// Patch gradients `g[o][p] = d f_o / d P_p(a)` (classes x positions x d,
+    /// in f64), chaining the `q` maps down to layer 1 and `u = P S` back to
+    /// the untransformed patches.
+    pub fn finish(&self, kernel: &Kernel, a: &ImageMaps<R>) -> Vec<f64> {
         let s = &kernel.shape;
         let d = s.patch_dim();
         let n1 = s.positions(1);
         let inv_c = 1.0 / s.channels() as f64;
+        // Rows of dL/du per (class, position); the patch gradients are then
+        // one product with the metric, g = du S^T.
         let mut dus = Vec::with_capacity(self.du.len() * n1 * d);
         for (du_o, dq_o) in self.du.iter().zip(&self.dq) {
             // Reduce lanes, then chain dq^l -> dq^{l-1} (q^l = wsum q^{l-1}).
@@ -961,13 +925,14 @@ impl<R: Real> Gradient<R> {
                 );
             }
         }
-        dus
-    }
-
-    /// Patch gradients `g[o][p] = d f_o / d P_p(a)` (classes x positions x d,
-    /// in f64): [`Self::u_gradients`] chained through `u = P S`, `g = du S^T`.
-    pub fn finish(&self, kernel: &Kernel, a: &ImageMaps<R>) -> Vec<f64> {
-        kernel.through_metric(&self.u_gradients(kernel, a))
+        let rows = self.du.len() * n1;
+        let g = MatRef::from_row_major_slice(&dus, rows, d)
+            * MatRef::from_row_major_slice(kernel.metric.rows(), d, d).transpose();
+        let mut out = Vec::with_capacity(rows * d);
+        for i in 0..rows {
+            out.extend((0..d).map(|j| g[(i, j)]));
+        }
+        out
     }
 }
 

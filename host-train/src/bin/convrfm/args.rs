@@ -544,15 +544,8 @@ pub struct LearnArgs {
     /// Adam's step size, in pixel units (pixels are in [0, 1]).
     #[arg(long, default_value_t = LearnOptions::default().learning_rate)]
     pub learning_rate: f64,
-    /// Keep the model's own patch projection (the top eigenvectors of its
-    /// metric) instead of learning it with the centres.
-    #[arg(long)]
-    pub fixed_projection: bool,
     /// Keep the centres pivoted Cholesky picks from the fit images.
-    #[arg(
-        long,
-        conflicts_with_all = ["time_budget", "learn_steps", "learn_batch", "learning_rate", "fixed_projection"]
-    )]
+    #[arg(long, conflicts_with_all = ["time_budget", "learn_steps", "learn_batch", "learning_rate"])]
     pub no_learn: bool,
 }
 
@@ -565,7 +558,6 @@ impl LearnArgs {
             max_steps: self.learn_steps,
             batch: self.learn_batch,
             learning_rate: self.learning_rate,
-            projection: !self.fixed_projection,
         })
     }
 }
