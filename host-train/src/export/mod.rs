@@ -395,15 +395,16 @@ pub fn build(
             )?;
             let report = learned.report();
             centres = learned.centres;
-            Some(report)
+            Some((report, val_idx))
         }
         None => None,
     };
     let ck = CentreKernels::new(&metric.kernel, &centres, &[&fit.data.images])?;
-    let c = match learned {
-        Some(_) => validated(fit, &ck, &targets, c, opts)?,
+    let c = match &learned {
+        Some((_, val_idx)) => validated(fit, &ck, &targets, c, val_idx)?,
         None => c.clone(),
     };
+    let learned = learned.map(|(report, _)| report);
     let alpha = Nystrom {
         c: &ck.rows[0],
         w: &ck.kc,
@@ -436,16 +437,16 @@ pub fn build(
 
 /// `c` with the validation accuracy of the learned centres instead of the
 /// images they started as: alpha fitted with `c`'s ridge and label weight
-/// on every fit image outside the search's validation split, scored on it.
+/// on every fit image outside the validation images `val_idx` (the
+/// search's split, which learning held out), scored on them.
 fn validated(
     fit: &FitSet,
     ck: &CentreKernels,
     targets: &Targets,
     c: &Candidate,
-    opts: &ExportOptions,
+    val_idx: &[usize],
 ) -> Result<Candidate> {
-    let val_idx = fit.search_split(opts.seed, opts.val_fraction).1;
-    let train_idx = complement(fit.len(), &val_idx);
+    let train_idx = complement(fit.len(), val_idx);
     let rows = &ck.rows[0];
     let alpha = Nystrom {
         c: &rows.select_rows(&train_idx),
@@ -459,7 +460,7 @@ fn validated(
     .context("fitting alpha to score the learned centres on validation")?;
     let val_labels: Vec<u8> = val_idx.iter().map(|&i| fit.data.labels[i]).collect();
     Ok(Candidate {
-        val_accuracy: accuracy(&rows.select_rows(&val_idx), &alpha, &val_labels),
+        val_accuracy: accuracy(&rows.select_rows(val_idx), &alpha, &val_labels),
         ..c.clone()
     })
 }
