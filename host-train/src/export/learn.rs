@@ -23,10 +23,6 @@
 //!   centres, as the device stores them.
 //! - Pixels stay in `[0, 1]`. The regulariser's dependence on the centres
 //!   is left out of the gradient (alpha's ridge is re-fitted each round).
-//! - **Mirrors** (opt-in, [`LearnOptions::mirror`]): each batch image is
-//!   mirrored left-right with probability 1/2 and keeps its targets, so
-//!   the centres are learned on twice the distinct images. Only for
-//!   classes a mirror does not change (garments, not digits).
 //! - Deterministic for a seed and thread count when the step bound, not
 //!   the time budget, ends the run (batches come from a seeded generator;
 //!   each centre's gradient is computed whole on one thread).
@@ -34,8 +30,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use rand::SeedableRng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
@@ -71,8 +67,6 @@ pub struct LearnOptions {
     pub batch: usize,
     /// Adam's step size, in pixel units (pixels are in `[0, 1]`).
     pub learning_rate: f64,
-    /// Mirror half the batch images left-right (their targets kept).
-    pub mirror: bool,
 }
 
 impl Default for LearnOptions {
@@ -82,7 +76,6 @@ impl Default for LearnOptions {
             max_steps: 5000,
             batch: 64,
             learning_rate: 0.01,
-            mirror: false,
         }
     }
 }
@@ -223,21 +216,6 @@ impl LearnProblem<'_> {
         gather(self.images, self.per(), idx)
     }
 
-    /// The batch images, those flagged in `mirrored` mirrored left-right
-    /// (every row of every channel reversed).
-    fn batch_images(&self, idx: &[usize], mirrored: &[bool]) -> Vec<f32> {
-        let mut x = self.images_at(idx);
-        let width = self.kernel.shape().width();
-        for (image, _) in x
-            .chunks_exact_mut(self.per())
-            .zip(mirrored)
-            .filter(|&(_, &m)| m)
-        {
-            image.chunks_exact_mut(width).for_each(<[f32]>::reverse);
-        }
-        x
-    }
-
     /// `K(images, centres) / scale`.
     fn kernel_rows(&self, centres: &Blocks, images: &[f32]) -> Matrix {
         let mut k = centres.cross(images, &Phase::hidden());
@@ -268,16 +246,10 @@ impl LearnProblem<'_> {
     }
 
     /// Pixel gradient of the batch loss for every centre (`m * pixels`),
-    /// and the loss; the batch images flagged in `mirrored` are mirrored.
-    fn gradient(
-        &self,
-        centres: &[f32],
-        alpha: &Matrix,
-        batch: &[usize],
-        mirrored: &[bool],
-    ) -> (Vec<f64>, f64) {
+    /// and the loss.
+    fn gradient(&self, centres: &[f32], alpha: &Matrix, batch: &[usize]) -> (Vec<f64>, f64) {
         let per = self.per();
-        let x = self.batch_images(batch, mirrored);
+        let x = self.images_at(batch);
         let y = self.targets.select_rows(batch);
         let set = Blocks::new(self.kernel, centres);
         let pred = scores(&self.kernel_rows(&set, &x), alpha);
@@ -384,12 +356,7 @@ pub fn learn_centres(
             } else {
                 float.clone()
             };
-            let mirrored: Vec<bool> = if opts.mirror {
-                batch.iter().map(|_| rng.random_bool(0.5)).collect()
-            } else {
-                Vec::new()
-            };
-            let (g, _) = problem.gradient(&at, &alpha, batch, &mirrored);
+            let (g, _) = problem.gradient(&at, &alpha, batch);
             adam.step(&mut float, &g);
             step += 1;
             bar.inc(1);
@@ -499,7 +466,7 @@ mod tests {
         )
         .unwrap();
         let batch: Vec<usize> = (0..48).collect();
-        let (g, loss) = p.gradient(&t.start, &alpha, &batch, &[]);
+        let (g, loss) = p.gradient(&t.start, &alpha, &batch);
         // Centre 3's pixels with the largest gradients (interior pixels of
         // the garment, where the loss is smooth).
         let mut order: Vec<usize> = (3 * per..4 * per).collect();
@@ -510,8 +477,8 @@ mod tests {
             let mut minus = t.start.clone();
             plus[i] += eps;
             minus[i] -= eps;
-            let (_, lp) = p.gradient(&plus, &alpha, &batch, &[]);
-            let (_, lm) = p.gradient(&minus, &alpha, &batch, &[]);
+            let (_, lp) = p.gradient(&plus, &alpha, &batch);
+            let (_, lm) = p.gradient(&minus, &alpha, &batch);
             let fd = (lp - lm) / (2.0 * f64::from(eps));
             assert!(
                 (fd - g[i]).abs() <= 0.05 * g[i].abs(),
@@ -530,7 +497,6 @@ mod tests {
             max_steps: 300,
             batch: 64,
             learning_rate: 0.02,
-            mirror: false,
         };
         let train: Vec<usize> = (0..240).collect();
         let learned = learn_centres(&p, &t.start, &train, &opts, QUIET).unwrap();
@@ -554,57 +520,6 @@ mod tests {
         let again = learn_centres(&p, &t.start, &train, &opts, QUIET).unwrap();
         assert_eq!(again.centres, learned.centres);
         assert_eq!(again.rounds, learned.rounds);
-    }
-
-    #[test]
-    fn mirrored_batch_images_have_every_row_reversed() {
-        let t = tiny();
-        let p = problem(&t);
-        let (per, w) = (28 * 28, 28);
-        let x = p.batch_images(&[5, 6], &[true, false]);
-        let (a, b) = (&t.images[5 * per..6 * per], &t.images[6 * per..7 * per]);
-        assert_ne!(&x[..per], a, "image 5 is not symmetric");
-        for (row, orig) in x[..per].chunks_exact(w).zip(a.chunks_exact(w)) {
-            assert!(row.iter().eq(orig.iter().rev()));
-        }
-        assert_eq!(&x[per..], b, "image 6 is not mirrored");
-        // Mirroring twice gives the image back.
-        let mut twice = x[..per].to_vec();
-        twice.chunks_exact_mut(w).for_each(<[f32]>::reverse);
-        assert_eq!(twice, a);
-    }
-
-    #[test]
-    fn learning_on_mirrors_lowers_the_loss_and_is_deterministic() {
-        let t = tiny();
-        let p = problem(&t);
-        let opts = LearnOptions {
-            time_budget: Duration::from_secs(3600),
-            max_steps: 150,
-            batch: 64,
-            learning_rate: 0.02,
-            mirror: true,
-        };
-        let train: Vec<usize> = (0..240).collect();
-        let learned = learn_centres(&p, &t.start, &train, &opts, QUIET).unwrap();
-        let (first, last) = (learned.first(), learned.rounds[learned.rounds.len() - 1]);
-        assert!(
-            last.pool_loss < 0.95 * first.pool_loss,
-            "training loss {} -> {}",
-            first.pool_loss,
-            last.pool_loss
-        );
-        let again = learn_centres(&p, &t.start, &train, &opts, QUIET).unwrap();
-        assert_eq!(again.centres, learned.centres);
-        let plain = LearnOptions {
-            mirror: false,
-            ..opts
-        };
-        let unmirrored = learn_centres(&p, &t.start, &train, &plain, QUIET).unwrap();
-        assert_ne!(
-            unmirrored.centres, learned.centres,
-            "mirrors change the steps"
-        );
     }
 
     #[test]

@@ -544,13 +544,8 @@ pub struct LearnArgs {
     /// Adam's step size, in pixel units (pixels are in [0, 1]).
     #[arg(long, default_value_t = LearnOptions::default().learning_rate)]
     pub learning_rate: f64,
-    /// Learn on mirrored images too: each batch image is mirrored
-    /// left-right with probability 1/2, its label kept. Only for classes a
-    /// mirror does not change (garments, not digits or text).
-    #[arg(long)]
-    pub mirror: bool,
     /// Keep the centres pivoted Cholesky picks from the fit images.
-    #[arg(long, conflicts_with_all = ["time_budget", "learn_steps", "learn_batch", "learning_rate", "mirror"])]
+    #[arg(long, conflicts_with_all = ["time_budget", "learn_steps", "learn_batch", "learning_rate"])]
     pub no_learn: bool,
 }
 
@@ -563,7 +558,6 @@ impl LearnArgs {
             max_steps: self.learn_steps,
             batch: self.learn_batch,
             learning_rate: self.learning_rate,
-            mirror: self.mirror,
         })
     }
 }
