@@ -92,7 +92,17 @@ fn blob_agrees_with_its_float_model() {
         (built.m, built.bytes, built.lambda, built.label_weight),
         (chosen.m, chosen.bytes, chosen.lambda, chosen.label_weight)
     );
-    assert!((0.0..=1.0).contains(&built.val_accuracy));
+    // Computed twice by different paths: learning's last scoring (alpha
+    // re-fitted on its pool, here every non-validation image, with the
+    // starting centres' kernel normaliser) and the build's (alpha on every
+    // non-validation image, the learned centres' normaliser). They may
+    // part by the normaliser's effect on the ridge, not by more.
+    let (kept, val) = (learned.kept.val_accuracy, built.val_accuracy);
+    eprintln!("validation accuracy: learning {kept:.4}, build {val:.4}");
+    assert!(
+        (kept - val).abs() <= 0.02,
+        "learning scored the kept centres {kept}, the build {val}"
+    );
     let blob = compact.encode(None).unwrap();
     assert_eq!(
         blob.len(),
