@@ -92,8 +92,8 @@ fn blob_agrees_with_its_float_model() {
         (built.m, built.bytes, built.lambda, built.label_weight),
         (chosen.m, chosen.bytes, chosen.lambda, chosen.label_weight)
     );
-    // Computed twice by different paths: learning's last scoring (alpha
-    // re-fitted on its pool, here every non-validation image, with the
+    // Computed twice by different paths: learning's scoring of the kept
+    // round (alpha re-fitted on its pool, here every non-validation image, with the
     // starting centres' kernel normaliser) and the build's (alpha on every
     // non-validation image, the learned centres' normaliser). They may
     // part by the normaliser's effect on the ridge, not by more.
