@@ -93,10 +93,11 @@ fn blob_agrees_with_its_float_model() {
         (chosen.m, chosen.bytes, chosen.lambda, chosen.label_weight)
     );
     // Computed twice by different paths: learning's scoring of the kept
-    // round (alpha re-fitted on its pool, here every non-validation image, with the
-    // starting centres' kernel normaliser) and the build's (alpha on every
-    // non-validation image, the learned centres' normaliser). They may
-    // part by the normaliser's effect on the ridge, not by more.
+    // round (alpha re-fitted on its pool, here every non-validation
+    // image, with the starting centres' kernel normaliser) and the
+    // build's (alpha on every non-validation image, the learned centres'
+    // normaliser). They may part by the normaliser's effect on the ridge,
+    // not by more.
     let (kept, val) = (learned.kept.val_accuracy, built.val_accuracy);
     eprintln!("validation accuracy: learning {kept:.4}, build {val:.4}");
     assert!(
