@@ -4,7 +4,7 @@
 use convrfm_train::data::{Split, vendored_fashion_mnist};
 use convrfm_train::export::learn::LearnOptions;
 use convrfm_train::export::run::blob_predict;
-use convrfm_train::export::{Candidate, ExportOptions, FitSet, best_under, build, search};
+use convrfm_train::export::{Candidate, ExportOptions, FitSet, Readout, best_under, build, search};
 use convrfm_train::fit::TrainParams;
 use convrfm_train::fit::readout::argmax_rows;
 use convrfm_train::fit::train::train;
@@ -82,12 +82,25 @@ fn blob_agrees_with_its_float_model() {
             .any(|c| c.rank == 3 && c.instructions > limit)
     );
 
-    let compact = build(&model, &fit, &chosen, &checked, QUIET).unwrap();
-    let learned = compact.learned.expect("centres were learned");
+    // Least squares, the readout the search ranks candidates by.
+    let least_squares = ExportOptions {
+        readout: Readout::LeastSquares,
+        ..opts.clone()
+    };
+    let ls = build(
+        &model,
+        &fit,
+        &chosen,
+        &least_squares.check().unwrap(),
+        QUIET,
+    )
+    .unwrap();
+    let learned = ls.learned.expect("centres were learned");
     assert_eq!(learned.steps, 40);
+    assert!(ls.readout.is_none());
     // The learned centres keep the search's ridge and label weight; only
     // their validation accuracy is their own.
-    let built = &compact.candidate;
+    let built = &ls.candidate;
     assert_eq!(
         (built.m, built.bytes, built.lambda, built.label_weight),
         (chosen.m, chosen.bytes, chosen.lambda, chosen.label_weight)
@@ -103,6 +116,39 @@ fn blob_agrees_with_its_float_model() {
     assert!(
         (kept - val).abs() <= 0.02,
         "learning scored the kept centres {kept}, the build {val}"
+    );
+
+    // The softmax readout on the same learned centres: its validation
+    // accuracy is the built candidate's, least squares' is the one above,
+    // and the blob it encodes is what the device runs.
+    let softmax = ExportOptions {
+        readout: Readout::Softmax,
+        ..opts.clone()
+    };
+    let compact = build(&model, &fit, &chosen, &softmax.check().unwrap(), QUIET).unwrap();
+    assert_eq!(compact.centres.pixels, ls.centres.pixels);
+    let report = compact.readout.expect("the softmax was tried");
+    assert_eq!(report.used, Readout::Softmax);
+    assert_eq!(report.softmax.val_accuracy, compact.candidate.val_accuracy);
+    assert_eq!(report.least_squares_accuracy, val);
+    eprintln!(
+        "validation accuracy: least squares {val:.4}, softmax {:.4} (ridge {:e})",
+        report.softmax.val_accuracy, report.softmax.ridge
+    );
+    // The default picks the better of the two on validation.
+    let auto = build(&model, &fit, &chosen, &checked, QUIET).unwrap();
+    let picked = auto.readout.expect("auto tries the softmax");
+    assert_eq!(
+        auto.candidate.val_accuracy,
+        report.softmax.val_accuracy.max(val)
+    );
+    assert_eq!(
+        picked.used,
+        if val > report.softmax.val_accuracy {
+            Readout::LeastSquares
+        } else {
+            Readout::Softmax
+        }
     );
     let blob = compact.encode(None).unwrap();
     assert_eq!(

@@ -15,7 +15,8 @@
 //! ([`convrfm_core::blob::encoded_len`]) and its instructions per
 //! inference predicted ([`cost`]). The best candidate under `--max-flash`
 //! (and `--max-instructions`) is then rebuilt (centres from the whole
-//! sample, learned by [`learn`], alpha on every fit image) and encoded.
+//! sample, learned by [`learn`], alpha on every fit image by the
+//! [`softmax`] readout or least squares) and encoded.
 //! The float model of a candidate uses exactly the device's quantised
 //! centre pixels and `W`; only the integer arithmetic of the device
 //! differs.
@@ -26,6 +27,7 @@ pub mod cost;
 pub mod device;
 pub mod learn;
 pub mod run;
+pub mod softmax;
 pub mod teacher;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -35,6 +37,7 @@ use self::cost::{BlobDims, Cpu};
 use self::device::{BlobContent, DeviceMetric, blob_bytes, quantise_pixels};
 use self::learn::{LearnOptions, LearnProblem, LearnReport, learn_centres};
 use self::run::blob_predict;
+use self::softmax::SoftmaxChoice;
 use crate::data::{ImageDims, Images, LabelledImages, PixelType, ResizeFilter, stratified_split};
 use crate::fit::Model;
 use crate::fit::readout::{accuracy, argmax_rows, one_hot, scores, share_correct};
@@ -81,6 +84,24 @@ pub struct ExportOptions {
     /// Learned centres for the chosen candidate (`None`: the centres
     /// pivoted Cholesky picked, as they are).
     pub learn: Option<LearnOptions>,
+    /// How the chosen candidate's alpha is fitted.
+    pub readout: Readout,
+}
+
+/// How a built compact model's alpha is fitted once its centres are
+/// fixed. (The search ranks candidates by least squares either way: one
+/// factorisation per ridge serves every candidate.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Readout {
+    /// Whichever of the two scores better on the search's validation
+    /// images (softmax on ties).
+    #[default]
+    Auto,
+    /// Multinomial logistic regression on the labels ([`softmax`]).
+    Softmax,
+    /// Nystroem least squares onto the candidate's mixed targets, with its
+    /// ridge and label weight.
+    LeastSquares,
 }
 
 impl Default for ExportOptions {
@@ -98,6 +119,7 @@ impl Default for ExportOptions {
             val_fraction: 0.2,
             seed: 0,
             learn: Some(LearnOptions::default()),
+            readout: Readout::Auto,
         }
     }
 }
@@ -291,6 +313,22 @@ pub struct Compact {
     pub resize: ResizeFilter,
     /// How the centres were learned, if they were.
     pub learned: Option<LearnReport>,
+    /// How the readout was chosen, when the softmax was tried.
+    pub readout: Option<ReadoutReport>,
+}
+
+/// How a built model's readout was chosen, when the softmax was tried:
+/// both readouts fitted without the search's validation images and scored
+/// on them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ReadoutReport {
+    /// The softmax's ridge and validation accuracy.
+    pub softmax: SoftmaxChoice,
+    /// Least squares' validation accuracy (the candidate's ridge and label
+    /// weight).
+    pub least_squares_accuracy: f64,
+    /// The readout alpha was fitted by: softmax or least squares.
+    pub used: Readout,
 }
 
 impl Compact {
@@ -349,8 +387,9 @@ pub fn check_exportable(model: &Model) -> Result<()> {
 
 /// Builds the compact model of search point `c`: centres from the search
 /// sample of `fit` (the same seed as the search), learned when `opts` asks
-/// for it, alpha fitted on every fit image with `c`'s lambda and label
-/// weight.
+/// for it, alpha fitted on every fit image by `opts`' readout (softmax on
+/// the labels, its ridge chosen on the search's validation images; or
+/// least squares with `c`'s lambda and label weight).
 pub fn build(
     model: &Model,
     fit: &FitSet,
@@ -372,9 +411,11 @@ pub fn build(
         progress,
     );
     let targets = fit.targets(model.classes());
+    // The search's validation images: learning holds them out, and the
+    // readout is scored on them.
+    let val_idx = fit.search_split(opts.seed, opts.val_fraction).1;
     let learned = match &opts.learn {
         Some(learn) => {
-            let val_idx = fit.search_split(opts.seed, opts.val_fraction).1;
             let val = fit.select(&val_idx);
             let learned = learn_centres(
                 &LearnProblem {
@@ -395,23 +436,61 @@ pub fn build(
             )?;
             let report = learned.report();
             centres = learned.centres;
-            Some((report, val_idx))
+            Some(report)
         }
         None => None,
     };
     let ck = CentreKernels::new(&metric.kernel, &centres, &[&fit.data.images])?;
-    let c = match &learned {
-        Some((_, val_idx)) => validated(fit, &ck, &targets, c, val_idx)?,
-        None => c.clone(),
+    let least_squares = |c: Candidate| -> Result<_> {
+        let alpha = Nystrom {
+            c: &ck.rows[0],
+            w: &ck.kc,
+            targets: &targets,
+        }
+        .solve(c.lambda, c.label_weight)
+        .context("Nystroem re-fit failed")?;
+        Ok((c, alpha, None))
     };
-    let learned = learned.map(|(report, _)| report);
-    let alpha = Nystrom {
-        c: &ck.rows[0],
-        w: &ck.kc,
-        targets: &targets,
-    }
-    .solve(c.lambda, c.label_weight)
-    .context("Nystroem re-fit failed")?;
+    let (c, alpha, readout) = match opts.readout {
+        Readout::LeastSquares if learned.is_none() => least_squares(c.clone())?,
+        Readout::LeastSquares => least_squares(validated(fit, &ck, &targets, c, &val_idx)?)?,
+        Readout::Softmax | Readout::Auto => {
+            let rows = &ck.rows[0];
+            let train_idx = complement(fit.len(), &val_idx);
+            let labels_at =
+                |idx: &[usize]| -> Vec<u8> { idx.iter().map(|&i| fit.data.labels[i]).collect() };
+            let choice = softmax::choose(
+                &rows.select_rows(&train_idx),
+                &labels_at(&train_idx),
+                &rows.select_rows(&val_idx),
+                &labels_at(&val_idx),
+                model.classes(),
+            )?;
+            let ls = validated(fit, &ck, &targets, c, &val_idx)?;
+            let use_ls = opts.readout == Readout::Auto && ls.val_accuracy > choice.val_accuracy;
+            let report = ReadoutReport {
+                softmax: choice,
+                least_squares_accuracy: ls.val_accuracy,
+                used: if use_ls {
+                    Readout::LeastSquares
+                } else {
+                    Readout::Softmax
+                },
+            };
+            let (c, alpha, _) = if use_ls {
+                least_squares(ls)?
+            } else {
+                let alpha =
+                    softmax::fit(rows, &fit.data.labels, model.classes(), choice.ridge)?.alpha;
+                let c = Candidate {
+                    val_accuracy: choice.val_accuracy,
+                    ..c.clone()
+                };
+                (c, alpha, None)
+            };
+            (c, alpha, Some(report))
+        }
+    };
     let m = ck.kc.rows();
     let candidate = Candidate {
         m,
@@ -432,6 +511,7 @@ pub fn build(
         class_names: model.class_names().to_vec(),
         resize: model.resize,
         learned,
+        readout,
     })
 }
 
@@ -729,6 +809,8 @@ pub struct Realised {
     pub test: Option<TestReport>,
     /// How the centres were learned, if they were.
     pub learned: Option<LearnReport>,
+    /// How the readout was chosen, when the softmax was tried.
+    pub readout: Option<ReadoutReport>,
 }
 
 /// Rebuilds `c` on `fit` ([`build`]), encodes it, and evaluates float and
@@ -765,6 +847,7 @@ pub fn realise(
         blob,
         test,
         learned: compact.learned,
+        readout: compact.readout,
     })
 }
 

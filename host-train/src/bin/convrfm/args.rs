@@ -11,10 +11,10 @@ use convrfm_train::data::{
     ImageDims, LabelledImages, PictureOptions, ReadOptions, ResizeFilter, Split, csv_table,
     pictures, synth,
 };
-use convrfm_train::export::ExportOptions;
 use convrfm_train::export::c_source::ExportFormat;
 use convrfm_train::export::cost::Cpu;
 use convrfm_train::export::learn::LearnOptions;
+use convrfm_train::export::{ExportOptions, Readout};
 use convrfm_train::fit::{Protocol, Selection, TrainParams};
 use convrfm_train::inspect::InspectOptions;
 use convrfm_train::kernel::{KernelKind, Precision};
@@ -144,6 +144,13 @@ pub enum Command {
         /// on validation is kept. 1 alone: labels only, no teacher scores.
         #[arg(long, value_delimiter = ',', default_values_t = ExportOptions::default().label_weights)]
         label_weights: Vec<f64>,
+        /// How the chosen blob's alpha is fitted once its centres are fixed:
+        /// `softmax` (multinomial logistic regression on the labels, ridge
+        /// chosen on validation), `least-squares` (onto the labels mixed
+        /// with the teacher's scores, as the search ranks candidates), or
+        /// `auto`: the one of the two that scores better on validation.
+        #[arg(long, value_enum, default_value_t = Readout::Auto)]
+        readout: Readout,
         /// File caching the model's scores on the fit images, reused by the
         /// next export of the same model and fit set (default: the output
         /// path with `.teacher` appended).

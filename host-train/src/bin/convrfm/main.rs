@@ -50,8 +50,8 @@ use crate::show::{Preview, show_data};
 const CONVERTED_IMAGES: &str = "images.idx.gz";
 const CONVERTED_LABELS: &str = "labels.idx.gz";
 use crate::output::{
-    IterationPrinter, REALISED_HEADER, describe_learning, describe_realised, selection_note,
-    train_and_report,
+    IterationPrinter, REALISED_HEADER, describe_learning, describe_readout, describe_realised,
+    selection_note, train_and_report,
 };
 
 fn main() -> ExitCode {
@@ -178,6 +178,7 @@ fn run(cli: Cli) -> Result<()> {
             fit_labels,
             fit_limit,
             label_weights,
+            readout,
             teacher_cache,
             ranks,
             pixel_bits,
@@ -193,6 +194,7 @@ fn run(cli: Cli) -> Result<()> {
                 ranks,
                 pixel_bits,
                 learn: learn.options(),
+                readout,
                 ..ExportOptions::default()
             }
             .check()?;
@@ -611,8 +613,11 @@ fn run_export(
                 Some(c) => {
                     let r = export::realise(model, fit, c, opts, test, progress)?;
                     say!("{:>5}KiB  {}", budget >> 10, describe_realised(&r));
-                    if let Some(l) = describe_learning(&r) {
-                        say!("          {l}");
+                    for line in [describe_learning(&r), describe_readout(&r)]
+                        .into_iter()
+                        .flatten()
+                    {
+                        say!("          {line}");
                     }
                     if std::ptr::eq(c, chosen) {
                         chosen_realised = Some(r);
@@ -629,8 +634,11 @@ fn run_export(
     say!("chosen for --max-flash {max_flash}:");
     say!("          {REALISED_HEADER}");
     say!("          {}", describe_realised(&r));
-    if let Some(l) = describe_learning(&r) {
-        say!("          {l}");
+    for line in [describe_learning(&r), describe_readout(&r)]
+        .into_iter()
+        .flatten()
+    {
+        say!("          {line}");
     }
     out.write(&r.blob)
 }

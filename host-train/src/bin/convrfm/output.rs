@@ -9,7 +9,7 @@ use std::io::{self, Write};
 
 use anyhow::{Context, Result};
 use convrfm_train::data::LabelledImages;
-use convrfm_train::export::Realised;
+use convrfm_train::export::{Readout, Realised};
 use convrfm_train::fit::report::IterationReport;
 use convrfm_train::fit::report::LayerSummary;
 use convrfm_train::fit::selection::LOO_MAX_IMAGES;
@@ -68,6 +68,23 @@ pub fn describe_learning(r: &Realised) -> Option<String> {
             100.0 * l.first.val_accuracy,
             100.0 * l.kept.val_accuracy,
             l.kept.step
+        )
+    })
+}
+
+/// Which readout fitted the alpha of `r` and how both scored on
+/// validation, for the line under its row (when the softmax was tried).
+pub fn describe_readout(r: &Realised) -> Option<String> {
+    r.readout.map(|o| {
+        let used = match o.used {
+            Readout::LeastSquares => "least squares",
+            _ => "softmax",
+        };
+        format!(
+            "readout: {used}; validation softmax {:.2} % (ridge {:.0e}), least squares {:.2} %",
+            100.0 * o.softmax.val_accuracy,
+            o.softmax.ridge,
+            100.0 * o.least_squares_accuracy
         )
     })
 }
