@@ -118,9 +118,8 @@ fn blob_agrees_with_its_float_model() {
         "learning scored the kept centres {kept}, the build {val}"
     );
 
-    // The softmax readout on the same learned centres: its validation
-    // accuracy is the built candidate's, least squares' is the one above,
-    // and the blob it encodes is what the device runs.
+    // The softmax readout on the same learned centres: the blob it
+    // encodes is what the device runs.
     let softmax = ExportOptions {
         readout: Readout::Softmax,
         ..opts.clone()
@@ -129,27 +128,27 @@ fn blob_agrees_with_its_float_model() {
     assert_eq!(compact.centres.pixels, ls.centres.pixels);
     let report = compact.readout.expect("the softmax was tried");
     assert_eq!(report.used, Readout::Softmax);
-    assert_eq!(report.softmax.val_accuracy, compact.candidate.val_accuracy);
-    assert_eq!(report.least_squares_accuracy, val);
-    eprintln!(
-        "validation accuracy: least squares {val:.4}, softmax {:.4} (ridge {:e})",
-        report.softmax.val_accuracy, report.softmax.ridge
-    );
-    // The default picks the better of the two on validation.
+    assert!(report.least_squares_cv.is_none());
+    // The default picks the readout that cross-validates better, and
+    // reports the held-out accuracy of the one it picked.
     let auto = build(&model, &fit, &chosen, &checked, QUIET).unwrap();
     let picked = auto.readout.expect("auto tries the softmax");
-    assert_eq!(
-        auto.candidate.val_accuracy,
-        report.softmax.val_accuracy.max(val)
+    let ls_cv = picked
+        .least_squares_cv
+        .expect("auto cross-validates least squares");
+    assert_eq!(picked.softmax, report.softmax);
+    eprintln!(
+        "5-fold accuracy: softmax {:.4} (ridge {:e}), least squares {ls_cv:.4}; \
+         validation: softmax {:.4}, least squares {val:.4}",
+        report.softmax.cv_accuracy, report.softmax.ridge, compact.candidate.val_accuracy
     );
-    assert_eq!(
-        picked.used,
-        if val > report.softmax.val_accuracy {
-            Readout::LeastSquares
-        } else {
-            Readout::Softmax
-        }
-    );
+    let (used, held_out) = if ls_cv > report.softmax.cv_accuracy {
+        (Readout::LeastSquares, val)
+    } else {
+        (Readout::Softmax, compact.candidate.val_accuracy)
+    };
+    assert_eq!(picked.used, used);
+    assert_eq!(auto.candidate.val_accuracy, held_out);
     let blob = compact.encode(None).unwrap();
     assert_eq!(
         blob.len(),

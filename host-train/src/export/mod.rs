@@ -38,7 +38,9 @@ use self::device::{BlobContent, DeviceMetric, blob_bytes, quantise_pixels};
 use self::learn::{LearnOptions, LearnProblem, LearnReport, learn_centres};
 use self::run::blob_predict;
 use self::softmax::SoftmaxChoice;
-use crate::data::{ImageDims, Images, LabelledImages, PixelType, ResizeFilter, stratified_split};
+use crate::data::{
+    ImageDims, Images, LabelledImages, PixelType, ResizeFilter, stratified_folds, stratified_split,
+};
 use crate::fit::Model;
 use crate::fit::readout::{accuracy, argmax_rows, one_hot, scores, share_correct};
 use crate::kernel::{Kernel, KernelBlocks};
@@ -93,8 +95,8 @@ pub struct ExportOptions {
 /// factorisation per ridge serves every candidate.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Readout {
-    /// Whichever of the two scores better on the search's validation
-    /// images (softmax on ties).
+    /// Whichever of the two scores better in cross-validation over the
+    /// fit images (softmax on ties).
     #[default]
     Auto,
     /// Multinomial logistic regression on the labels ([`softmax`]).
@@ -318,15 +320,14 @@ pub struct Compact {
 }
 
 /// How a built model's readout was chosen, when the softmax was tried:
-/// both readouts fitted without the search's validation images and scored
-/// on them.
+/// by cross-validation over all fit images ([`softmax::FOLDS`] folds).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ReadoutReport {
-    /// The softmax's ridge and validation accuracy.
+    /// The softmax's ridge and cross-validated accuracy.
     pub softmax: SoftmaxChoice,
-    /// Least squares' validation accuracy (the candidate's ridge and label
-    /// weight).
-    pub least_squares_accuracy: f64,
+    /// Least squares' cross-validated accuracy (the candidate's ridge and
+    /// label weight), when it was a choice (`--readout auto`).
+    pub least_squares_cv: Option<f64>,
     /// The readout alpha was fitted by: softmax or least squares.
     pub used: Readout,
 }
@@ -388,8 +389,10 @@ pub fn check_exportable(model: &Model) -> Result<()> {
 /// Builds the compact model of search point `c`: centres from the search
 /// sample of `fit` (the same seed as the search), learned when `opts` asks
 /// for it, alpha fitted on every fit image by `opts`' readout (softmax on
-/// the labels, its ridge chosen on the search's validation images; or
-/// least squares with `c`'s lambda and label weight).
+/// the labels, its ridge chosen by cross-validation; or least squares with
+/// `c`'s lambda and label weight). The built candidate's validation
+/// accuracy is that readout's on the search's validation images, fitted
+/// without them, which learning also held out.
 pub fn build(
     model: &Model,
     fit: &FitSet,
@@ -410,7 +413,7 @@ pub fn build(
         "Centres",
         progress,
     );
-    let targets = fit.targets(model.classes());
+    let mixed = fit.targets(model.classes()).mixed(c.label_weight);
     // The search's validation images: learning holds them out, and the
     // readout is scored on them.
     let val_idx = fit.search_split(opts.seed, opts.val_fraction).1;
@@ -421,7 +424,7 @@ pub fn build(
                 &LearnProblem {
                     kernel: &metric.kernel,
                     images: &fit.data.images.pixels,
-                    targets: &targets.mixed(c.label_weight),
+                    targets: &mixed,
                     val_images: &val.data.images.pixels,
                     val_labels: &val.data.labels,
                     lambda: c.lambda,
@@ -441,55 +444,70 @@ pub fn build(
         None => None,
     };
     let ck = CentreKernels::new(&metric.kernel, &centres, &[&fit.data.images])?;
-    let least_squares = |c: Candidate| -> Result<_> {
-        let alpha = Nystrom {
-            c: &ck.rows[0],
+    let rows = &ck.rows[0];
+    let labels = &fit.data.labels;
+    // Least squares on the rows `idx` of the fit images.
+    let least_squares = |idx: &[usize]| -> Result<Matrix> {
+        Nystrom {
+            c: &rows.select_rows(idx),
             w: &ck.kc,
-            targets: &targets,
+            targets: &Targets {
+                labels: mixed.select_rows(idx),
+                teacher: None,
+            },
         }
-        .solve(c.lambda, c.label_weight)
-        .context("Nystroem re-fit failed")?;
-        Ok((c, alpha, None))
+        .solve(c.lambda, 1.0)
+        .context("Nystroem re-fit failed")
     };
-    let (c, alpha, readout) = match opts.readout {
-        Readout::LeastSquares if learned.is_none() => least_squares(c.clone())?,
-        Readout::LeastSquares => least_squares(validated(fit, &ck, &targets, c, &val_idx)?)?,
+    let all: Vec<usize> = (0..fit.len()).collect();
+    let train_idx = complement(fit.len(), &val_idx);
+    let held_out = |alpha: &Matrix| {
+        let val_labels: Vec<u8> = val_idx.iter().map(|&i| labels[i]).collect();
+        accuracy(&rows.select_rows(&val_idx), alpha, &val_labels)
+    };
+    let (alpha, val_accuracy, readout) = match opts.readout {
+        Readout::LeastSquares => {
+            // Learned centres are scored on the held-out images; picked
+            // ones keep the search's figure.
+            let val = match learned {
+                Some(_) => held_out(&least_squares(&train_idx)?),
+                None => c.val_accuracy,
+            };
+            (least_squares(&all)?, val, None)
+        }
         Readout::Softmax | Readout::Auto => {
-            let rows = &ck.rows[0];
-            let train_idx = complement(fit.len(), &val_idx);
-            let labels_at =
-                |idx: &[usize]| -> Vec<u8> { idx.iter().map(|&i| fit.data.labels[i]).collect() };
-            let choice = softmax::choose(
-                &rows.select_rows(&train_idx),
-                &labels_at(&train_idx),
-                &rows.select_rows(&val_idx),
-                &labels_at(&val_idx),
-                model.classes(),
-            )?;
-            let ls = validated(fit, &ck, &targets, c, &val_idx)?;
-            let use_ls = opts.readout == Readout::Auto && ls.val_accuracy > choice.val_accuracy;
+            let folds = stratified_folds(labels, softmax::FOLDS, opts.seed);
+            let classes = model.classes();
+            let choice = softmax::choose(rows, labels, classes, &folds)?;
+            let least_squares_cv = (opts.readout == Readout::Auto)
+                .then(|| {
+                    softmax::cross_validated(rows, labels, &folds, |_, _, idx| least_squares(idx))
+                })
+                .transpose()?;
+            let used = match least_squares_cv {
+                Some(ls) if ls > choice.cv_accuracy => Readout::LeastSquares,
+                _ => Readout::Softmax,
+            };
+            let fit_on = |idx: &[usize]| -> Result<Matrix> {
+                match used {
+                    Readout::LeastSquares => least_squares(idx),
+                    _ => {
+                        let l: Vec<u8> = idx.iter().map(|&i| labels[i]).collect();
+                        Ok(softmax::fit(&rows.select_rows(idx), &l, classes, choice.ridge)?.alpha)
+                    }
+                }
+            };
             let report = ReadoutReport {
                 softmax: choice,
-                least_squares_accuracy: ls.val_accuracy,
-                used: if use_ls {
-                    Readout::LeastSquares
-                } else {
-                    Readout::Softmax
-                },
+                least_squares_cv,
+                used,
             };
-            let (c, alpha, _) = if use_ls {
-                least_squares(ls)?
-            } else {
-                let alpha =
-                    softmax::fit(rows, &fit.data.labels, model.classes(), choice.ridge)?.alpha;
-                let c = Candidate {
-                    val_accuracy: choice.val_accuracy,
-                    ..c.clone()
-                };
-                (c, alpha, None)
-            };
-            (c, alpha, Some(report))
+            (fit_on(&all)?, held_out(&fit_on(&train_idx)?), Some(report))
         }
+    };
+    let c = Candidate {
+        val_accuracy,
+        ..c.clone()
     };
     let m = ck.kc.rows();
     let candidate = Candidate {
@@ -512,36 +530,6 @@ pub fn build(
         resize: model.resize,
         learned,
         readout,
-    })
-}
-
-/// `c` with the validation accuracy of the learned centres instead of the
-/// images they started as: alpha fitted with `c`'s ridge and label weight
-/// on every fit image outside the validation images `val_idx` (the
-/// search's split, which learning held out), scored on them.
-fn validated(
-    fit: &FitSet,
-    ck: &CentreKernels,
-    targets: &Targets,
-    c: &Candidate,
-    val_idx: &[usize],
-) -> Result<Candidate> {
-    let train_idx = complement(fit.len(), val_idx);
-    let rows = &ck.rows[0];
-    let alpha = Nystrom {
-        c: &rows.select_rows(&train_idx),
-        w: &ck.kc,
-        targets: &Targets {
-            labels: targets.mixed(c.label_weight).select_rows(&train_idx),
-            teacher: None,
-        },
-    }
-    .solve(c.lambda, 1.0)
-    .context("fitting alpha to score the learned centres on validation")?;
-    let val_labels: Vec<u8> = val_idx.iter().map(|&i| fit.data.labels[i]).collect();
-    Ok(Candidate {
-        val_accuracy: accuracy(&rows.select_rows(val_idx), &alpha, &val_labels),
-        ..c.clone()
     })
 }
 

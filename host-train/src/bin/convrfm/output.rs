@@ -72,19 +72,23 @@ pub fn describe_learning(r: &Realised) -> Option<String> {
     })
 }
 
-/// Which readout fitted the alpha of `r` and how both scored on
-/// validation, for the line under its row (when the softmax was tried).
+/// Which readout fitted the alpha of `r` and how the readouts scored in
+/// cross-validation, for the line under its row (when the softmax was
+/// tried).
 pub fn describe_readout(r: &Realised) -> Option<String> {
     r.readout.map(|o| {
         let used = match o.used {
             Readout::LeastSquares => "least squares",
             _ => "softmax",
         };
+        let ls = o
+            .least_squares_cv
+            .map_or(String::new(), |a| format!(", least squares {:.2} %", 100.0 * a));
         format!(
-            "readout: {used}; validation softmax {:.2} % (ridge {:.0e}), least squares {:.2} %",
-            100.0 * o.softmax.val_accuracy,
+            "readout: {used}; {}-fold accuracy on the fit images: softmax {:.2} % (ridge {:.0e}){ls}",
+            convrfm_train::export::softmax::FOLDS,
+            100.0 * o.softmax.cv_accuracy,
             o.softmax.ridge,
-            100.0 * o.least_squares_accuracy
         )
     })
 }
