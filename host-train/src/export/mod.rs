@@ -478,10 +478,15 @@ pub fn build(
         Readout::Softmax | Readout::Auto => {
             let folds = stratified_folds(labels, softmax::FOLDS, opts.seed);
             let classes = model.classes();
-            let choice = softmax::choose(rows, labels, classes, &folds)?;
-            let least_squares_cv = (opts.readout == Readout::Auto)
+            let auto = opts.readout == Readout::Auto;
+            let fits = folds.len() * (softmax::RIDGES.len() + usize::from(auto));
+            let bar = progress.bar("Readout", fits as u64);
+            let choice = softmax::choose(rows, labels, classes, &folds, &bar)?;
+            let least_squares_cv = auto
                 .then(|| {
-                    softmax::cross_validated(rows, labels, &folds, |_, _, idx| least_squares(idx))
+                    softmax::cross_validated(rows, labels, &folds, &bar, |_, _, idx| {
+                        least_squares(idx)
+                    })
                 })
                 .transpose()?;
             let used = match least_squares_cv {

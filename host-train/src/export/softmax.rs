@@ -28,6 +28,7 @@ use faer::Mat;
 use crate::fit::linalg::symmetric_eigen;
 use crate::fit::readout::{argmax_rows, one_hot, scores};
 use crate::matrix::Matrix;
+use crate::output::Phase;
 
 /// Folds of the cross-validation that chooses the ridge (and, for
 /// `--readout auto`, the readout).
@@ -129,12 +130,14 @@ fn softmax_loss(z: &Mat<f64>, b: &Mat<f64>, y: faer::MatRef<'_, f64>, n: usize) 
 }
 
 /// Share of the images that a readout gets right when fitted without
-/// their fold: `fit_alpha(rows, labels)` fits alpha on the other folds'
-/// feature rows of `c` and labels.
+/// their fold: `fit_alpha(rows, labels, idx)` fits alpha on the other
+/// folds' feature rows of `c` and labels (`idx`: their indices). One tick
+/// of `bar` per fold.
 pub fn cross_validated(
     c: &Matrix,
     labels: &[u8],
     folds: &[Vec<usize>],
+    bar: &Phase,
     fit_alpha: impl Fn(&Matrix, &[u8], &[usize]) -> Result<Matrix>,
 ) -> Result<f64> {
     let n = c.rows();
@@ -153,21 +156,24 @@ pub fn cross_validated(
             .zip(fold)
             .filter(|(p, i)| **p == usize::from(labels[**i]))
             .count();
+        bar.inc(1);
     }
     Ok(right as f64 / n.max(1) as f64)
 }
 
 /// The ridge of [`RIDGES`] with the best cross-validated accuracy on
-/// `folds` of the features `c` (ties keep the smaller ridge).
+/// `folds` of the features `c` (ties keep the smaller ridge), one tick of
+/// `bar` per fit.
 pub fn choose(
     c: &Matrix,
     labels: &[u8],
     classes: usize,
     folds: &[Vec<usize>],
+    bar: &Phase,
 ) -> Result<SoftmaxChoice> {
     let mut best: Option<SoftmaxChoice> = None;
     for ridge in RIDGES {
-        let cv_accuracy = cross_validated(c, labels, folds, |rows, labels, _| {
+        let cv_accuracy = cross_validated(c, labels, folds, bar, |rows, labels, _| {
             Ok(fit(rows, labels, classes, ridge)?.alpha)
         })?;
         if best.is_none_or(|b| cv_accuracy > b.cv_accuracy) {
@@ -253,11 +259,11 @@ mod tests {
     fn ridge_is_chosen_by_cross_validation_and_bad_input_is_refused() {
         let (c, labels) = problem();
         let folds = crate::data::stratified_folds(&labels, FOLDS, 0);
-        let choice = choose(&c, &labels, 3, &folds).unwrap();
+        let choice = choose(&c, &labels, 3, &folds, &Phase::hidden()).unwrap();
         assert!(RIDGES.contains(&choice.ridge));
         assert!(choice.cv_accuracy > 0.9, "{choice:?}");
         // The chosen ridge's figure is that of its own cross-validation.
-        let again = cross_validated(&c, &labels, &folds, |rows, l, _| {
+        let again = cross_validated(&c, &labels, &folds, &Phase::hidden(), |rows, l, _| {
             Ok(fit(rows, l, 3, choice.ridge)?.alpha)
         })
         .unwrap();
