@@ -4,7 +4,7 @@
 //! device is unchanged: it still takes the argmax of `K(x, C) alpha`, and
 //! the softmax only shapes alpha. With a few hundred centres the features
 //! are too few for least squares to place the class boundaries well
-//! (`docs/export.md`: +1.3 points at the default blob's centres).
+//! (`docs/export.md`: +1.1 to +2.1 points on the shipped blobs' centres).
 //!
 //! - **Whitening**: the features are nearly collinear (every centre's
 //!   kernel shares a large common part), so the fit runs in the
@@ -19,8 +19,8 @@
 //! - **Ridge** `ridge |B|^2` on the whitened coefficients, chosen from
 //!   [`RIDGES`] by [`FOLDS`]-fold cross-validation over all fit images: a
 //!   few thousand validation images cannot tell the ridges apart (on the
-//!   32-centre blob they chose 1e-2, 0.8 point worse on test than the
-//!   1e-4 that five folds of 60,000 images choose).
+//!   32-centre blob they chose 1e-2, 0.75 point worse on test than the
+//!   1e-5 that five folds of 60,000 images choose).
 
 use anyhow::{Context, Result, ensure};
 use faer::Mat;
