@@ -99,7 +99,7 @@ pub enum Readout {
     /// fit images (softmax on ties).
     #[default]
     Auto,
-    /// Multinomial logistic regression on the labels ([`softmax`]).
+    /// Multinomial logistic regression on the labels (module `softmax`).
     Softmax,
     /// Nystroem least squares onto the candidate's mixed targets, with its
     /// ridge and label weight.
@@ -483,11 +483,7 @@ pub fn build(
             let bar = progress.bar("Readout", fits as u64);
             let choice = softmax::choose(rows, labels, classes, &folds, &bar)?;
             let least_squares_cv = auto
-                .then(|| {
-                    softmax::cross_validated(rows, labels, &folds, &bar, |_, _, idx| {
-                        least_squares(idx)
-                    })
-                })
+                .then(|| softmax::cross_validated(rows, labels, &folds, &bar, least_squares))
                 .transpose()?;
             let used = match least_squares_cv {
                 Some(ls) if ls > choice.cv_accuracy => Readout::LeastSquares,
@@ -496,10 +492,7 @@ pub fn build(
             let fit_on = |idx: &[usize]| -> Result<Matrix> {
                 match used {
                     Readout::LeastSquares => least_squares(idx),
-                    _ => {
-                        let l: Vec<u8> = idx.iter().map(|&i| labels[i]).collect();
-                        Ok(softmax::fit(&rows.select_rows(idx), &l, classes, choice.ridge)?.alpha)
-                    }
+                    _ => softmax::fit_rows(rows, labels, idx, classes, choice.ridge),
                 }
             };
             let report = ReadoutReport {

@@ -110,6 +110,18 @@ pub fn fit(c: &Matrix, labels: &[u8], classes: usize, ridge: f64) -> Result<Soft
     Ok(SoftmaxFit { alpha, loss })
 }
 
+/// Alpha fitted on the rows `idx` of the features `c` and of `labels`.
+pub fn fit_rows(
+    c: &Matrix,
+    labels: &[u8],
+    idx: &[usize],
+    classes: usize,
+    ridge: f64,
+) -> Result<Matrix> {
+    let picked: Vec<u8> = idx.iter().map(|&i| labels[i]).collect();
+    Ok(fit(&c.select_rows(idx), &picked, classes, ridge)?.alpha)
+}
+
 /// Mean cross-entropy of `softmax(z b)` against `y`, and its gradient in `b`.
 fn softmax_loss(z: &Mat<f64>, b: &Mat<f64>, y: faer::MatRef<'_, f64>, n: usize) -> (f64, Mat<f64>) {
     let mut r = z * b;
@@ -130,15 +142,15 @@ fn softmax_loss(z: &Mat<f64>, b: &Mat<f64>, y: faer::MatRef<'_, f64>, n: usize) 
 }
 
 /// Share of the images that a readout gets right when fitted without
-/// their fold: `fit_alpha(rows, labels, idx)` fits alpha on the other
-/// folds' feature rows of `c` and labels (`idx`: their indices). One tick
-/// of `bar` per fold.
+/// their fold: `fit_alpha(idx)` fits alpha on the other folds' images
+/// (`idx`, indices into the rows of `c` and `labels`). One tick of `bar`
+/// per fold.
 pub fn cross_validated(
     c: &Matrix,
     labels: &[u8],
     folds: &[Vec<usize>],
     bar: &Phase,
-    fit_alpha: impl Fn(&Matrix, &[u8], &[usize]) -> Result<Matrix>,
+    fit_alpha: impl Fn(&[usize]) -> Result<Matrix>,
 ) -> Result<f64> {
     let n = c.rows();
     let mut right = 0usize;
@@ -148,8 +160,7 @@ pub fn cross_validated(
             held[i] = true;
         }
         let rest: Vec<usize> = (0..n).filter(|&i| !held[i]).collect();
-        let rest_labels: Vec<u8> = rest.iter().map(|&i| labels[i]).collect();
-        let alpha = fit_alpha(&c.select_rows(&rest), &rest_labels, &rest)?;
+        let alpha = fit_alpha(&rest)?;
         let pred = argmax_rows(&scores(&c.select_rows(fold), &alpha));
         right += pred
             .iter()
@@ -173,8 +184,8 @@ pub fn choose(
 ) -> Result<SoftmaxChoice> {
     let mut best: Option<SoftmaxChoice> = None;
     for ridge in RIDGES {
-        let cv_accuracy = cross_validated(c, labels, folds, bar, |rows, labels, _| {
-            Ok(fit(rows, labels, classes, ridge)?.alpha)
+        let cv_accuracy = cross_validated(c, labels, folds, bar, |idx| {
+            fit_rows(c, labels, idx, classes, ridge)
         })?;
         if best.is_none_or(|b| cv_accuracy > b.cv_accuracy) {
             best = Some(SoftmaxChoice { ridge, cv_accuracy });
@@ -263,8 +274,8 @@ mod tests {
         assert!(RIDGES.contains(&choice.ridge));
         assert!(choice.cv_accuracy > 0.9, "{choice:?}");
         // The chosen ridge's figure is that of its own cross-validation.
-        let again = cross_validated(&c, &labels, &folds, &Phase::hidden(), |rows, l, _| {
-            Ok(fit(rows, l, 3, choice.ridge)?.alpha)
+        let again = cross_validated(&c, &labels, &folds, &Phase::hidden(), |idx| {
+            fit_rows(&c, &labels, idx, 3, choice.ridge)
         })
         .unwrap();
         assert_eq!(again, choice.cv_accuracy);

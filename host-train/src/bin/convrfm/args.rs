@@ -146,9 +146,10 @@ pub enum Command {
         label_weights: Vec<f64>,
         /// How the chosen blob's alpha is fitted once its centres are fixed:
         /// `softmax` (multinomial logistic regression on the labels, ridge
-        /// chosen on validation), `least-squares` (onto the labels mixed
-        /// with the teacher's scores, as the search ranks candidates), or
-        /// `auto`: the one of the two that scores better on validation.
+        /// chosen by 5-fold cross-validation over the fit images),
+        /// `least-squares` (onto the labels mixed with the teacher's
+        /// scores, as the search ranks candidates), or `auto`: the one of
+        /// the two that cross-validates better.
         #[arg(long, value_enum, default_value_t = Readout::Auto)]
         readout: Readout,
         /// File caching the model's scores on the fit images, reused by the

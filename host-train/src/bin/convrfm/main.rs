@@ -50,8 +50,8 @@ use crate::show::{Preview, show_data};
 const CONVERTED_IMAGES: &str = "images.idx.gz";
 const CONVERTED_LABELS: &str = "labels.idx.gz";
 use crate::output::{
-    IterationPrinter, REALISED_HEADER, describe_learning, describe_readout, describe_realised,
-    selection_note, train_and_report,
+    IterationPrinter, REALISED_HEADER, describe_build, describe_realised, selection_note,
+    train_and_report,
 };
 
 fn main() -> ExitCode {
@@ -613,10 +613,7 @@ fn run_export(
                 Some(c) => {
                     let r = export::realise(model, fit, c, opts, test, progress)?;
                     say!("{:>5}KiB  {}", budget >> 10, describe_realised(&r));
-                    for line in [describe_learning(&r), describe_readout(&r)]
-                        .into_iter()
-                        .flatten()
-                    {
+                    for line in describe_build(&r) {
                         say!("          {line}");
                     }
                     if std::ptr::eq(c, chosen) {
@@ -634,10 +631,7 @@ fn run_export(
     say!("chosen for --max-flash {max_flash}:");
     say!("          {REALISED_HEADER}");
     say!("          {}", describe_realised(&r));
-    for line in [describe_learning(&r), describe_readout(&r)]
-        .into_iter()
-        .flatten()
-    {
+    for line in describe_build(&r) {
         say!("          {line}");
     }
     out.write(&r.blob)

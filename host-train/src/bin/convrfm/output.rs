@@ -56,8 +56,16 @@ pub fn describe_realised(r: &Realised) -> String {
     )
 }
 
-/// How the centres of `r` were learned, for the line under its row.
-pub fn describe_learning(r: &Realised) -> Option<String> {
+/// The lines under the row of `r`: how its centres were learned and how
+/// its readout was chosen, each when there is something to say.
+pub fn describe_build(r: &Realised) -> impl Iterator<Item = String> {
+    [describe_learning(r), describe_readout(r)]
+        .into_iter()
+        .flatten()
+}
+
+/// How the centres of `r` were learned.
+fn describe_learning(r: &Realised) -> Option<String> {
     r.learned.map(|l| {
         format!(
             "learned centres: {} steps; pool loss {:.4} -> {:.4}, validation {:.2} % -> {:.2} % \
@@ -73,9 +81,8 @@ pub fn describe_learning(r: &Realised) -> Option<String> {
 }
 
 /// Which readout fitted the alpha of `r` and how the readouts scored in
-/// cross-validation, for the line under its row (when the softmax was
-/// tried).
-pub fn describe_readout(r: &Realised) -> Option<String> {
+/// cross-validation (when the softmax was tried).
+fn describe_readout(r: &Realised) -> Option<String> {
     r.readout.map(|o| {
         let used = match o.used {
             Readout::LeastSquares => "least squares",
